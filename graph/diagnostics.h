@@ -1,0 +1,62 @@
+// Errors of the graph layer. Two families with distinct exit statuses:
+//  - PipelineError (exit 2): the pipeline or its input is invalid; carries every problem found.
+//  - NodeFailure (exit 1): a node body failed while running; names pipeline, node, type and item.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sefar::graph {
+
+// One problem found in a pipeline, located as precisely as we can.
+struct Diagnostic {
+  std::string file;       // pipeline file the offending text came from (may be empty)
+  int line = 0;           // 1-based; 0 when unknown
+  int column = 0;         // 1-based; 0 when unknown
+  std::string node_id;    // empty when not about a node
+  std::string node_type;  // empty when unknown
+  std::string key;        // parameter, port or top-level key concerned
+  std::string message;
+
+  std::string format() const;
+};
+
+class PipelineError : public std::runtime_error {
+ public:
+  explicit PipelineError(std::vector<Diagnostic> diagnostics);
+  explicit PipelineError(Diagnostic diagnostic);
+  const std::vector<Diagnostic>& diagnostics() const { return diagnostics_; }
+
+ private:
+  std::vector<Diagnostic> diagnostics_;
+};
+
+// Thrown by node bodies for bad input data (a clip that cannot be decoded, ...). The runtime turns
+// it into a skipped item when the node allows it, or into a NodeFailure otherwise.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class NodeFailure : public std::runtime_error {
+ public:
+  NodeFailure(std::string pipeline, std::string node_id, std::string node_type, std::string item,
+              std::string what, bool bad_input);
+  const std::string& pipeline() const { return pipeline_; }
+  const std::string& node_id() const { return node_id_; }
+  const std::string& node_type() const { return node_type_; }
+  const std::string& item() const { return item_; }
+  const std::string& reason() const { return reason_; }
+  // True when the cause was bad input data (an InputError) rather than a bug or resource failure.
+  bool bad_input() const { return bad_input_; }
+
+ private:
+  std::string pipeline_, node_id_, node_type_, item_, reason_;
+  bool bad_input_;
+};
+
+// "did you mean" helper: the closest candidate within a small edit distance, or empty.
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace sefar::graph

@@ -1,0 +1,36 @@
+// JSON files with positions: syntax errors with line and column, duplicate keys detected (the
+// JSON library silently keeps the last), and a best-effort line lookup for diagnostics.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graph/diagnostics.h"
+
+namespace sefar::graph {
+
+class JsonSource {
+ public:
+  // Reads and parses `path`; throws PipelineError naming the file, line and column.
+  static JsonSource load(const std::string& path);
+  // Parses `text` as if read from `path`.
+  static JsonSource parse(const std::string& path, std::string text);
+
+  const std::string& path() const { return path_; }
+  const nlohmann::json& root() const { return root_; }
+
+  // Line of the value at `keys` (an object key path), found by searching the text for each quoted
+  // key in turn. 0 when not found.
+  int line_of(const std::vector<std::string>& keys) const;
+  // Line of the n-th (0-based) occurrence of the quoted string `text`; 0 when not found.
+  int line_of_string(const std::string& text, int occurrence = 0) const;
+
+ private:
+  std::string path_, text_;
+  nlohmann::json root_;
+  int line_at(std::size_t offset) const;
+};
+
+}  // namespace sefar::graph

@@ -1,0 +1,66 @@
+// The node interface. A node object is created once per pipeline node, owned by the runtime, and
+// outlives the TBB graph's copies of its bodies: state (decoders, models, generators) lives here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "graph/item.h"
+#include "graph/schema.h"
+
+namespace sefar::graph {
+
+struct NodeContext {
+  std::string pipeline;  // pipeline name
+  std::string id;
+  std::string type;
+  int concurrency = 1;
+  std::uint64_t seed = 0;  // run seed; nodes derive their own streams from it
+  Params params;
+};
+
+// Where a body sends its results. Implemented by the runtime.
+class Output {
+ public:
+  virtual ~Output() = default;
+  // Sends `value` on output `port` as a derivative of the item being processed (same seq, label
+  // and budget ticket).
+  template <class T>
+  void emit(int port, T value) {
+    emit_value(port, std::any(std::move(value)));
+  }
+  // Sends a fully built item (a node that renumbers its output builds its own).
+  virtual void emit_item(int port, Item item) = 0;
+  // The current item cannot be processed (bad input): counted and reported, and a placeholder
+  // keeps order for downstream sequencers.
+  virtual void skip(const std::string& reason) = 0;
+
+ protected:
+  virtual void emit_value(int port, std::any value) = 0;
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  // Called for every item reaching input `port`. May run concurrently when the node's concurrency
+  // is above 1 (never for nodes whose schema says serial()).
+  virtual void process(int port, const Item& item, Output& out) = 0;
+  // Called once after every item has been processed, in topological order: flush partial state.
+  virtual void finish(Output& out) { (void)out; }
+  // Largest number of source items this node can hold at once (a batcher's batch size); the
+  // runtime checks each source's in-flight budget against what is downstream of it.
+  virtual std::size_t items_held() const { return 0; }
+};
+
+// A node without inputs. produce() is called serially until it returns false.
+class Source : public Node {
+ public:
+  struct Produced {
+    std::any value;
+    std::string label;
+  };
+  virtual bool produce(Produced& out) = 0;
+  void process(int, const Item&, Output&) final {}
+};
+
+}  // namespace sefar::graph

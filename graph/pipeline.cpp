@@ -1,0 +1,422 @@
+#include "graph/pipeline.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace sefar::graph {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"name",  "description", "extends",     "params",
+                                                "runtime", "nodes",     "edges",       "remove_edges"};
+const std::vector<std::string> kNodeKeys = {"type", "params", "concurrency", "description"};
+constexpr int kMaxExtendsDepth = 16;
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+struct Loader {
+  std::vector<Diagnostic> problems;
+
+  void problem(const JsonSource& src, std::vector<std::string> keys, std::string node, std::string key,
+               std::string message) {
+    problems.push_back(Diagnostic{src.path(), src.line_of(keys), 0, std::move(node), "",
+                                  std::move(key), std::move(message)});
+  }
+
+  void remove_node(PipelineDoc& doc, const std::string& id) {
+    doc.nodes.erase(std::remove_if(doc.nodes.begin(), doc.nodes.end(),
+                                   [&](const NodeDecl& n) { return n.id == id; }),
+                    doc.nodes.end());
+    doc.edges.erase(std::remove_if(doc.edges.begin(), doc.edges.end(),
+                                   [&](const EdgeDecl& e) { return e.from_node == id || e.to_node == id; }),
+                    doc.edges.end());
+  }
+
+  void overlay(PipelineDoc& doc, const JsonSource& src) {
+    const json& root = src.root();
+    const std::string& file = src.path();
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), it.key()) == kTopLevelKeys.end()) {
+        auto guess = closest_match(it.key(), kTopLevelKeys);
+        problem(src, {it.key()}, "", it.key(),
+                fmt::format("unknown top-level key \"{}\"{}", it.key(),
+                            guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
+      }
+    }
+    if (root.contains("name")) {
+      if (root["name"].is_string()) doc.name = root["name"];
+      else problem(src, {"name"}, "", "name", "\"name\" must be a string");
+    }
+    if (root.contains("description") && root["description"].is_string())
+      doc.description = root["description"];
+    for (const char* block : {"params", "runtime"}) {
+      if (!root.contains(block)) continue;
+      const json& b = root[block];
+      if (!b.is_object()) {
+        problem(src, {block}, "", block, fmt::format("\"{}\" must be an object", block));
+        continue;
+      }
+      json& target = std::string(block) == "params" ? doc.params : doc.runtime;
+      for (auto it = b.begin(); it != b.end(); ++it) target[it.key()] = it.value();
+    }
+    if (root.contains("nodes")) {
+      const json& nodes = root["nodes"];
+      if (!nodes.is_object()) {
+        problem(src, {"nodes"}, "", "nodes", "\"nodes\" must be an object mapping node ids to nodes");
+      } else {
+        for (auto it = nodes.begin(); it != nodes.end(); ++it) overlay_node(doc, src, it.key(), it.value());
+      }
+    }
+    if (root.contains("remove_edges")) {
+      const json& list = root["remove_edges"];
+      if (!list.is_array()) {
+        problem(src, {"remove_edges"}, "", "remove_edges", "\"remove_edges\" must be a list of edges");
+      } else {
+        for (const auto& e : list) {
+          EdgeDecl edge;
+          if (!e.is_string() || !parse_edge(e.get<std::string>(), edge)) {
+            problem(src, {"remove_edges"}, "", "remove_edges",
+                    fmt::format("malformed edge {}: expected \"node.port -> node.port\"", e.dump()));
+            continue;
+          }
+          auto before = doc.edges.size();
+          doc.edges.erase(std::remove_if(doc.edges.begin(), doc.edges.end(),
+                                         [&](const EdgeDecl& x) {
+                                           return x.from_node == edge.from_node && x.to_node == edge.to_node &&
+                                                  x.from_port == edge.from_port && x.to_port == edge.to_port;
+                                         }),
+                          doc.edges.end());
+          if (doc.edges.size() == before)
+            problems.push_back(Diagnostic{file, src.line_of_string(e.get<std::string>()), 0, "", "",
+                                          "remove_edges",
+                                          fmt::format("edge \"{}\" is not in the base pipeline", e.get<std::string>())});
+        }
+      }
+    }
+    if (root.contains("edges")) {
+      const json& list = root["edges"];
+      if (!list.is_array()) {
+        problem(src, {"edges"}, "", "edges", "\"edges\" must be a list of \"node.port -> node.port\" strings");
+      } else {
+        for (const auto& e : list) {
+          EdgeDecl edge;
+          if (!e.is_string() || !parse_edge(e.get<std::string>(), edge)) {
+            int line = e.is_string() ? src.line_of_string(e.get<std::string>()) : src.line_of({"edges"});
+            problems.push_back(Diagnostic{file, line, 0, "", "", "edges",
+                                          fmt::format("malformed edge {}: expected \"node.port -> node.port\"", e.dump())});
+            continue;
+          }
+          edge.file = file;
+          doc.edges.push_back(std::move(edge));
+        }
+      }
+    }
+  }
+
+  void overlay_node(PipelineDoc& doc, const JsonSource& src, const std::string& id, const json& v) {
+    if (v.is_null()) {
+      if (!doc.find_node(id))
+        problem(src, {"nodes", id}, id, "", "cannot remove: no such node in the base pipeline");
+      remove_node(doc, id);
+      return;
+    }
+    if (!v.is_object()) {
+      problem(src, {"nodes", id}, id, "", "a node must be an object with \"type\" and \"params\"");
+      return;
+    }
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (std::find(kNodeKeys.begin(), kNodeKeys.end(), it.key()) == kNodeKeys.end()) {
+        auto guess = closest_match(it.key(), kNodeKeys);
+        problem(src, {"nodes", id, it.key()}, id, it.key(),
+                fmt::format("unknown key \"{}\" in node{}", it.key(),
+                            guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
+      }
+    }
+    if (v.contains("type") && !v["type"].is_string()) {
+      problem(src, {"nodes", id, "type"}, id, "type", "\"type\" must be a string");
+      return;
+    }
+    if (v.contains("params") && !v["params"].is_object()) {
+      problem(src, {"nodes", id, "params"}, id, "params", "\"params\" must be an object");
+      return;
+    }
+    NodeDecl* node = doc.find_node(id);
+    std::string type = v.value("type", std::string());
+    if (node && !type.empty() && type != node->type) {
+      // A different type replaces the node (its parameters no longer apply); edges stay.
+      node->type = type;
+      node->params = json::object();
+      node->param_files.clear();
+      node->concurrency = json();
+    }
+    if (!node) {
+      doc.nodes.push_back(NodeDecl{id, type, json::object(), json(), src.path(), {}});
+      node = &doc.nodes.back();
+      if (type.empty()) problem(src, {"nodes", id}, id, "type", "missing \"type\"");
+    }
+    node->file = src.path();
+    if (v.contains("params")) {
+      for (auto it = v["params"].begin(); it != v["params"].end(); ++it) {
+        node->params[it.key()] = it.value();
+        node->param_files[it.key()] = src.path();
+      }
+    }
+    if (v.contains("concurrency")) node->concurrency = v["concurrency"];
+  }
+
+  PipelineDoc load(const std::string& path, std::vector<std::string>& chain,
+                   std::shared_ptr<JsonSource> preloaded = nullptr) {
+    std::string canonical = fs::weakly_canonical(fs::path(path)).string();
+    auto src = preloaded ? preloaded : std::make_shared<JsonSource>(JsonSource::load(path));
+    if (!src->root().is_object())
+      throw PipelineError(Diagnostic{path, 1, 1, "", "", "", "a pipeline must be a JSON object"});
+    chain.push_back(canonical);
+    PipelineDoc doc;
+    const json& root = src->root();
+    if (root.contains("extends")) {
+      const json& ext = root["extends"];
+      if (!ext.is_string())
+        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                                       "\"extends\" must be a file name"});
+      fs::path base = fs::path(path).parent_path() / ext.get<std::string>();
+      std::string base_canonical = fs::weakly_canonical(base).string();
+      if (std::find(chain.begin(), chain.end(), base_canonical) != chain.end())
+        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                                       fmt::format("\"extends\" cycle: {} is already being loaded", base.string())});
+      if (int(chain.size()) >= kMaxExtendsDepth)
+        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                                       fmt::format("\"extends\" chain deeper than {} files", kMaxExtendsDepth)});
+      if (!fs::exists(base))
+        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                                       fmt::format("base pipeline {} does not exist", base.string())});
+      doc = load(base.string(), chain);
+    }
+    doc.sources[path] = src;
+    overlay(doc, *src);
+    chain.pop_back();
+    return doc;
+  }
+};
+
+}  // namespace
+
+const NodeDecl* PipelineDoc::find_node(const std::string& id) const {
+  for (const auto& n : nodes)
+    if (n.id == id) return &n;
+  return nullptr;
+}
+
+NodeDecl* PipelineDoc::find_node(const std::string& id) {
+  for (auto& n : nodes)
+    if (n.id == id) return &n;
+  return nullptr;
+}
+
+int PipelineDoc::line_of(const std::string& f, const std::vector<std::string>& keys) const {
+  auto it = sources.find(f);
+  return it == sources.end() ? 0 : it->second->line_of(keys);
+}
+
+bool parse_edge(const std::string& text, EdgeDecl& edge) {
+  auto arrow = text.find("->");
+  if (arrow == std::string::npos) return false;
+  auto split = [](const std::string& end, std::string& node, std::string& port) {
+    auto e = trim(end);
+    if (e.empty() || e.find_first_of(" \t") != std::string::npos) return false;
+    auto dot = e.find('.');
+    node = e.substr(0, dot);
+    port = dot == std::string::npos ? "" : e.substr(dot + 1);
+    return !node.empty() && (dot == std::string::npos || !port.empty());
+  };
+  edge.text = text;
+  return split(text.substr(0, arrow), edge.from_node, edge.from_port) &&
+         split(text.substr(arrow + 2), edge.to_node, edge.to_port);
+}
+
+PipelineDoc load_pipeline(const std::string& path) {
+  Loader loader;
+  std::vector<std::string> chain;
+  PipelineDoc doc = loader.load(path, chain);
+  doc.file = path;
+  if (doc.name.empty()) doc.name = fs::path(path).stem().string();
+  if (!loader.problems.empty()) throw PipelineError(std::move(loader.problems));
+  return doc;
+}
+
+PipelineDoc parse_pipeline(const std::string& path, const std::string& text) {
+  Loader loader;
+  std::vector<std::string> chain;
+  auto src = std::make_shared<JsonSource>(JsonSource::parse(path, text));
+  PipelineDoc doc = loader.load(path, chain, src);
+  doc.file = path;
+  if (doc.name.empty()) doc.name = fs::path(path).stem().string();
+  if (!loader.problems.empty()) throw PipelineError(std::move(loader.problems));
+  return doc;
+}
+
+void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignments) {
+  std::vector<Diagnostic> problems;
+  for (const auto& a : assignments) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      problems.push_back(Diagnostic{"--set", 0, 0, "", "", a,
+                                    fmt::format("\"{}\": expected name=value or node.param=value", a)});
+      continue;
+    }
+    std::string target = a.substr(0, eq), text = a.substr(eq + 1);
+    json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) value = text;  // a bare word is a string
+    auto dot = target.find('.');
+    if (dot == std::string::npos) {
+      if (!doc.params.contains(target)) {
+        std::vector<std::string> names;
+        for (auto it = doc.params.begin(); it != doc.params.end(); ++it) names.push_back(it.key());
+        auto guess = closest_match(target, names);
+        problems.push_back(Diagnostic{"--set", 0, 0, "", "", target,
+                                      fmt::format("\"{}\": no pipeline parameter \"{}\"{}", a, target,
+                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+        continue;
+      }
+      doc.params[target] = value;
+      continue;
+    }
+    std::string node_id = target.substr(0, dot), key = target.substr(dot + 1);
+    if (node_id == "runtime") {
+      doc.runtime[key] = value;  // checked against the runtime schema by the validator
+      continue;
+    }
+    NodeDecl* node = doc.find_node(node_id);
+    if (!node) {
+      std::vector<std::string> ids;
+      for (const auto& n : doc.nodes) ids.push_back(n.id);
+      auto guess = closest_match(node_id, ids);
+      problems.push_back(Diagnostic{"--set", 0, 0, "", "", target,
+                                    fmt::format("\"{}\": no node \"{}\" in the pipeline{}", a, node_id,
+                                                guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+      continue;
+    }
+    if (key == "concurrency") {
+      node->concurrency = value;
+    } else {
+      node->params[key] = value;
+      node->param_files[key] = "--set";
+    }
+  }
+  if (!problems.empty()) throw PipelineError(std::move(problems));
+}
+
+namespace {
+
+// Returns the substituted value; records problems for unknown names.
+json substitute(const json& v, const json& params, const std::function<void(const std::string&)>& unknown) {
+  if (v.is_array()) {
+    json out = json::array();
+    for (const auto& e : v) out.push_back(substitute(e, params, unknown));
+    return out;
+  }
+  if (v.is_object()) {
+    json out = json::object();
+    for (auto it = v.begin(); it != v.end(); ++it) out[it.key()] = substitute(it.value(), params, unknown);
+    return out;
+  }
+  if (!v.is_string()) return v;
+  const std::string s = v.get<std::string>();
+  // Exactly one reference: keep the parameter's type.
+  if (s.size() > 3 && s.rfind("${", 0) == 0 && s.back() == '}' && s.find('}') == s.size() - 1) {
+    std::string name = s.substr(2, s.size() - 3);
+    if (!params.contains(name)) {
+      unknown(name);
+      return v;
+    }
+    return params[name];
+  }
+  std::string out;
+  std::size_t pos = 0;
+  while (true) {
+    auto start = s.find("${", pos);
+    if (start == std::string::npos) break;
+    auto end = s.find('}', start);
+    if (end == std::string::npos) break;
+    std::string name = s.substr(start + 2, end - start - 2);
+    out += s.substr(pos, start - pos);
+    if (!params.contains(name)) {
+      unknown(name);
+      out += s.substr(start, end - start + 1);
+    } else {
+      const json& p = params[name];
+      out += p.is_string() ? p.get<std::string>() : p.dump();
+    }
+    pos = end + 1;
+  }
+  out += s.substr(pos);
+  return out;
+}
+
+}  // namespace
+
+void substitute_params(PipelineDoc& doc) {
+  std::vector<Diagnostic> problems;
+  std::vector<std::string> names;
+  for (auto it = doc.params.begin(); it != doc.params.end(); ++it) names.push_back(it.key());
+  for (auto& node : doc.nodes) {
+    for (auto it = node.params.begin(); it != node.params.end(); ++it) {
+      auto file_it = node.param_files.find(it.key());
+      std::string file = file_it == node.param_files.end() ? node.file : file_it->second;
+      it.value() = substitute(it.value(), doc.params, [&](const std::string& name) {
+        auto guess = closest_match(name, names);
+        problems.push_back(Diagnostic{file, doc.line_of(file, {"nodes", node.id, "params", it.key()}), 0,
+                                      node.id, node.type, it.key(),
+                                      fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
+                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+      });
+    }
+    if (!node.concurrency.is_null())
+      node.concurrency = substitute(node.concurrency, doc.params, [&](const std::string& name) {
+        problems.push_back(Diagnostic{node.file, doc.line_of(node.file, {"nodes", node.id, "concurrency"}), 0,
+                                      node.id, node.type, "concurrency",
+                                      fmt::format("concurrency: unknown pipeline parameter \"${{{}}}\"", name)});
+      });
+  }
+  json runtime = doc.runtime;
+  for (auto it = runtime.begin(); it != runtime.end(); ++it) {
+    it.value() = substitute(it.value(), doc.params, [&](const std::string& name) {
+      problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "",
+                                    it.key(),
+                                    fmt::format("runtime \"{}\": unknown pipeline parameter \"${{{}}}\"", it.key(), name)});
+    });
+  }
+  doc.runtime = runtime;
+  if (!problems.empty()) throw PipelineError(std::move(problems));
+}
+
+json to_json(const PipelineDoc& doc) {
+  json out;
+  out["name"] = doc.name;
+  if (!doc.description.empty()) out["description"] = doc.description;
+  out["params"] = doc.params;
+  out["runtime"] = doc.runtime;
+  out["nodes"] = json::object();
+  for (const auto& n : doc.nodes) {
+    json node;
+    node["type"] = n.type;
+    node["params"] = n.params;
+    if (!n.concurrency.is_null()) node["concurrency"] = n.concurrency;
+    out["nodes"][n.id] = node;
+  }
+  out["edges"] = json::array();
+  for (const auto& e : doc.edges) out["edges"].push_back(e.text);
+  return out;
+}
+
+}  // namespace sefar::graph

@@ -1,0 +1,157 @@
+#include "graph/profile.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace sefar::graph {
+
+Profiler::Profiler(std::vector<std::pair<std::string, std::string>> nodes, std::vector<int> slots,
+                   std::vector<int> order, int threads, bool trace)
+    : origin_(clock::now()), order_(std::move(order)), threads_(threads), trace_(trace), events_(trace ? std::size_t(threads) + 1 : 0) {
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    auto s = std::make_unique<NodeStats>();
+    s->id = nodes[i].first;
+    s->type = nodes[i].second;
+    s->slots = slots[i];
+    stats_.push_back(std::move(s));
+  }
+}
+
+std::uint64_t Profiler::now_ns() const {
+  return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - origin_).count());
+}
+
+void Profiler::start() { start_ns_ = now_ns(); }
+void Profiler::stop() { stop_ns_ = now_ns(); }
+
+double Profiler::wall_seconds() const {
+  std::uint64_t end = stop_ns_ ? stop_ns_ : now_ns();
+  return double(end - start_ns_) * 1e-9;
+}
+
+void Profiler::on_arrive(int node) {
+  auto& s = *stats_[node];
+  auto q = s.queued.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto peak = s.peak_queue.load(std::memory_order_relaxed);
+  while (q > peak && !s.peak_queue.compare_exchange_weak(peak, q, std::memory_order_relaxed)) {
+  }
+}
+
+std::uint64_t Profiler::on_entry(int) {
+  return now_ns();
+}
+
+void Profiler::on_exit(int node, std::uint64_t start_ns, std::uint64_t seq, int thread) {
+  std::uint64_t end = now_ns();
+  stats_[node]->busy_ns.fetch_add(end - start_ns, std::memory_order_relaxed);
+  if (!trace_) return;
+  TraceEvent e{node, thread, start_ns, end - start_ns, seq};
+  if (thread >= 0 && std::size_t(thread) < events_.size()) {
+    events_[thread].push_back(e);
+  } else {
+    std::lock_guard<std::mutex> lock(overflow_mutex_);
+    overflow_.push_back(e);
+  }
+}
+
+void Profiler::on_skip(int node, const std::string& reason) {
+  auto& s = *stats_[node];
+  s.skipped.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(s.reasons_mutex);
+  if (s.skip_reasons.size() < 100) s.skip_reasons.push_back(reason);
+}
+
+nlohmann::json Profiler::to_json() const {
+  nlohmann::json out;
+  double wall = wall_seconds();
+  out["wall_seconds"] = wall;
+  out["threads"] = threads_;
+  out["nodes"] = nlohmann::json::array();
+  std::vector<int> order = order_;
+  if (order.size() != stats_.size()) {
+    order.clear();
+    for (std::size_t i = 0; i < stats_.size(); ++i) order.push_back(int(i));
+  }
+  for (int index : order) {
+    const auto& s = *stats_[index];
+    double busy = double(s.busy_ns.load()) * 1e-9;
+    double capacity = wall * s.slots;
+    nlohmann::json n;
+    n["id"] = s.id;
+    n["type"] = s.type;
+    n["slots"] = s.slots;
+    n["items_in"] = s.items_in.load();
+    n["items_out"] = s.items_out.load();
+    n["skipped"] = s.skipped.load();
+    n["busy_seconds"] = busy;
+    n["busy_fraction"] = capacity > 0 ? busy / capacity : 0.0;
+    n["wait_input_seconds"] = std::max(0.0, capacity - busy);
+    n["blocked_seconds"] = double(s.blocked_ns.load()) * 1e-9;
+    n["items_per_second"] = wall > 0 ? double(s.items_in.load()) / wall : 0.0;
+    n["peak_queue"] = s.peak_queue.load();
+    n["peak_in_flight"] = s.peak_in_flight;
+    n["skip_reasons"] = s.skip_reasons;
+    out["nodes"].push_back(n);
+  }
+  return out;
+}
+
+std::string Profiler::table() const {
+  auto j = to_json();
+  std::string out = fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>6} {:>9} {:>9} {:>9} {:>6}\n", "node",
+                                "type", "slots", "in", "out", "skip", "busy s", "busy%", "wait s", "blocked s",
+                                "items/s", "peakQ");
+  std::string bottleneck;
+  double worst = -1;
+  for (const auto& n : j["nodes"]) {
+    double frac = n["busy_fraction"].get<double>();
+    out += fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9.3f} {:>5.0f}% {:>9.3f} {:>9.3f} {:>9.1f} {:>6}\n",
+                       n["id"].get<std::string>(), n["type"].get<std::string>(), n["slots"].get<int>(),
+                       n["items_in"].get<std::uint64_t>(), n["items_out"].get<std::uint64_t>(),
+                       n["skipped"].get<std::uint64_t>(), n["busy_seconds"].get<double>(), 100.0 * frac,
+                       n["wait_input_seconds"].get<double>(), n["blocked_seconds"].get<double>(),
+                       n["items_per_second"].get<double>(), n["peak_queue"].get<std::int64_t>());
+    if (frac > worst) {
+      worst = frac;
+      bottleneck = n["id"].get<std::string>();
+    }
+  }
+  out += fmt::format("wall {:.3f} s on {} threads; busiest node: {} ({:.0f}% of its slots)\n", j["wall_seconds"].get<double>(),
+                     threads_, bottleneck, 100.0 * std::max(0.0, worst));
+  for (const auto& n : j["nodes"]) {
+    auto reasons = n["skip_reasons"];
+    if (reasons.empty()) continue;
+    out += fmt::format("skipped by '{}' ({}):\n", n["id"].get<std::string>(), n["skipped"].get<std::uint64_t>());
+    for (const auto& r : reasons) out += "  " + r.get<std::string>() + "\n";
+  }
+  return out;
+}
+
+nlohmann::json Profiler::trace_json() const {
+  nlohmann::json events = nlohmann::json::array();
+  std::vector<TraceEvent> all;
+  for (const auto& v : events_) all.insert(all.end(), v.begin(), v.end());
+  all.insert(all.end(), overflow_.begin(), overflow_.end());
+  std::vector<int> tids;
+  for (const auto& e : all) {
+    int tid = e.tid < 0 ? threads_ + 1 : e.tid;
+    if (std::find(tids.begin(), tids.end(), tid) == tids.end()) tids.push_back(tid);
+    events.push_back({{"name", stats_[e.node]->id},
+                      {"cat", stats_[e.node]->type},
+                      {"ph", "X"},
+                      {"ts", double(e.start_ns) / 1000.0},
+                      {"dur", double(e.dur_ns) / 1000.0},
+                      {"pid", 0},
+                      {"tid", tid},
+                      {"args", {{"seq", e.seq}}}});
+  }
+  std::sort(tids.begin(), tids.end());
+  for (int tid : tids)
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", tid},
+                      {"args", {{"name", fmt::format("worker {}", tid)}}}});
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", "sefar"}}}});
+  return nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}};
+}
+
+}  // namespace sefar::graph

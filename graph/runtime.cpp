@@ -1,0 +1,442 @@
+#include "graph/runtime.h"
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+
+#include <fmt/format.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/info.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "graph/node.h"
+
+namespace sefar::graph {
+
+namespace flow = tbb::flow;
+
+// The in-flight budget of one source. Tickets release into it; once closed (graph torn down),
+// releases are no-ops.
+class Gate {
+ public:
+  explicit Gate(flow::limiter_node<Item, int>* limiter) : limiter_(limiter) {}
+  void acquire() {
+    auto now = in_flight_.fetch_add(1) + 1;
+    auto peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+  void release() {
+    in_flight_.fetch_sub(1);
+    // Recursive: the decrement may, in principle, run successor bodies that drop other items.
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    if (limiter_) limiter_->decrementer().try_put(1);
+  }
+  void close() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    limiter_ = nullptr;
+  }
+  std::int64_t peak() const { return peak_.load(); }
+
+ private:
+  std::recursive_mutex mutex_;
+  flow::limiter_node<Item, int>* limiter_;
+  std::atomic<std::int64_t> in_flight_{0}, peak_{0};
+};
+
+Ticket::~Ticket() {
+  if (gate_) gate_->release();
+}
+
+std::string Item::describe() const {
+  if (label && !label->empty()) return fmt::format("item {} ({})", seq, *label);
+  return fmt::format("item {}", seq);
+}
+
+Item combine(std::uint64_t seq, std::any value, const std::vector<Item>& parts,
+             std::shared_ptr<const std::string> label) {
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  tickets.reserve(parts.size());
+  for (const auto& p : parts)
+    if (p.ticket) tickets.push_back(p.ticket);
+  Item out;
+  out.seq = seq;
+  out.value = std::move(value);
+  out.label = std::move(label);
+  out.ticket = std::make_shared<Ticket>(std::move(tickets));
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  fs::path tmp = target;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("write failed: " + tmp.string() + " (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw std::runtime_error("cannot rename " + tmp.string() + " to " + path + ": " + ec.message());
+  }
+}
+
+namespace {
+
+struct Tagged {
+  Item item;
+  int port = 0;
+};
+
+}  // namespace
+
+struct Runtime::Impl {
+  const ValidatedPipeline& pipeline;
+  const Registry& registry;
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::shared_ptr<Profiler> profiler;
+
+  // TBB objects of one run; created and destroyed inside the arena.
+  struct Wiring {
+    std::vector<std::vector<flow::sender<Item>*>> outputs;      // [node][port], edge ends
+    std::vector<std::vector<flow::broadcast_node<Item>*>> broadcasts;  // [node][port], non-sources
+    std::vector<std::vector<flow::receiver<Item>*>> inputs;     // [node][port]
+    std::vector<std::unique_ptr<flow::graph_node>> owned;
+    std::vector<std::shared_ptr<Gate>> gates;                   // per node, sources only
+    std::vector<std::unique_ptr<flow::input_node<Item>>> sources;
+  };
+
+  std::mutex failure_mutex;
+  std::optional<NodeFailure> failure;
+  std::atomic<bool> failed{false};
+  flow::graph* graph = nullptr;
+  Wiring* wiring = nullptr;
+  std::vector<std::uint64_t> next_seq;
+
+  Impl(const ValidatedPipeline& p, const Registry& r) : pipeline(p), registry(r) {}
+
+  const ResolvedNode& decl(int i) const { return pipeline.nodes[i]; }
+
+  void fail(int node, const std::string& item, const std::string& what, bool bad_input) {
+    {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure.emplace(pipeline.name, decl(node).id, decl(node).spec->type(), item, what, bad_input);
+    }
+    failed = true;
+    if (graph) graph->cancel();
+  }
+
+  class OutputImpl final : public Output {
+   public:
+    OutputImpl(Impl& impl, int node, const Item* current) : impl_(impl), node_(node), current_(current) {}
+    void emit_item(int port, Item item) override {
+      check(port, item.value);
+      send(port, std::move(item));
+    }
+    void skip(const std::string& reason) override {
+      std::string what = current_ ? current_->describe() + ": " + reason : reason;
+      impl_.profiler->on_skip(node_, what);
+      if (!current_ || impl_.decl(node_).spec->renumbers_output()) return;
+      Item placeholder{current_->seq, std::any(), current_->label, current_->ticket, current_->produced_ns};
+      for (std::size_t p = 0; p < impl_.wiring->outputs[node_].size(); ++p) forward(int(p), placeholder);
+    }
+    void forward(int port, const Item& item) {
+      impl_.wiring->broadcasts[node_][port]->try_put(item);
+    }
+
+   protected:
+    void emit_value(int port, std::any value) override {
+      if (!current_)
+        throw std::logic_error("emit() outside process(): use emit_item() with a complete item in finish()");
+      check(port, value);
+      send(port, Item{current_->seq, std::move(value), current_->label, current_->ticket, current_->produced_ns});
+    }
+
+   private:
+    void check(int port, const std::any& value) const {
+      const auto& spec = *impl_.decl(node_).spec;
+      if (port < 0 || std::size_t(port) >= spec.outputs().size())
+        throw std::logic_error(fmt::format("emit on output {} but the node has {} outputs", port, spec.outputs().size()));
+      const auto& msg = spec.outputs()[port].message;
+      if (!msg.is_any() && value.has_value() && std::type_index(value.type()) != msg.type)
+        throw std::logic_error(fmt::format("output \"{}\" carries \"{}\" but the body emitted another C++ type",
+                                           spec.outputs()[port].name, msg.name));
+    }
+    void send(int port, Item item) {
+      impl_.profiler->on_emit(node_);
+      forward(port, item);
+    }
+    Impl& impl_;
+    int node_;
+    const Item* current_;
+  };
+
+  void run_body(int i, const Tagged& t) {
+    auto& stats = const_cast<NodeStats&>(profiler->stats(i));
+    stats.queued.fetch_sub(1, std::memory_order_relaxed);
+    if (failed) return;
+    const auto& spec = *decl(i).spec;
+    OutputImpl out(*this, i, &t.item);
+    if (t.item.skipped() && !spec.renumbers_output()) {
+      for (std::size_t p = 0; p < wiring->outputs[i].size(); ++p) out.forward(int(p), t.item);
+      return;
+    }
+    profiler->on_item(i);
+    std::uint64_t start = profiler->on_entry(i);
+    try {
+      nodes[i]->process(t.port, t.item, out);
+    } catch (const InputError& e) {
+      out.skip(e.what());
+    } catch (const NodeFailure& e) {
+      fail(i, t.item.describe(), e.what(), e.bad_input());
+    } catch (const std::exception& e) {
+      fail(i, t.item.describe(), e.what(), false);
+    } catch (...) {
+      fail(i, t.item.describe(), "unknown exception", false);
+    }
+    profiler->on_exit(i, start, t.item.seq, tbb::this_task_arena::current_thread_index());
+  }
+
+  Item produce(int i, tbb::flow_control& fc) {
+    auto* source = static_cast<Source*>(nodes[i].get());
+    if (failed) {
+      fc.stop();
+      return {};
+    }
+    Source::Produced produced;
+    std::uint64_t start = profiler->on_entry(i);
+    bool more = false;
+    try {
+      more = source->produce(produced);
+    } catch (const InputError& e) {
+      fail(i, "", e.what(), true);
+    } catch (const std::exception& e) {
+      fail(i, "", e.what(), false);
+    }
+    std::uint64_t seq = next_seq[i];
+    profiler->on_exit(i, start, seq, tbb::this_task_arena::current_thread_index());
+    if (!more || failed) {
+      fc.stop();
+      return {};
+    }
+    ++next_seq[i];
+    Item item;
+    item.seq = seq;
+    item.value = std::move(produced.value);
+    if (!produced.label.empty()) item.label = std::make_shared<const std::string>(std::move(produced.label));
+    item.produced_ns = profiler->now_ns();
+    return item;
+  }
+
+  void build(flow::graph& g, Wiring& w) {
+    const int n = int(pipeline.nodes.size());
+    w.outputs.resize(n);
+    w.inputs.resize(n);
+    w.broadcasts.resize(n);
+    w.gates.resize(n);
+    next_seq.assign(n, 0);
+    // Split the in-flight budget among the sources (each source owns its share: a shared pool could
+    // deadlock a join whose other input starves).
+    int n_sources = 0;
+    for (int i = 0; i < n; ++i) n_sources += decl(i).spec->is_source();
+    int budget = std::max(1, pipeline.runtime.max_in_flight / std::max(1, n_sources));
+
+    for (int i = 0; i < n; ++i) {
+      const auto& spec = *decl(i).spec;
+      if (spec.is_source()) {
+        auto input = std::make_unique<flow::input_node<Item>>(g, [this, i](tbb::flow_control& fc) { return produce(i, fc); });
+        auto limiter = std::make_unique<flow::limiter_node<Item, int>>(g, budget);
+        auto gate = std::make_shared<Gate>(limiter.get());
+        // Attaches the budget ticket once the limiter let the item in; the time the item waited for
+        // the limiter is the source's "blocked" time.
+        auto stamp = std::make_unique<flow::function_node<Item, Item, flow::lightweight>>(
+            g, flow::unlimited, [this, i, gate](Item item) {
+              gate->acquire();
+              item.ticket = std::make_shared<Ticket>(gate);
+              std::uint64_t now = profiler->now_ns();
+              if (now > item.produced_ns) profiler->on_blocked(i, now - item.produced_ns);
+              profiler->on_emit(i);
+              return item;
+            });
+        flow::make_edge(*input, *limiter);
+        flow::make_edge(*limiter, *stamp);
+        w.outputs[i].push_back(stamp.get());
+        w.gates[i] = gate;
+        w.owned.push_back(std::move(limiter));
+        w.owned.push_back(std::move(stamp));
+        w.sources.push_back(std::move(input));
+        continue;
+      }
+      for (std::size_t p = 0; p < spec.outputs().size(); ++p) {
+        auto b = std::make_unique<flow::broadcast_node<Item>>(g);
+        w.outputs[i].push_back(b.get());
+        w.broadcasts[i].push_back(b.get());
+        w.owned.push_back(std::move(b));
+      }
+      std::size_t concurrency = decl(i).concurrency == 0 ? std::size_t(flow::unlimited) : std::size_t(decl(i).concurrency);
+      auto body = std::make_unique<flow::function_node<Tagged, flow::continue_msg>>(
+          g, concurrency, [this, i](const Tagged& t) {
+            run_body(i, t);
+            return flow::continue_msg();
+          });
+      for (std::size_t p = 0; p < spec.inputs().size(); ++p) {
+        auto arrive = std::make_unique<flow::function_node<Item, Tagged, flow::lightweight>>(
+            g, flow::unlimited, [this, i, p](Item item) {
+              profiler->on_arrive(i);
+              return Tagged{std::move(item), int(p)};
+            });
+        w.inputs[i].push_back(arrive.get());
+        if (spec.inputs()[p].ordered) {
+          auto seq = std::make_unique<flow::sequencer_node<Tagged>>(g, [](const Tagged& t) { return std::size_t(t.item.seq); });
+          flow::make_edge(*arrive, *seq);
+          flow::make_edge(*seq, *body);
+          w.owned.push_back(std::move(seq));
+        } else {
+          flow::make_edge(*arrive, *body);
+        }
+        w.owned.push_back(std::move(arrive));
+      }
+      w.owned.push_back(std::move(body));
+    }
+    for (const auto& e : pipeline.edges) flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
+  }
+
+  void check_budget() {
+    // A node holding k source items (a batch being filled) needs at least k of its source's budget,
+    // or the run stalls: reject such a pipeline before it starts.
+    const int n = int(pipeline.nodes.size());
+    int n_sources = 0;
+    for (int i = 0; i < n; ++i) n_sources += decl(i).spec->is_source();
+    int budget = std::max(1, pipeline.runtime.max_in_flight / std::max(1, n_sources));
+    std::vector<std::vector<int>> next(n);
+    for (const auto& e : pipeline.edges) next[e.from_node].push_back(e.to_node);
+    std::vector<Diagnostic> problems;
+    for (int s = 0; s < n; ++s) {
+      if (!decl(s).spec->is_source()) continue;
+      std::vector<bool> seen(n, false);
+      std::vector<int> stack{s};
+      std::size_t held = 0;
+      std::string holders;
+      while (!stack.empty()) {
+        int v = stack.back();
+        stack.pop_back();
+        if (seen[v]) continue;
+        seen[v] = true;
+        if (auto h = nodes[v]->items_held()) {
+          held += h;
+          holders += fmt::format("{}'{}' holds up to {}", holders.empty() ? "" : ", ", decl(v).id, h);
+        }
+        for (int w : next[v]) stack.push_back(w);
+      }
+      if (held > std::size_t(budget))
+        problems.push_back(Diagnostic{pipeline.file, 0, 0, decl(s).id, decl(s).spec->type(), "max_in_flight",
+                                      fmt::format("runtime.max_in_flight={} gives this source a budget of {} items, "
+                                                  "but downstream {}: raise max_in_flight to at least {}",
+                                                  pipeline.runtime.max_in_flight, budget, holders, held * n_sources)});
+    }
+    if (!problems.empty()) throw PipelineError(std::move(problems));
+  }
+
+  RunResult run(const RunOptions& options) {
+    const int n = int(pipeline.nodes.size());
+    int threads = pipeline.runtime.threads > 0 ? pipeline.runtime.threads : tbb::info::default_concurrency();
+
+    // Node objects first: constructors check their options (bad values are bad input, exit 2).
+    nodes.clear();
+    std::vector<Diagnostic> problems;
+    for (int i = 0; i < n; ++i) {
+      NodeContext ctx{pipeline.name, decl(i).id, decl(i).spec->type(), decl(i).concurrency, pipeline.runtime.seed,
+                      Params(fmt::format("node '{}' ({})", decl(i).id, decl(i).spec->type()), decl(i).params)};
+      try {
+        nodes.push_back(decl(i).spec->factory()(ctx));
+      } catch (const PipelineError& e) {
+        for (auto d : e.diagnostics()) {
+          if (d.node_id.empty()) {
+            d.node_id = decl(i).id;
+            d.node_type = decl(i).spec->type();
+          }
+          if (d.file.empty()) d.file = decl(i).file;
+          problems.push_back(d);
+        }
+        nodes.emplace_back();
+      } catch (const std::invalid_argument& e) {
+        problems.push_back(Diagnostic{decl(i).file, 0, 0, decl(i).id, decl(i).spec->type(), "", e.what()});
+        nodes.emplace_back();
+      }
+    }
+    if (!problems.empty()) throw PipelineError(std::move(problems));
+    check_budget();
+
+    std::vector<std::pair<std::string, std::string>> names;
+    std::vector<int> slots;
+    for (int i = 0; i < n; ++i) {
+      names.emplace_back(decl(i).id, decl(i).spec->type());
+      int c = decl(i).concurrency == 0 ? threads : std::min(decl(i).concurrency, threads);
+      slots.push_back(std::max(1, c));
+    }
+    profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads, !options.trace_path.empty());
+
+    tbb::task_arena arena(threads);
+    arena.execute([&] {
+      flow::graph g;
+      Wiring w;
+      graph = &g;
+      wiring = &w;
+      build(g, w);
+      profiler->start();
+      for (auto& s : w.sources) s->activate();
+      g.wait_for_all();
+      // Flush phase: nodes holding partial state (a last incomplete batch) emit it, upstream first.
+      for (int v : pipeline.topo_order) {
+        if (failed) break;
+        OutputImpl out(*this, v, nullptr);
+        std::uint64_t start = profiler->on_entry(v);
+        try {
+          nodes[v]->finish(out);
+        } catch (const std::exception& e) {
+          fail(v, "", fmt::format("at end of stream: {}", e.what()), false);
+        }
+        profiler->on_exit(v, start, 0, tbb::this_task_arena::current_thread_index());
+        g.wait_for_all();
+      }
+      profiler->stop();
+      for (int i = 0; i < n; ++i)
+        if (w.gates[i]) {
+          profiler->set_peak_in_flight(i, w.gates[i]->peak());
+          w.gates[i]->close();
+        }
+      // TBB nodes hold items (and their tickets); drop them while the graph still exists.
+      w.sources.clear();
+      w.owned.clear();
+      graph = nullptr;
+      wiring = nullptr;
+    });
+    nodes.clear();  // node state may hold items too; gates are closed by now
+    if (failure) throw *failure;
+
+    RunResult result;
+    result.wall_seconds = profiler->wall_seconds();
+    result.profile = profiler;
+    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, profiler->trace_json().dump());
+    if (options.print_table) std::fputs(profiler->table().c_str(), stderr);
+    return result;
+  }
+};
+
+Runtime::Runtime(const ValidatedPipeline& pipeline, const Registry& registry)
+    : impl_(std::make_unique<Impl>(pipeline, registry)) {}
+Runtime::~Runtime() = default;
+
+RunResult Runtime::run(const RunOptions& options) { return impl_->run(options); }
+
+}  // namespace sefar::graph

@@ -1,0 +1,45 @@
+// Builds a tbb::flow::graph from a validated pipeline and runs it.
+//
+// Shape per node: each output port is a broadcast_node; each input port is an arrival counter,
+// then (for ordered ports) a sequencer_node, then the node's function_node with its concurrency.
+// Sources are input_nodes behind a limiter_node: the source's share of runtime.max_in_flight. An
+// item's budget ticket returns to the limiter when the item and everything derived from it are
+// gone, so memory stays bounded whatever the producer speed.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "graph/profile.h"
+#include "graph/registry.h"
+#include "graph/validate.h"
+
+namespace sefar::graph {
+
+struct RunOptions {
+  std::string trace_path;  // write a Chrome trace here when not empty
+  bool print_table = true;
+};
+
+struct RunResult {
+  double wall_seconds = 0;
+  std::shared_ptr<Profiler> profile;
+};
+
+class Runtime {
+ public:
+  Runtime(const ValidatedPipeline& pipeline, const Registry& registry);
+  ~Runtime();
+  // Runs to completion. Throws NodeFailure naming the failing node; the graph is cancelled and
+  // drained before the exception leaves.
+  RunResult run(const RunOptions& options = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes `text` to `path` through a temporary file and a rename, so readers never see half a file.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace sefar::graph

@@ -1,0 +1,153 @@
+// Node schemas: the ports and typed parameters a node type declares, and the validated parameter
+// values a node is constructed from. Modelled on DALI's operator schemas: a node's schema, class
+// and registration live in one file under nodes/.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeindex>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sefar::graph {
+
+using json = nlohmann::json;
+
+enum class ParamType { Bool, Int, Float, String, IntList, FloatList, StringList, Object };
+const char* to_string(ParamType type);
+
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::Int;
+  json default_value;  // null when the parameter is required
+  bool required = false;
+  std::optional<double> min, max;   // inclusive bounds, for numbers and list elements
+  std::optional<std::size_t> min_size;  // for lists
+  std::vector<std::string> choices;     // for strings: the allowed values
+  std::string doc;
+
+  // Checks `value` against this spec; returns an error message or empty when it is fine.
+  std::string check(const json& value) const;
+};
+
+// The type of message a port carries: a name shown to users and the C++ type checked at runtime.
+struct MessageType {
+  std::string name;
+  std::type_index type = typeid(void);
+  bool is_any() const { return name == "any"; }
+  bool compatible_with(const MessageType& other) const {
+    return is_any() || other.is_any() || name == other.name;
+  }
+};
+
+template <class T>
+MessageType message(std::string name) {
+  return MessageType{std::move(name), std::type_index(typeid(T))};
+}
+inline MessageType any_message() { return MessageType{"any", std::type_index(typeid(void))}; }
+
+struct PortSpec {
+  std::string name;
+  MessageType message;
+  std::string doc;
+  bool required = true;  // inputs: must be connected
+  bool ordered = false;  // inputs: items arrive in source order (a sequencer is put in front)
+  bool feedback = false; // inputs: may close a cycle
+};
+
+class Params;
+class Node;
+struct NodeContext;
+
+using NodeFactory = std::function<std::unique_ptr<Node>(const NodeContext&)>;
+
+// Everything the runtime knows about a node type.
+class NodeSpec {
+ public:
+  explicit NodeSpec(std::string type) : type_(std::move(type)) {}
+
+  NodeSpec& doc(std::string text) { doc_ = std::move(text); return *this; }
+  NodeSpec& input(std::string name, MessageType msg, std::string doc, bool required = true);
+  NodeSpec& ordered_input(std::string name, MessageType msg, std::string doc);
+  NodeSpec& feedback_input(std::string name, MessageType msg, std::string doc);
+  NodeSpec& output(std::string name, MessageType msg, std::string doc);
+  // Declares that the node keeps state across items: it always runs with concurrency 1.
+  NodeSpec& serial() { serial_ = true; return *this; }
+  // Declares that the node numbers its outputs itself (batching, ...): placeholders of skipped
+  // items reach its body instead of being forwarded.
+  NodeSpec& renumbers() { renumbers_ = true; return *this; }
+
+  NodeSpec& param_bool(std::string name, std::optional<bool> def, std::string doc);
+  NodeSpec& param_int(std::string name, std::optional<std::int64_t> def, std::string doc,
+                      std::optional<double> min = std::nullopt,
+                      std::optional<double> max = std::nullopt);
+  NodeSpec& param_float(std::string name, std::optional<double> def, std::string doc,
+                        std::optional<double> min = std::nullopt,
+                        std::optional<double> max = std::nullopt);
+  NodeSpec& param_string(std::string name, std::optional<std::string> def, std::string doc);
+  NodeSpec& param_choice(std::string name, std::string def, std::vector<std::string> choices,
+                         std::string doc);
+  NodeSpec& param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def,
+                           std::string doc, std::optional<double> min = std::nullopt,
+                           std::optional<double> max = std::nullopt, std::size_t min_size = 0);
+  NodeSpec& param_float_list(std::string name, std::optional<std::vector<double>> def,
+                             std::string doc, std::optional<double> min = std::nullopt,
+                             std::optional<double> max = std::nullopt, std::size_t min_size = 0);
+  NodeSpec& param_string_list(std::string name, std::optional<std::vector<std::string>> def,
+                              std::string doc);
+  NodeSpec& param(ParamSpec spec);
+
+  NodeSpec& factory(NodeFactory f) { factory_ = std::move(f); return *this; }
+
+  const std::string& type() const { return type_; }
+  const std::string& doc() const { return doc_; }
+  const std::vector<PortSpec>& inputs() const { return inputs_; }
+  const std::vector<PortSpec>& outputs() const { return outputs_; }
+  const std::vector<ParamSpec>& params() const { return params_; }
+  bool is_serial() const { return serial_; }
+  bool is_source() const { return inputs_.empty(); }
+  bool renumbers_output() const { return renumbers_; }
+  const NodeFactory& factory() const { return factory_; }
+
+  const PortSpec* find_input(const std::string& name) const;
+  const PortSpec* find_output(const std::string& name) const;
+  const ParamSpec* find_param(const std::string& name) const;
+  int input_index(const std::string& name) const;
+  int output_index(const std::string& name) const;
+
+ private:
+  std::string type_, doc_;
+  std::vector<PortSpec> inputs_, outputs_;
+  std::vector<ParamSpec> params_;
+  bool serial_ = false;
+  bool renumbers_ = false;
+  NodeFactory factory_;
+};
+
+// Validated parameter values of one node, defaults filled in. Nodes read them once, in their
+// constructor, into a typed Options struct; bodies never touch JSON.
+class Params {
+ public:
+  Params() = default;
+  Params(std::string owner, json values) : owner_(std::move(owner)), values_(std::move(values)) {}
+
+  bool get_bool(const std::string& name) const;
+  std::int64_t get_int(const std::string& name) const;
+  double get_float(const std::string& name) const;
+  std::string get_string(const std::string& name) const;
+  std::vector<std::int64_t> get_int_list(const std::string& name) const;
+  std::vector<double> get_float_list(const std::string& name) const;
+  std::vector<std::string> get_string_list(const std::string& name) const;
+  const json& raw(const std::string& name) const;
+  const json& values() const { return values_; }
+
+ private:
+  std::string owner_;  // "node 'id' (type)", for errors about a missing key (a programming error)
+  json values_;
+};
+
+}  // namespace sefar::graph

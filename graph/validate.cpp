@@ -1,0 +1,277 @@
+#include "graph/validate.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace sefar::graph {
+
+const std::vector<ParamSpec>& runtime_schema() {
+  static const std::vector<ParamSpec> schema = [] {
+    std::vector<ParamSpec> s(3);
+    s[0].name = "threads";
+    s[0].type = ParamType::Int;
+    s[0].default_value = 0;
+    s[0].min = 0;
+    s[0].max = 4096;
+    s[0].doc = "worker threads for the graph (0: one per core)";
+    s[1].name = "max_in_flight";
+    s[1].type = ParamType::Int;
+    s[1].default_value = 64;
+    s[1].min = 1;
+    s[1].max = 1 << 20;
+    s[1].doc = "source items alive at once, all sources together (bounds memory)";
+    s[2].name = "seed";
+    s[2].type = ParamType::Int;
+    s[2].default_value = 0;
+    s[2].min = 0;
+    s[2].max = 9007199254740991.0;
+    s[2].doc = "run seed; every random draw derives from it";
+    return s;
+  }();
+  return schema;
+}
+
+namespace {
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  auto guess = closest_match(word, candidates);
+  return guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess);
+}
+
+std::vector<std::string> port_names(const std::vector<PortSpec>& ports) {
+  std::vector<std::string> names;
+  for (const auto& p : ports) names.push_back(p.name);
+  return names;
+}
+
+}  // namespace
+
+ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
+  std::vector<Diagnostic> problems;
+  ValidatedPipeline out;
+  out.name = doc.name;
+  out.file = doc.file;
+
+  // Runtime block.
+  {
+    std::vector<std::string> names;
+    for (const auto& s : runtime_schema()) names.push_back(s.name);
+    for (auto it = doc.runtime.begin(); it != doc.runtime.end(); ++it) {
+      if (std::find(names.begin(), names.end(), it.key()) == names.end())
+        problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "",
+                                      it.key(),
+                                      fmt::format("runtime: unknown setting \"{}\"{}", it.key(), did_you_mean(it.key(), names))});
+    }
+    json values;
+    for (const auto& s : runtime_schema()) {
+      json v = doc.runtime.contains(s.name) ? doc.runtime[s.name] : s.default_value;
+      std::string err = s.check(v);
+      if (!err.empty()) {
+        problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", s.name}), 0, "", "", s.name,
+                                      fmt::format("runtime \"{}\": {}", s.name, err)});
+        v = s.default_value;
+      }
+      values[s.name] = v;
+    }
+    out.runtime.threads = values["threads"].get<int>();
+    out.runtime.max_in_flight = values["max_in_flight"].get<int>();
+    out.runtime.seed = values["seed"].get<std::uint64_t>();
+  }
+
+  std::map<std::string, int> index;
+  std::vector<std::string> ids;
+  for (const auto& n : doc.nodes) ids.push_back(n.id);
+
+  for (const auto& decl : doc.nodes) {
+    auto node_problem = [&](const std::vector<std::string>& keys, const std::string& key, std::string message,
+                            const std::string& file_override = "") {
+      std::string file = file_override.empty() ? decl.file : file_override;
+      problems.push_back(Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message)});
+    };
+    ResolvedNode node;
+    node.id = decl.id;
+    node.file = decl.file;
+    node.spec = registry.find(decl.type);
+    index[decl.id] = int(out.nodes.size());
+    if (decl.type.empty()) {
+      out.nodes.push_back(std::move(node));
+      continue;  // reported while loading
+    }
+    if (!node.spec) {
+      node_problem({"nodes", decl.id, "type"}, "type",
+                   fmt::format("unknown node type \"{}\"{}", decl.type, did_you_mean(decl.type, registry.types())));
+      out.nodes.push_back(std::move(node));
+      continue;
+    }
+    const NodeSpec& spec = *node.spec;
+    std::vector<std::string> param_names;
+    for (const auto& p : spec.params()) param_names.push_back(p.name);
+    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
+      if (!spec.find_param(it.key())) {
+        auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
+        node_problem({"nodes", decl.id, "params", it.key()}, it.key(),
+                     fmt::format("no parameter \"{}\" in node type \"{}\"{}", it.key(), spec.type(),
+                                 did_you_mean(it.key(), param_names)),
+                     f);
+      }
+    }
+    node.params = json::object();
+    for (const auto& p : spec.params()) {
+      auto f = decl.param_files.count(p.name) ? decl.param_files.at(p.name) : decl.file;
+      if (!decl.params.contains(p.name)) {
+        if (p.required) {
+          node_problem({"nodes", decl.id}, p.name,
+                       fmt::format("missing required parameter \"{}\" ({}: {})", p.name, to_string(p.type), p.doc));
+        } else {
+          node.params[p.name] = p.default_value;
+        }
+        continue;
+      }
+      const json& v = decl.params[p.name];
+      std::string err = p.check(v);
+      if (!err.empty()) {
+        node_problem({"nodes", decl.id, "params", p.name}, p.name, fmt::format("param \"{}\": {}", p.name, err), f);
+        continue;
+      }
+      node.params[p.name] = v;
+    }
+    // Concurrency.
+    const json& c = decl.concurrency;
+    if (c.is_null()) {
+      node.concurrency = 1;
+    } else if (c.is_string() && c.get<std::string>() == "unlimited") {
+      node.concurrency = 0;
+    } else if (c.is_number_integer() && c.get<std::int64_t>() >= 1 && c.get<std::int64_t>() <= 4096) {
+      node.concurrency = c.get<int>();
+    } else {
+      node_problem({"nodes", decl.id, "concurrency"}, "concurrency",
+                   fmt::format("concurrency must be an integer in [1, 4096] or \"unlimited\", got {}", c.dump()));
+    }
+    if (spec.is_serial() && node.concurrency != 1)
+      node_problem({"nodes", decl.id, "concurrency"}, "concurrency",
+                   fmt::format("node type \"{}\" keeps state across items and runs with concurrency 1", spec.type()));
+    if (spec.is_source() && node.concurrency != 1)
+      node_problem({"nodes", decl.id, "concurrency"}, "concurrency", "a source runs with concurrency 1");
+    out.nodes.push_back(std::move(node));
+  }
+
+  // Edges.
+  std::map<std::pair<int, int>, int> incoming;  // (node, input port) -> count
+  for (const auto& e : doc.edges) {
+    int line = 0;
+    if (auto it = doc.sources.find(e.file); it != doc.sources.end()) line = it->second->line_of_string(e.text);
+    auto edge_problem = [&](const std::string& node_id, const std::string& type, std::string message) {
+      problems.push_back(Diagnostic{e.file, line, 0, node_id, type, "edges",
+                                    fmt::format("edge \"{}\": {}", e.text, message)});
+    };
+    auto from_it = index.find(e.from_node), to_it = index.find(e.to_node);
+    if (from_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.from_node, did_you_mean(e.from_node, ids)));
+    if (to_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.to_node, did_you_mean(e.to_node, ids)));
+    if (from_it == index.end() || to_it == index.end()) continue;
+    const ResolvedNode& from = out.nodes[from_it->second];
+    const ResolvedNode& to = out.nodes[to_it->second];
+    if (!from.spec || !to.spec) continue;  // unknown type, reported above
+    int from_port = -1, to_port = -1;
+    if (e.from_port.empty()) {
+      if (from.spec->outputs().size() == 1) from_port = 0;
+      else
+        edge_problem(from.id, from.spec->type(),
+                     fmt::format("node \"{}\" has {} outputs; name one ({})", from.id, from.spec->outputs().size(),
+                                 fmt::join(port_names(from.spec->outputs()), ", ")));
+    } else {
+      from_port = from.spec->output_index(e.from_port);
+      if (from_port < 0)
+        edge_problem(from.id, from.spec->type(),
+                     fmt::format("no output port \"{}\" in node \"{}\" ({}){}", e.from_port, from.id, from.spec->type(),
+                                 did_you_mean(e.from_port, port_names(from.spec->outputs()))));
+    }
+    if (e.to_port.empty()) {
+      if (to.spec->inputs().size() == 1) to_port = 0;
+      else
+        edge_problem(to.id, to.spec->type(),
+                     fmt::format("node \"{}\" has {} inputs; name one ({})", to.id, to.spec->inputs().size(),
+                                 fmt::join(port_names(to.spec->inputs()), ", ")));
+    } else {
+      to_port = to.spec->input_index(e.to_port);
+      if (to_port < 0)
+        edge_problem(to.id, to.spec->type(),
+                     fmt::format("no input port \"{}\" in node \"{}\" ({}){}", e.to_port, to.id, to.spec->type(),
+                                 did_you_mean(e.to_port, port_names(to.spec->inputs()))));
+    }
+    if (from_port < 0 || to_port < 0) continue;
+    const auto& out_msg = from.spec->outputs()[from_port].message;
+    const auto& in_msg = to.spec->inputs()[to_port].message;
+    if (!out_msg.compatible_with(in_msg)) {
+      edge_problem(to.id, to.spec->type(),
+                   fmt::format("incompatible ports: {}.{} carries \"{}\" but {}.{} expects \"{}\"", from.id,
+                               from.spec->outputs()[from_port].name, out_msg.name, to.id,
+                               to.spec->inputs()[to_port].name, in_msg.name));
+      continue;
+    }
+    ResolvedEdge r{from_it->second, from_port, to_it->second, to_port, e.text};
+    bool duplicate = false;
+    for (const auto& x : out.edges)
+      duplicate |= x.from_node == r.from_node && x.from_port == r.from_port && x.to_node == r.to_node && x.to_port == r.to_port;
+    if (duplicate) {
+      edge_problem(to.id, to.spec->type(), "duplicate edge");
+      continue;
+    }
+    int count = ++incoming[{r.to_node, r.to_port}];
+    if (count > 1 && to.spec->inputs()[to_port].ordered)
+      edge_problem(to.id, to.spec->type(),
+                   fmt::format("input \"{}\" restores source order and accepts exactly one edge",
+                               to.spec->inputs()[to_port].name));
+    out.edges.push_back(r);
+  }
+
+  // Required inputs.
+  for (std::size_t i = 0; i < out.nodes.size(); ++i) {
+    const auto& n = out.nodes[i];
+    if (!n.spec) continue;
+    for (std::size_t p = 0; p < n.spec->inputs().size(); ++p) {
+      const auto& port = n.spec->inputs()[p];
+      if (port.required && !incoming.count({int(i), int(p)}))
+        problems.push_back(Diagnostic{n.file, doc.line_of(n.file, {"nodes", n.id}), 0, n.id, n.spec->type(), port.name,
+                                      fmt::format("input \"{}\" is not connected", port.name)});
+    }
+  }
+
+  // Cycles (edges into feedback inputs may close one) and a topological order.
+  {
+    std::size_t n = out.nodes.size();
+    std::vector<std::vector<int>> next(n);
+    std::vector<int> indegree(n, 0);
+    for (const auto& e : out.edges) {
+      if (out.nodes[e.to_node].spec->inputs()[e.to_port].feedback) continue;
+      next[e.from_node].push_back(e.to_node);
+      ++indegree[e.to_node];
+    }
+    std::vector<int> ready;
+    for (std::size_t i = 0; i < n; ++i)
+      if (indegree[i] == 0) ready.push_back(int(i));
+    std::reverse(ready.begin(), ready.end());
+    while (!ready.empty()) {
+      int v = ready.back();
+      ready.pop_back();
+      out.topo_order.push_back(v);
+      for (int w : next[v])
+        if (--indegree[w] == 0) ready.push_back(w);
+    }
+    if (out.topo_order.size() != n) {
+      std::string members;
+      for (std::size_t i = 0; i < n; ++i)
+        if (indegree[i] > 0) members += (members.empty() ? "" : ", ") + out.nodes[i].id;
+      problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "edges",
+                                    fmt::format("the edges form a cycle through {} (only a feedback input may close a cycle)", members)});
+    }
+  }
+
+  if (out.nodes.empty()) problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "nodes", "the pipeline has no nodes"});
+  if (!problems.empty()) throw PipelineError(std::move(problems));
+  return out;
+}
+
+}  // namespace sefar::graph

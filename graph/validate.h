@@ -1,0 +1,46 @@
+// Checks a resolved pipeline against the registry, reporting every problem at once.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "graph/pipeline.h"
+#include "graph/registry.h"
+
+namespace sefar::graph {
+
+struct RuntimeSettings {
+  int threads = 0;          // 0: every core
+  int max_in_flight = 64;   // source items alive at once, split among the sources
+  std::uint64_t seed = 0;
+};
+
+struct ResolvedEdge {
+  int from_node, from_port, to_node, to_port;
+  std::string text;
+};
+
+struct ResolvedNode {
+  const NodeSpec* spec = nullptr;
+  std::string id;
+  int concurrency = 1;  // 0: unlimited
+  json params;          // validated, defaults filled
+  std::string file;
+};
+
+struct ValidatedPipeline {
+  std::string name;
+  std::string file;
+  RuntimeSettings runtime;
+  std::vector<ResolvedNode> nodes;
+  std::vector<ResolvedEdge> edges;
+  std::vector<int> topo_order;  // ignoring feedback edges
+};
+
+// The schema of the "runtime" block, shown by `sefar nodes` and checked like a node's params.
+const std::vector<ParamSpec>& runtime_schema();
+
+// Throws PipelineError with every diagnostic found.
+ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry);
+
+}  // namespace sefar::graph

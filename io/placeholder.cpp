@@ -1,0 +1,1 @@
+// Keeps the io layer a valid CMake target while it has no sources of its own.

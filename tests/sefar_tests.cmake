@@ -1,0 +1,18 @@
+# One doctest binary per area, each registered with ctest. A shared main keeps the per-binary cost
+# to the test files themselves.
+add_library(sefar_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/test_main.cpp)
+target_link_libraries(sefar_test_main PUBLIC doctest::doctest sefar_core)
+
+function(sefar_add_test name)
+  add_executable(${name} ${ARGN})
+  target_link_libraries(${name} PRIVATE sefar_test_main)
+  target_compile_definitions(${name} PRIVATE
+    SEFAR_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    SEFAR_BINARY="$<TARGET_FILE:sefar>")
+  add_dependencies(${name} sefar)
+  add_test(NAME ${name} COMMAND ${name})
+endfunction()
+
+sefar_add_test(test_graph_pipeline ${CMAKE_CURRENT_LIST_DIR}/test_graph_pipeline.cpp)
+sefar_add_test(test_graph_runtime ${CMAKE_CURRENT_LIST_DIR}/test_graph_runtime.cpp)
+sefar_add_test(test_cli ${CMAKE_CURRENT_LIST_DIR}/test_cli.cpp)

@@ -1,0 +1,277 @@
+// sefar: the command-line interface. Exit status: 0 success, 2 invalid pipeline, flags or input,
+// 1 runtime failure.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "graph/diagnostics.h"
+#include "graph/dot.h"
+#include "graph/pipeline.h"
+#include "graph/registry.h"
+#include "graph/runtime.h"
+#include "graph/validate.h"
+#include "nodes/builtin.h"
+
+namespace {
+
+using namespace sefar;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitInvalid = 2;
+
+const char* kUsage = R"(usage: sefar <command> [options]
+
+Trains fine-grained video action recognisers with SeFAR, as a oneTBB flow graph described in JSON.
+
+commands:
+  run PIPELINE       run a pipeline
+  validate PIPELINE  check a pipeline and print it resolved (extends, --set and ${...} applied)
+  graph PIPELINE     print the pipeline as a Graphviz graph (--dot)
+  nodes [TYPE]       list node types with their ports and parameters
+
+'sefar <command> --help' describes a command's options.
+exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running.
+)";
+
+const char* kRunUsage = R"(usage: sefar run PIPELINE [options]
+
+options:
+  --set KEY=VALUE    override a value; KEY is node.param, runtime.setting or a pipeline parameter
+                     name; VALUE is read as JSON when it parses, as a string otherwise (repeatable)
+  --threads N        worker threads (same as --set runtime.threads=N)
+  --trace FILE       write a Chrome trace of every node body (open in https://ui.perfetto.dev)
+  --profile FILE     write the per-node profile as JSON
+  --quiet            do not print the profile table
+)";
+
+const char* kValidateUsage = R"(usage: sefar validate PIPELINE [--set KEY=VALUE]... [--quiet]
+
+Checks the pipeline against the node schemas, reporting every problem at once, and prints the
+resolved pipeline as JSON (unless --quiet).
+)";
+
+const char* kGraphUsage = R"(usage: sefar graph PIPELINE --dot [--set KEY=VALUE]...
+
+Prints the pipeline as a Graphviz digraph: sefar graph p.json --dot | dot -Tsvg > p.svg
+)";
+
+const char* kNodesUsage = R"(usage: sefar nodes [TYPE] [--json]
+
+Lists every node type with its ports (and the message type each carries) and its parameters
+(type, default or "required", allowed range or values, description). With TYPE, only that one.
+)";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Args {
+  std::string pipeline;
+  std::string type;
+  std::vector<std::string> sets;
+  std::string trace, profile;
+  bool quiet = false, dot = false, json = false, help = false;
+};
+
+Args parse_args(const std::string& command, int argc, char** argv) {
+  Args a;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* flag) -> std::string {
+      if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", flag));
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") a.help = true;
+    else if (arg == "--set") a.sets.push_back(value("--set"));
+    else if (arg.rfind("--set=", 0) == 0) a.sets.push_back(arg.substr(6));
+    else if (arg == "--threads") a.sets.push_back("runtime.threads=" + value("--threads"));
+    else if (arg == "--trace" && command == "run") a.trace = value("--trace");
+    else if (arg == "--profile" && command == "run") a.profile = value("--profile");
+    else if (arg == "--quiet") a.quiet = true;
+    else if (arg == "--dot" && command == "graph") a.dot = true;
+    else if (arg == "--json" && command == "nodes") a.json = true;
+    else if (!arg.empty() && arg[0] == '-') throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
+    else if (command == "nodes" && a.type.empty()) a.type = arg;
+    else if (command != "nodes" && a.pipeline.empty()) a.pipeline = arg;
+    else throw UsageError(fmt::format("unexpected argument {}", arg));
+  }
+  return a;
+}
+
+graph::Registry make_registry() {
+  graph::Registry registry;
+  nodes::register_builtin_nodes(registry);
+  return registry;
+}
+
+graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry, graph::PipelineDoc* doc_out = nullptr) {
+  if (a.pipeline.empty()) throw UsageError("missing PIPELINE (a .json file)");
+  auto doc = graph::load_pipeline(a.pipeline);
+  graph::apply_overrides(doc, a.sets);
+  graph::substitute_params(doc);
+  auto validated = graph::validate(doc, registry);
+  if (doc_out) *doc_out = doc;
+  return validated;
+}
+
+std::string describe_param(const graph::ParamSpec& p) {
+  std::string out = fmt::format("    {:<18} {:<12} ", p.name, graph::to_string(p.type));
+  out += p.required ? "required" : "default " + p.default_value.dump();
+  if (p.min || p.max)
+    out += fmt::format(", range [{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf", p.max ? fmt::format("{}", *p.max) : "inf");
+  if (p.min_size) out += fmt::format(", at least {} element(s)", *p.min_size);
+  if (!p.choices.empty()) out += fmt::format(", one of: {}", fmt::join(p.choices, " | "));
+  out += "\n        " + p.doc + "\n";
+  return out;
+}
+
+nlohmann::json param_json(const graph::ParamSpec& p) {
+  nlohmann::json j{{"name", p.name}, {"type", graph::to_string(p.type)}, {"required", p.required}, {"doc", p.doc}};
+  if (!p.required) j["default"] = p.default_value;
+  if (p.min) j["min"] = *p.min;
+  if (p.max) j["max"] = *p.max;
+  if (!p.choices.empty()) j["choices"] = p.choices;
+  return j;
+}
+
+int cmd_nodes(const Args& a) {
+  auto registry = make_registry();
+  std::vector<const graph::NodeSpec*> specs;
+  if (!a.type.empty()) {
+    const auto* spec = registry.find(a.type);
+    if (!spec) {
+      auto guess = graph::closest_match(a.type, registry.types());
+      std::cerr << fmt::format("sefar nodes: no node type \"{}\"{}\n", a.type,
+                               guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess));
+      return kExitInvalid;
+    }
+    specs.push_back(spec);
+  } else {
+    specs = registry.specs();
+  }
+  if (a.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto* s : specs) {
+      nlohmann::json j{{"type", s->type()}, {"doc", s->doc()}, {"serial", s->is_serial()}};
+      for (const char* dir : {"inputs", "outputs"}) {
+        j[dir] = nlohmann::json::array();
+        for (const auto& p : std::string(dir) == "inputs" ? s->inputs() : s->outputs())
+          j[dir].push_back({{"name", p.name}, {"message", p.message.name}, {"doc", p.doc}, {"ordered", p.ordered},
+                            {"required", p.required}, {"feedback", p.feedback}});
+      }
+      j["params"] = nlohmann::json::array();
+      for (const auto& p : s->params()) j["params"].push_back(param_json(p));
+      out.push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::string text;
+  for (const auto* s : specs) {
+    text += fmt::format("{}\n  {}\n", s->type(), s->doc());
+    if (s->is_serial()) text += "  keeps state: runs with concurrency 1\n";
+    if (!s->inputs().empty()) {
+      text += "  inputs:\n";
+      for (const auto& p : s->inputs())
+        text += fmt::format("    {:<18} {:<12} {}{}{}\n", p.name, p.message.name, p.doc, p.ordered ? " [source order]" : "",
+                            p.required ? "" : " [optional]");
+    }
+    if (!s->outputs().empty()) {
+      text += "  outputs:\n";
+      for (const auto& p : s->outputs()) text += fmt::format("    {:<18} {:<12} {}\n", p.name, p.message.name, p.doc);
+    }
+    if (!s->params().empty()) {
+      text += "  params:\n";
+      for (const auto& p : s->params()) text += describe_param(p);
+    }
+    text += "\n";
+  }
+  if (a.type.empty()) {
+    text += "runtime (the \"runtime\" block of a pipeline, or --set runtime.KEY=VALUE)\n  params:\n";
+    for (const auto& p : graph::runtime_schema()) text += describe_param(p);
+  }
+  std::cout << text;
+  return kExitOk;
+}
+
+int cmd_validate(const Args& a) {
+  auto registry = make_registry();
+  graph::PipelineDoc doc;
+  auto validated = resolve(a, registry, &doc);
+  if (!a.quiet) std::cout << graph::to_json(doc).dump(2) << "\n";
+  std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.pipeline, validated.nodes.size(), validated.edges.size());
+  return kExitOk;
+}
+
+int cmd_graph(const Args& a) {
+  if (!a.dot) throw UsageError("sefar graph: choose an output format (--dot)");
+  auto registry = make_registry();
+  auto validated = resolve(a, registry);
+  std::cout << graph::to_dot(validated);
+  return kExitOk;
+}
+
+int cmd_run(const Args& a) {
+  auto registry = make_registry();
+  auto validated = resolve(a, registry);
+  graph::Runtime runtime(validated, registry);
+  graph::RunOptions options;
+  options.trace_path = a.trace;
+  options.print_table = !a.quiet;
+  auto result = runtime.run(options);
+  if (!a.profile.empty()) graph::write_file_atomic(a.profile, result.profile->to_json().dump(2));
+  if (!a.trace.empty()) std::cerr << fmt::format("trace written to {}\n", a.trace);
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? kExitInvalid : kExitOk;
+  }
+  std::string command = argv[1];
+  const char* usage = command == "run" ? kRunUsage
+                      : command == "validate" ? kValidateUsage
+                      : command == "graph" ? kGraphUsage
+                      : command == "nodes" ? kNodesUsage
+                                           : nullptr;
+  if (!usage) {
+    std::vector<std::string> commands = {"run", "validate", "graph", "nodes"};
+    auto guess = sefar::graph::closest_match(command, commands);
+    std::cerr << fmt::format("sefar: unknown command \"{}\"{}\n\n{}", command,
+                             guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
+    return kExitInvalid;
+  }
+  try {
+    Args a = parse_args(command, argc, argv);
+    if (a.help) {
+      std::fputs(usage, stdout);
+      return kExitOk;
+    }
+    if (command == "run") return cmd_run(a);
+    if (command == "validate") return cmd_validate(a);
+    if (command == "graph") return cmd_graph(a);
+    return cmd_nodes(a);
+  } catch (const UsageError& e) {
+    std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;
+    return kExitInvalid;
+  } catch (const sefar::graph::PipelineError& e) {
+    std::cerr << e.what() << "\n";
+    std::cerr << fmt::format("sefar {}: invalid pipeline ({} problem{})\n", command, e.diagnostics().size(),
+                             e.diagnostics().size() == 1 ? "" : "s");
+    return kExitInvalid;
+  } catch (const sefar::graph::NodeFailure& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.bad_input() ? kExitInvalid : kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
