@@ -137,6 +137,9 @@ nlohmann::json Profiler::trace_json() const {
   for (const auto& e : all) {
     int tid = e.tid < 0 ? threads_ + 1 : e.tid;
     if (std::find(tids.begin(), tids.end(), tid) == tids.end()) tids.push_back(tid);
+    nlohmann::json args = nlohmann::json::object();
+    if (e.seq == kFinishSeq) args["finish"] = true;
+    else args["seq"] = e.seq;
     events.push_back({{"name", stats_[e.node]->id},
                       {"cat", stats_[e.node]->type},
                       {"ph", "X"},
@@ -144,7 +147,7 @@ nlohmann::json Profiler::trace_json() const {
                       {"dur", double(e.dur_ns) / 1000.0},
                       {"pid", 0},
                       {"tid", tid},
-                      {"args", {{"seq", e.seq}}}});
+                      {"args", args}});
   }
   std::sort(tids.begin(), tids.end());
   for (int tid : tids)

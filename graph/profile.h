@@ -28,6 +28,9 @@ struct NodeStats {
   std::vector<std::string> skip_reasons;  // first few, for the summary
 };
 
+// The seq recorded for a node's end-of-stream flush.
+constexpr std::uint64_t kFinishSeq = ~std::uint64_t(0);
+
 struct TraceEvent {
   int node;
   int tid;

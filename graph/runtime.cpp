@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
@@ -386,6 +387,11 @@ struct Runtime::Impl {
     }
     profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads, !options.trace_path.empty());
 
+    // TBB caps workers at the core count unless told otherwise; a pipeline asking for more threads
+    // (I/O-bound stages) gets them for the duration of the run.
+    std::optional<tbb::global_control> allow;
+    if (threads > tbb::info::default_concurrency())
+      allow.emplace(tbb::global_control::max_allowed_parallelism, std::size_t(threads));
     tbb::task_arena arena(threads);
     arena.execute([&] {
       flow::graph g;
@@ -406,7 +412,7 @@ struct Runtime::Impl {
         } catch (const std::exception& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false);
         }
-        profiler->on_exit(v, start, 0, tbb::this_task_arena::current_thread_index());
+        profiler->on_exit(v, start, kFinishSeq, tbb::this_task_arena::current_thread_index());
         g.wait_for_all();
       }
       profiler->stop();

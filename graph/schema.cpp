@@ -40,6 +40,8 @@ static const char* json_kind(const json& v) {
 static std::string check_number(const ParamSpec& s, const json& v, bool integer) {
   if (integer) {
     if (!v.is_number_integer()) {
+      if (v.is_number_float() && std::fabs(v.get<double>()) >= 9.2e18)
+        return fmt::format("value {} is too large for an integer", v.dump());
       if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
         return fmt::format("expected an integer, got {} (write it without a decimal point)",
                            v.dump());

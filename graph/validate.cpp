@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -160,6 +161,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
 
   // Edges.
   std::map<std::pair<int, int>, int> incoming;  // (node, input port) -> count
+  std::set<std::pair<int, int>> attempted;      // (node, input port) named by any edge
   for (const auto& e : doc.edges) {
     int line = 0;
     if (auto it = doc.sources.find(e.file); it != doc.sources.end()) line = it->second->line_of_string(e.text);
@@ -168,6 +170,13 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
                                     fmt::format("edge \"{}\": {}", e.text, message)});
     };
     auto from_it = index.find(e.from_node), to_it = index.find(e.to_node);
+    // An edge the user wrote into a port counts as connecting it even when the edge itself is
+    // wrong, so one mistake gives one message.
+    if (to_it != index.end() && out.nodes[to_it->second].spec) {
+      const auto& to_spec = *out.nodes[to_it->second].spec;
+      int p = e.to_port.empty() ? (to_spec.inputs().size() == 1 ? 0 : -1) : to_spec.input_index(e.to_port);
+      if (p >= 0) attempted.insert({to_it->second, p});
+    }
     if (from_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.from_node, did_you_mean(e.from_node, ids)));
     if (to_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.to_node, did_you_mean(e.to_node, ids)));
     if (from_it == index.end() || to_it == index.end()) continue;
@@ -233,7 +242,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     if (!n.spec) continue;
     for (std::size_t p = 0; p < n.spec->inputs().size(); ++p) {
       const auto& port = n.spec->inputs()[p];
-      if (port.required && !incoming.count({int(i), int(p)}))
+      if (port.required && !attempted.count({int(i), int(p)}))
         problems.push_back(Diagnostic{n.file, doc.line_of(n.file, {"nodes", n.id}), 0, n.id, n.spec->type(), port.name,
                                       fmt::format("input \"{}\" is not connected", port.name)});
     }

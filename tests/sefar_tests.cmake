@@ -11,6 +11,7 @@ function(sefar_add_test name)
     SEFAR_BINARY="$<TARGET_FILE:sefar>")
   add_dependencies(${name} sefar)
   add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 600)
 endfunction()
 
 sefar_add_test(test_graph_pipeline ${CMAKE_CURRENT_LIST_DIR}/test_graph_pipeline.cpp)

@@ -1,0 +1,102 @@
+// The sefar command line: exit statuses, and every command on the shipped pipelines.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result sefar(const std::string& args) {
+  std::string cmd = std::string(SEFAR_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string pipelines() { return std::string(SEFAR_SOURCE_DIR) + "/pipelines"; }
+
+}  // namespace
+
+TEST_CASE("help and usage errors") {
+  CHECK(sefar("--help").status == 0);
+  for (const char* cmd : {"run", "validate", "graph", "nodes"}) {
+    auto r = sefar(std::string(cmd) + " --help");
+    CHECK(r.status == 0);
+    CHECK(r.output.find("usage: sefar") != std::string::npos);
+  }
+  auto r = sefar("rnu");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("unknown command \"rnu\" (did you mean \"run\"?)") != std::string::npos);
+  CHECK(sefar("run").status == 2);
+  CHECK(sefar("run " + pipelines() + "/quickstart.json --bogus").status == 2);
+}
+
+TEST_CASE("nodes lists every node type with ports and parameters") {
+  auto r = sefar("nodes");
+  CHECK(r.status == 0);
+  for (const char* s : {"range", "delay", "log", "discard", "params:", "outputs:", "runtime"})
+    CHECK(r.output.find(s) != std::string::npos);
+  auto one = sefar("nodes delay");
+  CHECK(one.status == 0);
+  CHECK(one.output.find("ms                 float        default 1.0") != std::string::npos);
+  CHECK(sefar("nodes dealy").output.find("did you mean \"delay\"") != std::string::npos);
+  CHECK(sefar("nodes --json").status == 0);
+}
+
+TEST_CASE("validate, graph --dot and run work on every shipped pipeline") {
+  for (const auto& entry : std::filesystem::directory_iterator(pipelines())) {
+    if (entry.path().extension() != ".json") continue;
+    std::string p = entry.path().string();
+    INFO(p);
+    auto v = sefar("validate " + p);
+    CHECK(v.status == 0);
+    CHECK(v.output.find("valid (") != std::string::npos);
+    auto g = sefar("graph " + p + " --dot");
+    CHECK(g.status == 0);
+    CHECK(g.output.rfind("digraph", 0) == 0);
+  }
+  auto r = sefar("run " + pipelines() + "/quickstart.json --set items=12 --quiet");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("12 items") != std::string::npos);
+}
+
+TEST_CASE("exit status 2 for invalid pipelines, naming the place") {
+  auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto bad = (dir / "bad.json").string();
+  std::ofstream(bad) << "{\n \"nodes\": {\"a\": {\"type\": \"range\", \"params\": {\"cnt\": 3}}}\n}\n";
+  auto r = sefar("run " + bad);
+  CHECK(r.status == 2);
+  CHECK(r.output.find(bad + ":2: node 'a' (range): no parameter \"cnt\" in node type \"range\" (did you mean \"count\"?)") !=
+        std::string::npos);
+  auto s = sefar("run " + pipelines() + "/quickstart.json --set print.every=0");
+  CHECK(s.status == 2);
+  CHECK(s.output.find("node 'print' (log): param \"every\": value 0 is below the minimum 1") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("run writes the profile and the trace") {
+  auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_run_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto r = sefar("run " + pipelines() + "/quickstart.json --set items=5 --profile " + (dir / "p.json").string() +
+                 " --trace " + (dir / "t.json").string());
+  CHECK(r.status == 0);
+  CHECK(r.output.find("busiest node") != std::string::npos);
+  CHECK(std::filesystem::file_size(dir / "p.json") > 0);
+  CHECK(std::filesystem::file_size(dir / "t.json") > 0);
+  std::filesystem::remove_all(dir);
+}
