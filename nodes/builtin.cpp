@@ -7,6 +7,9 @@ void register_builtin_nodes(graph::Registry& registry) {
   registry.add(delay_spec());
   registry.add(log_spec());
   registry.add(discard_spec());
+  registry.add(split_source_spec());
+  registry.add(decode_spec());
+  registry.add(views_spec());
 }
 
 }  // namespace sefar::nodes

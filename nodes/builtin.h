@@ -10,6 +10,9 @@ graph::NodeSpec range_spec();
 graph::NodeSpec delay_spec();
 graph::NodeSpec log_spec();
 graph::NodeSpec discard_spec();
+graph::NodeSpec split_source_spec();
+graph::NodeSpec decode_spec();
+graph::NodeSpec views_spec();
 
 // Adds every built-in node type to `registry`.
 void register_builtin_nodes(graph::Registry& registry);

@@ -1,9 +1,11 @@
 // sefar: the command-line interface. Exit status: 0 success, 2 invalid pipeline, flags or input,
 // 1 runtime failure.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include "graph/registry.h"
 #include "graph/runtime.h"
 #include "graph/validate.h"
+#include "io/synth.h"
 #include "nodes/builtin.h"
 
 namespace {
@@ -33,6 +36,7 @@ commands:
   validate PIPELINE  check a pipeline and print it resolved (extends, --set and ${...} applied)
   graph PIPELINE     print the pipeline as a Graphviz graph (--dot)
   nodes [TYPE]       list node types with their ports and parameters
+  synth OUT_DIR      generate the synthetic fine-grained action dataset (mp4 + split lists)
 
 'sefar <command> --help' describes a command's options.
 exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running.
@@ -66,16 +70,39 @@ Lists every node type with its ports (and the message type each carries) and its
 (type, default or "required", allowed range or values, description). With TYPE, only that one.
 )";
 
+const char* kSynthUsage = R"(usage: sefar synth OUT_DIR [options]
+
+Generates a synthetic fine-grained action dataset: mp4 clips of an asymmetric figure performing
+routines that differ only in temporal detail (turn direction, number of turns, order of
+sub-movements), with random colours, texture, position, size, orientation, speed, timing, noise and
+length. Writes OUT_DIR/videos/*.mp4, train.csv (labeled), unlabel.csv, val.csv (official
+"path label" format, paths relative to OUT_DIR) and classes.txt. Deterministic from --seed.
+
+options:
+  --classes N           number of classes, 2..12 (default 8)
+  --train-per-class N   training clips per class, labeled + unlabeled (default 60)
+  --val-per-class N     validation clips per class (default 20)
+  --labeled F           labeled fraction of the training clips, e.g. 0.05 or 0.1 (default 0.1)
+  --size WxH            frame size, even numbers (default 128x96)
+  --frames MIN:MAX      clip length range in frames (default 40:75)
+  --fps F               frame rate (default 30)
+  --noise S             per-pixel noise std-dev in 8-bit levels (default 6)
+  --codec C             auto | h264 | mpeg4 (default auto: H.264 when available)
+  --seed N              random seed (default 0)
+  --threads N           clips generated in parallel (default: every core)
+)";
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
 struct Args {
-  std::string pipeline;
+  std::string path;  // the pipeline file, or synth's output directory
   std::string type;
   std::vector<std::string> sets;
   std::string trace, profile;
   bool quiet = false, dot = false, json = false, help = false;
+  std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
 };
 
 Args parse_args(const std::string& command, int argc, char** argv) {
@@ -95,9 +122,10 @@ Args parse_args(const std::string& command, int argc, char** argv) {
     else if (arg == "--quiet") a.quiet = true;
     else if (arg == "--dot" && command == "graph") a.dot = true;
     else if (arg == "--json" && command == "nodes") a.json = true;
+    else if (command == "synth" && arg.rfind("--", 0) == 0) a.options.emplace_back(arg.substr(2), value(arg.c_str()));
     else if (!arg.empty() && arg[0] == '-') throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
     else if (command == "nodes" && a.type.empty()) a.type = arg;
-    else if (command != "nodes" && a.pipeline.empty()) a.pipeline = arg;
+    else if (command != "nodes" && a.path.empty()) a.path = arg;
     else throw UsageError(fmt::format("unexpected argument {}", arg));
   }
   return a;
@@ -110,8 +138,8 @@ graph::Registry make_registry() {
 }
 
 graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry, graph::PipelineDoc* doc_out = nullptr) {
-  if (a.pipeline.empty()) throw UsageError("missing PIPELINE (a .json file)");
-  auto doc = graph::load_pipeline(a.pipeline);
+  if (a.path.empty()) throw UsageError("missing PIPELINE (a .json file)");
+  auto doc = graph::load_pipeline(a.path);
   graph::apply_overrides(doc, a.sets);
   graph::substitute_params(doc);
   auto validated = graph::validate(doc, registry);
@@ -204,7 +232,7 @@ int cmd_validate(const Args& a) {
   graph::PipelineDoc doc;
   auto validated = resolve(a, registry, &doc);
   if (!a.quiet) std::cout << graph::to_json(doc).dump(2) << "\n";
-  std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.pipeline, validated.nodes.size(), validated.edges.size());
+  std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(), validated.edges.size());
   return kExitOk;
 }
 
@@ -213,6 +241,83 @@ int cmd_graph(const Args& a) {
   auto registry = make_registry();
   auto validated = resolve(a, registry);
   std::cout << graph::to_dot(validated);
+  return kExitOk;
+}
+
+int cmd_synth(const Args& a) {
+  if (a.path.empty()) throw UsageError("missing OUT_DIR");
+  io::SynthOptions o;
+  o.out_dir = a.path;
+  o.threads = int(std::thread::hardware_concurrency());
+  auto as_int = [](const std::string& name, const std::string& v) {
+    try {
+      std::size_t used = 0;
+      long long x = std::stoll(v, &used);
+      if (used != v.size()) throw std::invalid_argument(v);
+      return x;
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--{}: expected an integer, got \"{}\"", name, v));
+    }
+  };
+  auto as_float = [](const std::string& name, const std::string& v) {
+    try {
+      std::size_t used = 0;
+      double x = std::stod(v, &used);
+      if (used != v.size()) throw std::invalid_argument(v);
+      return x;
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--{}: expected a number, got \"{}\"", name, v));
+    }
+  };
+  auto pair = [](const std::string& name, const std::string& v, char sep) {
+    auto pos = v.find(sep);
+    if (pos == std::string::npos) throw UsageError(fmt::format("--{}: expected A{}B, got \"{}\"", name, sep, v));
+    return std::make_pair(v.substr(0, pos), v.substr(pos + 1));
+  };
+  for (const auto& [name, v] : a.options) {
+    if (name == "classes") o.num_classes = int(as_int(name, v));
+    else if (name == "train-per-class") o.train_per_class = int(as_int(name, v));
+    else if (name == "val-per-class") o.val_per_class = int(as_int(name, v));
+    else if (name == "labeled") o.labeled_fraction = as_float(name, v);
+    else if (name == "size") {
+      auto [w, h] = pair(name, v, 'x');
+      o.width = int(as_int(name, w));
+      o.height = int(as_int(name, h));
+    } else if (name == "frames") {
+      auto [lo, hi] = pair(name, v, ':');
+      o.min_frames = int(as_int(name, lo));
+      o.max_frames = int(as_int(name, hi));
+    } else if (name == "fps") o.fps = as_float(name, v);
+    else if (name == "noise") o.noise = as_float(name, v);
+    else if (name == "seed") o.seed = std::uint64_t(as_int(name, v));
+    else if (name == "threads") o.threads = int(as_int(name, v));
+    else if (name == "codec") {
+      if (v == "auto") o.codec = io::VideoCodec::kAuto;
+      else if (v == "h264") o.codec = io::VideoCodec::kH264;
+      else if (v == "mpeg4") o.codec = io::VideoCodec::kMpeg4;
+      else throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
+    } else {
+      std::vector<std::string> known = {"classes", "train-per-class", "val-per-class", "labeled", "size", "frames",
+                                        "fps", "noise", "codec", "seed", "threads"};
+      auto guess = graph::closest_match(name, known);
+      throw UsageError(fmt::format("unknown option --{}{}", name, guess.empty() ? "" : " (did you mean --" + guess + "?)"));
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  io::SynthResult result;
+  try {
+    result = io::generate_synth_dataset(o, [&](int done, int total) {
+      if (done == total || done % 50 == 0) {
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::fprintf(stderr, "\rsynth: %d/%d clips, %.1f s", done, total, s);
+        if (done == total) std::fputc('\n', stderr);
+      }
+    });
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  std::cerr << fmt::format("synth: {} labeled, {} unlabeled, {} val clips, {} classes in {}\n", result.train.size(),
+                           result.unlabeled.size(), result.val.size(), o.num_classes, o.out_dir);
   return kExitOk;
 }
 
@@ -241,9 +346,10 @@ int main(int argc, char** argv) {
                       : command == "validate" ? kValidateUsage
                       : command == "graph" ? kGraphUsage
                       : command == "nodes" ? kNodesUsage
+                      : command == "synth" ? kSynthUsage
                                            : nullptr;
   if (!usage) {
-    std::vector<std::string> commands = {"run", "validate", "graph", "nodes"};
+    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth"};
     auto guess = sefar::graph::closest_match(command, commands);
     std::cerr << fmt::format("sefar: unknown command \"{}\"{}\n\n{}", command,
                              guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
@@ -258,6 +364,7 @@ int main(int argc, char** argv) {
     if (command == "run") return cmd_run(a);
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
+    if (command == "synth") return cmd_synth(a);
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;

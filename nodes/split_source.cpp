@@ -1,0 +1,107 @@
+// split_source: emits the clips of a split list (official "path label" format), epoch after epoch,
+// optionally shuffled per epoch from the run seed.
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "graph/node.h"
+#include "io/random.h"
+#include "io/split_list.h"
+#include "nodes/builtin.h"
+#include "nodes/messages.h"
+
+namespace sefar::nodes {
+
+namespace {
+
+struct SplitSourceOptions {
+  std::string list;
+  std::string root;
+  bool labeled = true;
+  bool shuffle = false;
+  std::int64_t epochs = 1;
+  std::int64_t limit = 0;
+  bool check_exists = false;
+  bool strict = true;
+  int strip_components = 0;
+};
+
+class SplitSource final : public graph::Source {
+ public:
+  explicit SplitSource(const graph::NodeContext& ctx) : seed_(ctx.seed) {
+    const auto& p = ctx.params;
+    options_ = {p.get_string("list"),    p.get_string("root"),         p.get_bool("labeled"),
+                p.get_bool("shuffle"),   p.get_int("epochs"),          p.get_int("limit"),
+                p.get_bool("check_exists"), p.get_bool("strict"), int(p.get_int("strip_components"))};
+    std::string root = options_.root;
+    if (root.empty()) root = std::filesystem::path(options_.list).parent_path().string();
+    io::SplitListOptions lo;
+    lo.strict = options_.strict;
+    lo.check_exists = options_.check_exists;
+    lo.strip_components = options_.strip_components;
+    lo.allow_missing_label = !options_.labeled;
+    try {
+      list_ = io::load_split_list(options_.list, root, lo);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("param \"list\": {}", e.what()));
+    }
+    if (options_.limit > 0 && std::size_t(options_.limit) < list_.clips.size()) list_.clips.resize(options_.limit);
+    if (list_.clips.empty()) throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
+    if (list_.problem_count || list_.missing_count)
+      std::fprintf(stderr, "%s\n", fmt::format("split_source '{}': {}", ctx.id, list_.summary()).c_str());
+    order_.resize(list_.clips.size());
+    start_epoch();
+  }
+
+  bool produce(Produced& out) override {
+    if (position_ >= order_.size()) {
+      if (++epoch_ >= std::uint64_t(options_.epochs)) return false;
+      start_epoch();
+    }
+    std::size_t i = order_[position_++];
+    const auto& entry = list_.clips[i];
+    auto clip = std::make_shared<ClipRef>();
+    clip->path = entry.path;
+    clip->label = options_.labeled ? entry.label : -1;
+    clip->index = i;
+    clip->epoch = epoch_;
+    out.label = entry.path;
+    out.value = ClipRefPtr(std::move(clip));
+    return true;
+  }
+
+ private:
+  void start_epoch() {
+    for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    if (options_.shuffle) io::Rng(seed_, epoch_, 0, io::Purpose::shuffle).shuffle(order_);
+    position_ = 0;
+  }
+
+  SplitSourceOptions options_;
+  std::uint64_t seed_;
+  io::SplitList list_;
+  std::vector<std::size_t> order_;
+  std::size_t position_ = 0;
+  std::uint64_t epoch_ = 0;
+};
+
+}  // namespace
+
+graph::NodeSpec split_source_spec() {
+  return graph::NodeSpec("split_source")
+      .doc("Emits the clips of a split list (\"path label\" per line), epoch after epoch.")
+      .output("out", clip_message(), "clip path, label, list position and epoch")
+      .param_string("list", std::nullopt, "split list file")
+      .param_string("root", "", "data root joined in front of listed paths (default: the list's folder)")
+      .param_bool("labeled", true, "false for an unlabeled list: its label column is ignored")
+      .param_bool("shuffle", false, "shuffle the order every epoch (seeded by runtime.seed and the epoch)")
+      .param_int("epochs", 1, "passes over the list", 1, 1e6)
+      .param_int("limit", 0, "use only the first N clips (0: all)", 0, 1e9)
+      .param_bool("check_exists", false, "check every clip exists when loading and report the missing ones")
+      .param_bool("strict", true, "stop on a malformed line (false: report and skip it)")
+      .param_int("strip_components", 0, "leading path components removed from listed paths", 0, 64)
+      .factory([](const graph::NodeContext& ctx) { return std::make_unique<SplitSource>(ctx); });
+}
+
+}  // namespace sefar::nodes
