@@ -18,17 +18,28 @@ constexpr std::uint64_t fold(std::uint64_t h, std::uint64_t value, std::uint64_t
 
 std::string_view purpose_name(Purpose purpose) {
   switch (purpose) {
-    case Purpose::frames: return "frames";
-    case Purpose::scale: return "scale";
-    case Purpose::crop: return "crop";
-    case Purpose::flip: return "flip";
-    case Purpose::perturb: return "perturb";
-    case Purpose::channel_dropout: return "channel_dropout";
-    case Purpose::shuffle: return "shuffle";
-    case Purpose::mix: return "mix";
-    case Purpose::teacher_dropout: return "teacher_dropout";
-    case Purpose::synth: return "synth";
-    case Purpose::init: return "init";
+    case Purpose::frames:
+      return "frames";
+    case Purpose::scale:
+      return "scale";
+    case Purpose::crop:
+      return "crop";
+    case Purpose::flip:
+      return "flip";
+    case Purpose::perturb:
+      return "perturb";
+    case Purpose::channel_dropout:
+      return "channel_dropout";
+    case Purpose::shuffle:
+      return "shuffle";
+    case Purpose::mix:
+      return "mix";
+    case Purpose::teacher_dropout:
+      return "teacher_dropout";
+    case Purpose::synth:
+      return "synth";
+    case Purpose::init:
+      return "init";
   }
   return "unknown";
 }

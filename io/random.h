@@ -26,17 +26,17 @@ constexpr std::uint64_t mix64(std::uint64_t z) {
 // What a stream is used for. Separate purposes keep draws independent: turning flips off does not
 // move the crops. Append new purposes with new numbers; never renumber (that changes every draw).
 enum class Purpose : std::uint32_t {
-  frames = 1,            // frame choice inside each temporal segment
-  scale = 2,             // short-side resize target
-  crop = 3,              // crop offsets
-  flip = 4,              // horizontal flip
-  perturb = 5,           // random temporal perturbations (shuffles, warping, t_drop, t_half)
-  channel_dropout = 6,   // channel dropout masks
-  shuffle = 7,           // dataset order per epoch
-  mix = 8,               // Tube TokenMix: lambda, masks, batch permutation
-  teacher_dropout = 9,   // Monte-Carlo dropout of the teacher
-  synth = 10,            // synthetic data generation
-  init = 11,             // parameter initialisation
+  frames = 1,           // frame choice inside each temporal segment
+  scale = 2,            // short-side resize target
+  crop = 3,             // crop offsets
+  flip = 4,             // horizontal flip
+  perturb = 5,          // random temporal perturbations (shuffles, warping, t_drop, t_half)
+  channel_dropout = 6,  // channel dropout masks
+  shuffle = 7,          // dataset order per epoch
+  mix = 8,              // Tube TokenMix: lambda, masks, batch permutation
+  teacher_dropout = 9,  // Monte-Carlo dropout of the teacher
+  synth = 10,           // synthetic data generation
+  init = 11,            // parameter initialisation
 };
 
 std::string_view purpose_name(Purpose purpose);
@@ -70,8 +70,8 @@ class Rng {
 
   explicit Rng(std::uint64_t seed);
   explicit Rng(const StreamKey& key) : Rng(derive_seed(key)) {}
-  Rng(std::uint64_t seed, std::uint64_t epoch, std::uint64_t index, Purpose purpose,
-      Draw draw = Draw::single, std::uint32_t sub = 0)
+  Rng(std::uint64_t seed, std::uint64_t epoch, std::uint64_t index, Purpose purpose, Draw draw = Draw::single,
+      std::uint32_t sub = 0)
       : Rng(derive_seed(seed, epoch, index, purpose, draw, sub)) {}
 
   static constexpr result_type min() { return 0; }

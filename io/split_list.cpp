@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -14,7 +15,9 @@ namespace sefar::io {
 
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
@@ -81,12 +84,14 @@ bool rebase(std::string_view listed, const std::string& data_root, const SplitLi
 
 std::string problems_text(const std::string& file, const std::vector<SplitProblem>& problems,
                           std::size_t problem_count) {
-  std::string text = fmt::format("{}: {} malformed line{}", file, problem_count, problem_count == 1 ? "" : "s");
+  std::string text =
+      fmt::format("{}: {} malformed line{}", file, problem_count, problem_count == 1 ? "" : "s");
   for (const auto& p : problems) {
     text += "\n  ";
     text += p.message;
   }
-  if (problem_count > problems.size()) text += fmt::format("\n  ... and {} more", problem_count - problems.size());
+  if (problem_count > problems.size())
+    text += fmt::format("\n  ... and {} more", problem_count - problems.size());
   return text;
 }
 
@@ -123,111 +128,145 @@ std::string SplitList::summary() const {
   return s;
 }
 
-SplitList parse_split_list(std::string_view text, const std::string& source, const std::string& data_root,
-                           const SplitListOptions& options) {
-  SplitList list;
-  list.source = source;
-  // ~60 bytes per line in the published lists; a rough reserve avoids most regrowth.
-  list.clips.reserve(text.size() / 48 + 1);
+namespace {
 
-  constexpr std::string_view kBom = "\xEF\xBB\xBF";
-  if (text.substr(0, kBom.size()) == kBom) text.remove_prefix(kBom.size());
+// Parses one line at a time so a file can be fed in chunks: the output is the only large memory
+// touched (first-touch page faults, not parsing, dominate a cold load).
+class LineParser {
+ public:
+  LineParser(const std::string& source, const std::string& data_root, const SplitListOptions& options)
+      : data_root_(data_root), options_(options) {
+    list_.source = source;
+  }
 
-  auto report = [&](std::size_t line_no, std::string_view line, std::string_view what) {
-    ++list.problem_count;
-    if (list.problems.size() < options.max_reported) {
-      list.problems.push_back({line_no, fmt::format("{}:{}: {}: '{}'", source, line_no, what, shorten(line))});
+  void reserve(std::size_t lines) { list_.clips.reserve(lines); }
+
+  void line(std::string_view raw) {
+    ++line_no_;
+    if (line_no_ == 1) {
+      constexpr std::string_view kBom = "\xEF\xBB\xBF";
+      if (raw.substr(0, kBom.size()) == kBom) raw.remove_prefix(kBom.size());
     }
-  };
-
-  std::string joined;
-  std::string why;
-  std::size_t pos = 0;
-  std::size_t line_no = 0;
-  while (pos < text.size()) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    const std::string_view raw = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-
     const std::string_view line = trim(raw);
     if (line.empty() || line.front() == '#') {
-      ++list.skipped_lines;
-      continue;
+      ++list_.skipped_lines;
+      return;
     }
     std::string_view fields[2];
     const std::size_t n = split_fields(line, fields, 2);
     int label = -1;
-    if (n > 2) {
-      report(line_no, line, fmt::format("expected '<path> <label>', found {} fields", n));
-      continue;
-    }
+    if (n > 2) return report(line, fmt::format("expected '<path> <label>', found {} fields", n));
     if (n == 1) {
-      if (!options.allow_missing_label) {
-        report(line_no, line, "missing label");
-        continue;
-      }
+      if (!options_.allow_missing_label) return report(line, "missing label");
     } else {
       const std::string_view tok = fields[1];
       const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), label);
-      if (ec == std::errc::result_out_of_range) {
-        report(line_no, line, "label out of range");
-        continue;
-      }
+      if (ec == std::errc::result_out_of_range) return report(line, "label out of range");
       if (ec != std::errc() || end != tok.data() + tok.size()) {
-        report(line_no, line, fmt::format("label '{}' is not an integer", shorten(tok)));
-        continue;
+        return report(line, fmt::format("label '{}' is not an integer", shorten(tok)));
       }
-      if (label < 0) {
-        report(line_no, line, fmt::format("negative label {}", label));
-        continue;
-      }
+      if (label < 0) return report(line, fmt::format("negative label {}", label));
     }
-    if (!rebase(fields[0], data_root, options, joined, why)) {
-      report(line_no, line, why);
-      continue;
-    }
-    list.clips.push_back({joined, label});
-  }
-  list.lines = line_no;
-
-  if (options.strict && list.problem_count > 0) {
-    throw SplitListError(source, problems_text(source, list.problems, list.problem_count), list.problems,
-                         list.problem_count);
-  }
-  if (options.strict && list.clips.empty()) {
-    throw SplitListError(source, fmt::format("{}: split list holds no clips", source));
+    if (!rebase(fields[0], data_root_, options_, joined_, why_)) return report(line, why_);
+    list_.clips.push_back({joined_, label});
   }
 
-  if (options.check_exists) {
-    std::error_code ec;
-    for (const auto& c : list.clips) {
-      // An error (permission, bad path) counts as missing: the clip cannot be read either way.
-      if (!std::filesystem::is_regular_file(c.path, ec)) {
-        ++list.missing_count;
-        if (list.missing_paths.size() < options.max_reported) list.missing_paths.push_back(c.path);
+  SplitList finish() {
+    list_.lines = line_no_;
+    const std::string& source = list_.source;
+    if (options_.strict && list_.problem_count > 0) {
+      throw SplitListError(source, problems_text(source, list_.problems, list_.problem_count), list_.problems,
+                           list_.problem_count);
+    }
+    if (options_.strict && list_.clips.empty()) {
+      throw SplitListError(source, fmt::format("{}: split list holds no clips", source));
+    }
+    if (options_.check_exists) {
+      std::error_code ec;
+      for (const auto& c : list_.clips) {
+        // An error (permission, bad path) counts as missing: the clip cannot be read either way.
+        if (!std::filesystem::is_regular_file(c.path, ec)) {
+          ++list_.missing_count;
+          if (list_.missing_paths.size() < options_.max_reported) list_.missing_paths.push_back(c.path);
+        }
       }
     }
+    return std::move(list_);
   }
-  return list;
+
+ private:
+  void report(std::string_view line, std::string_view what) {
+    ++list_.problem_count;
+    if (list_.problems.size() < options_.max_reported) {
+      list_.problems.push_back(
+          {line_no_, fmt::format("{}:{}: {}: '{}'", list_.source, line_no_, what, shorten(line))});
+    }
+  }
+
+  const std::string& data_root_;
+  const SplitListOptions& options_;
+  SplitList list_;
+  std::size_t line_no_ = 0;
+  std::string joined_;
+  std::string why_;
+};
+
+// Feeds the complete lines of `text` to the parser; returns what follows the last newline.
+std::string_view feed_lines(LineParser& parser, std::string_view text) {
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) return text.substr(pos);
+    parser.line(text.substr(pos, eol - pos));
+    pos = eol + 1;
+  }
 }
 
-SplitList load_split_list(const std::string& file, const std::string& data_root, const SplitListOptions& options) {
+}  // namespace
+
+SplitList parse_split_list(std::string_view text, const std::string& source, const std::string& data_root,
+                           const SplitListOptions& options) {
+  LineParser parser(source, data_root, options);
+  parser.reserve(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
+  const std::string_view rest = feed_lines(parser, text);
+  if (!rest.empty()) parser.line(rest);
+  return parser.finish();
+}
+
+SplitList load_split_list(const std::string& file, const std::string& data_root,
+                          const SplitListOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw SplitListError(file, fmt::format("cannot read split list {}: it is a directory", file));
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw SplitListError(file, fmt::format("cannot open split list {}: {}", file, std::strerror(errno)));
   }
-  std::string text;
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size > 0) {
-    text.resize(static_cast<std::size_t>(size));
-    in.seekg(0, std::ios::beg);
-    in.read(text.data(), size);
+  // Published lists run ~60 bytes a line; reserving from the file size avoids regrowth.
+  const auto size = std::filesystem::file_size(file, ec);
+  LineParser parser(file, data_root, options);
+  if (!ec) parser.reserve(static_cast<std::size_t>(size / 40) + 1);
+
+  // Chunked reading keeps the input buffer small; a partial last line carries into the next chunk.
+  constexpr std::size_t kChunk = 64 * 1024;
+  std::string buffer;
+  std::size_t carried = 0;
+  for (;;) {
+    buffer.resize(carried + kChunk);
+    in.read(buffer.data() + carried, static_cast<std::streamsize>(kChunk));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (in.bad()) throw SplitListError(file, fmt::format("cannot read split list {}", file));
+    const std::string_view data(buffer.data(), carried + got);
+    const std::string_view rest = feed_lines(parser, data);
+    if (got == 0) {
+      if (!rest.empty()) parser.line(rest);
+      break;
+    }
+    std::memmove(buffer.data(), rest.data(), rest.size());
+    carried = rest.size();
   }
-  if (!in) throw SplitListError(file, fmt::format("cannot read split list {}", file));
-  return parse_split_list(text, file, data_root, options);
+  return parser.finish();
 }
 
 }  // namespace sefar::io

@@ -48,9 +48,9 @@ struct SplitList {
   std::string source;  // the file read (or the name given to parse_split_list)
   std::vector<ClipEntry> clips;
 
-  std::size_t lines = 0;          // lines in the file
-  std::size_t skipped_lines = 0;  // blank and comment lines
-  std::size_t problem_count = 0;  // every problem line, also beyond max_reported
+  std::size_t lines = 0;               // lines in the file
+  std::size_t skipped_lines = 0;       // blank and comment lines
+  std::size_t problem_count = 0;       // every problem line, also beyond max_reported
   std::vector<SplitProblem> problems;  // the first max_reported of them
 
   std::size_t missing_count = 0;           // with check_exists: clips not found on disk

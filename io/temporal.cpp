@@ -13,7 +13,8 @@ namespace sefar::io {
 namespace {
 
 void require_frames(int num_frames, const char* where) {
-  if (num_frames < 1) throw std::invalid_argument(fmt::format("{}: clip has {} frames (need >= 1)", where, num_frames));
+  if (num_frames < 1)
+    throw std::invalid_argument(fmt::format("{}: clip has {} frames (need >= 1)", where, num_frames));
 }
 
 void require_shape(const ElementLayout& layout, const ElementSample& sample, const char* where) {
@@ -42,7 +43,8 @@ ElementLayout make_layout(const std::vector<int>& view_set) {
   layout.view_set = view_set;
   std::int64_t total = 0;
   for (int k : view_set) {
-    if (k < 1) throw std::invalid_argument(fmt::format("view set has a view with {} segments (need >= 1)", k));
+    if (k < 1)
+      throw std::invalid_argument(fmt::format("view set has a view with {} segments (need >= 1)", k));
     total += k;
   }
   if (total > 1'000'000) throw std::invalid_argument("view set has too many segments");
@@ -105,7 +107,8 @@ ElementSample sample_eval(const ElementLayout& layout, int num_frames) {
 ElementSample sample_test(const ElementLayout& layout, int num_frames, int temporal_index, int num_temporal) {
   require_frames(num_frames, "sample_test");
   if (num_temporal < 1 || temporal_index < 0 || temporal_index >= num_temporal) {
-    throw std::invalid_argument(fmt::format("sample_test: temporal draw {} of {}", temporal_index, num_temporal));
+    throw std::invalid_argument(
+        fmt::format("sample_test: temporal draw {} of {}", temporal_index, num_temporal));
   }
   return sample_with(layout, num_frames, [&](FrameRange r) {
     const std::int64_t len = r.end - r.begin;
@@ -164,14 +167,22 @@ FrameUnion union_indices(const std::vector<ElementSample>& draws) {
 
 std::string_view perturbation_name(TemporalPerturbation perturbation) {
   switch (perturbation) {
-    case TemporalPerturbation::none: return "none";
-    case TemporalPerturbation::moderate: return "moderate";
-    case TemporalPerturbation::all_reverse: return "all_reverse";
-    case TemporalPerturbation::local_shuffle: return "local_shuffle";
-    case TemporalPerturbation::all_shuffle: return "all_shuffle";
-    case TemporalPerturbation::warping: return "warping";
-    case TemporalPerturbation::t_drop: return "t_drop";
-    case TemporalPerturbation::t_half: return "t_half";
+    case TemporalPerturbation::none:
+      return "none";
+    case TemporalPerturbation::moderate:
+      return "moderate";
+    case TemporalPerturbation::all_reverse:
+      return "all_reverse";
+    case TemporalPerturbation::local_shuffle:
+      return "local_shuffle";
+    case TemporalPerturbation::all_shuffle:
+      return "all_shuffle";
+    case TemporalPerturbation::warping:
+      return "warping";
+    case TemporalPerturbation::t_drop:
+      return "t_drop";
+    case TemporalPerturbation::t_half:
+      return "t_half";
   }
   return "unknown";
 }
@@ -188,7 +199,8 @@ TemporalPerturbation parse_perturbation(std::string_view name) {
 
 ElementSample reverse_fine_views(const ElementSample& sample) {
   ElementSample out = sample;
-  for (std::size_t v = 0; v + 1 < out.frames.size(); ++v) std::reverse(out.frames[v].begin(), out.frames[v].end());
+  for (std::size_t v = 0; v + 1 < out.frames.size(); ++v)
+    std::reverse(out.frames[v].begin(), out.frames[v].end());
   return out;
 }
 
@@ -286,16 +298,22 @@ ElementSample perturb(TemporalPerturbation perturbation, const ElementLayout& la
                       const ElementSample& sample, int num_frames, Rng& rng) {
   require_shape(layout, sample, "perturb");
   switch (perturbation) {
-    case TemporalPerturbation::none: return sample;
-    case TemporalPerturbation::moderate: return reverse_fine_views(sample);
-    case TemporalPerturbation::all_reverse: return reverse_all_views(sample);
-    case TemporalPerturbation::local_shuffle: return shuffle_fine_views(sample, rng);
-    case TemporalPerturbation::all_shuffle: return shuffle_timeline(layout, sample, rng);
+    case TemporalPerturbation::none:
+      return sample;
+    case TemporalPerturbation::moderate:
+      return reverse_fine_views(sample);
+    case TemporalPerturbation::all_reverse:
+      return reverse_all_views(sample);
+    case TemporalPerturbation::local_shuffle:
+      return shuffle_fine_views(sample, rng);
+    case TemporalPerturbation::all_shuffle:
+      return shuffle_timeline(layout, sample, rng);
     case TemporalPerturbation::warping:
       return remap_timeline(layout, sample, warp_slots(layout.num_segments, rng));
     case TemporalPerturbation::t_drop:
       return remap_timeline(layout, sample, slow_slots(layout.num_segments, rng));
-    case TemporalPerturbation::t_half: return half_window(sample, num_frames, rng);
+    case TemporalPerturbation::t_half:
+      return half_window(sample, num_frames, rng);
   }
   throw std::invalid_argument("perturb: unknown perturbation");
 }
@@ -317,7 +335,8 @@ Size resized_size(Size source, int short_side) {
 
 int draw_short_side(Rng& rng, int min_short_side, int max_short_side) {
   if (min_short_side < 1 || min_short_side > max_short_side) {
-    throw std::invalid_argument(fmt::format("short-side range [{}, {}] is invalid", min_short_side, max_short_side));
+    throw std::invalid_argument(
+        fmt::format("short-side range [{}, {}] is invalid", min_short_side, max_short_side));
   }
   return rng.uniform_int(min_short_side, max_short_side);
 }
@@ -335,7 +354,9 @@ CropBox draw_crop(Rng& rng, Size resized, int crop_size) {
   return box;
 }
 
-bool draw_flip(Rng& rng, double probability) { return rng.bernoulli(probability); }
+bool draw_flip(Rng& rng, double probability) {
+  return rng.bernoulli(probability);
+}
 
 std::vector<float> draw_channel_dropout(Rng& rng, int channels, double p) {
   if (channels < 0 || !(p >= 0.0 && p <= 1.0)) {
@@ -393,14 +414,16 @@ CropBox test_crop(Size resized, int crop_size, int spatial_index, int num_spatia
 std::vector<TestView> test_views(const ElementLayout& layout, int num_frames, Size resized, int crop_size,
                                  int num_temporal, int num_spatial) {
   std::vector<TestView> views;
-  views.reserve(static_cast<std::size_t>(std::max(num_temporal, 0)) * static_cast<std::size_t>(std::max(num_spatial, 0)));
+  views.reserve(static_cast<std::size_t>(std::max(num_temporal, 0)) *
+                static_cast<std::size_t>(std::max(num_spatial, 0)));
   for (int t = 0; t < num_temporal; ++t) {
     const ElementSample sample = sample_test(layout, num_frames, t, num_temporal);
     for (int c = 0; c < num_spatial; ++c) {
       views.push_back(TestView{t, c, sample, test_crop(resized, crop_size, c, num_spatial)});
     }
   }
-  if (views.empty()) throw std::invalid_argument("test_views: need at least one temporal and one spatial view");
+  if (views.empty())
+    throw std::invalid_argument("test_views: need at least one temporal and one spatial view");
   return views;
 }
 

@@ -67,8 +67,7 @@ ElementSample sample_train(const ElementLayout& layout, int num_frames, Rng& rng
 ElementSample sample_eval(const ElementLayout& layout, int num_frames);
 // Test draw t of T: the frame at offset (t + 0.5) / T of each segment,
 // begin + floor((2t + 1) * len / (2T)). T = 1 gives the eval centres.
-ElementSample sample_test(const ElementLayout& layout, int num_frames, int temporal_index,
-                          int num_temporal);
+ElementSample sample_test(const ElementLayout& layout, int num_frames, int temporal_index, int num_temporal);
 
 // The timeline of a draw (S frames, segment order) and back.
 std::vector<int> to_timeline(const ElementLayout& layout, const ElementSample& sample);
@@ -115,9 +114,8 @@ enum class TemporalPerturbation {
 };
 
 inline constexpr std::array<TemporalPerturbation, 8> kAllPerturbations = {
-    TemporalPerturbation::none,          TemporalPerturbation::moderate,
-    TemporalPerturbation::all_reverse,   TemporalPerturbation::local_shuffle,
-    TemporalPerturbation::all_shuffle,   TemporalPerturbation::warping,
+    TemporalPerturbation::none,          TemporalPerturbation::moderate,    TemporalPerturbation::all_reverse,
+    TemporalPerturbation::local_shuffle, TemporalPerturbation::all_shuffle, TemporalPerturbation::warping,
     TemporalPerturbation::t_drop,        TemporalPerturbation::t_half,
 };
 
@@ -204,7 +202,7 @@ struct TestView {
 };
 
 // All T x C test views of a clip, temporal-major (t = 0 with every crop first).
-std::vector<TestView> test_views(const ElementLayout& layout, int num_frames, Size resized,
-                                 int crop_size, int num_temporal, int num_spatial = 3);
+std::vector<TestView> test_views(const ElementLayout& layout, int num_frames, Size resized, int crop_size,
+                                 int num_temporal, int num_spatial = 3);
 
 }  // namespace sefar::io
