@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "graph/item.h"
 #include "graph/schema.h"
@@ -16,6 +17,8 @@ struct NodeContext {
   std::string type;
   int concurrency = 1;
   std::uint64_t seed = 0;  // run seed; nodes derive their own streams from it
+  std::string run_dir;     // where a run writes its outputs (empty: none)
+  std::vector<bool> connected_inputs;  // per input port: has at least one edge
   Params params;
 };
 

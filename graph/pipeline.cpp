@@ -367,13 +367,16 @@ json substitute(const json& v, const json& params, const std::function<void(cons
 
 void substitute_params(PipelineDoc& doc) {
   std::vector<Diagnostic> problems;
+  // ${name} is the pipeline's name unless a parameter says otherwise.
+  json params = doc.params;
+  if (!params.contains("name")) params["name"] = doc.name;
   std::vector<std::string> names;
-  for (auto it = doc.params.begin(); it != doc.params.end(); ++it) names.push_back(it.key());
+  for (auto it = params.begin(); it != params.end(); ++it) names.push_back(it.key());
   for (auto& node : doc.nodes) {
     for (auto it = node.params.begin(); it != node.params.end(); ++it) {
       auto file_it = node.param_files.find(it.key());
       std::string file = file_it == node.param_files.end() ? node.file : file_it->second;
-      it.value() = substitute(it.value(), doc.params, [&](const std::string& name) {
+      it.value() = substitute(it.value(), params, [&](const std::string& name) {
         auto guess = closest_match(name, names);
         problems.push_back(Diagnostic{file, doc.line_of(file, {"nodes", node.id, "params", it.key()}), 0,
                                       node.id, node.type, it.key(),
@@ -382,7 +385,7 @@ void substitute_params(PipelineDoc& doc) {
       });
     }
     if (!node.concurrency.is_null())
-      node.concurrency = substitute(node.concurrency, doc.params, [&](const std::string& name) {
+      node.concurrency = substitute(node.concurrency, params, [&](const std::string& name) {
         problems.push_back(Diagnostic{node.file, doc.line_of(node.file, {"nodes", node.id, "concurrency"}), 0,
                                       node.id, node.type, "concurrency",
                                       fmt::format("concurrency: unknown pipeline parameter \"${{{}}}\"", name)});
@@ -390,7 +393,7 @@ void substitute_params(PipelineDoc& doc) {
   }
   json runtime = doc.runtime;
   for (auto it = runtime.begin(); it != runtime.end(); ++it) {
-    it.value() = substitute(it.value(), doc.params, [&](const std::string& name) {
+    it.value() = substitute(it.value(), params, [&](const std::string& name) {
       problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "",
                                     it.key(),
                                     fmt::format("runtime \"{}\": unknown pipeline parameter \"${{{}}}\"", it.key(), name)});

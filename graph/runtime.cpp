@@ -356,8 +356,17 @@ struct Runtime::Impl {
     nodes.clear();
     std::vector<Diagnostic> problems;
     for (int i = 0; i < n; ++i) {
-      NodeContext ctx{pipeline.name, decl(i).id, decl(i).spec->type(), decl(i).concurrency, pipeline.runtime.seed,
-                      Params(fmt::format("node '{}' ({})", decl(i).id, decl(i).spec->type()), decl(i).params)};
+      NodeContext ctx;
+      ctx.pipeline = pipeline.name;
+      ctx.id = decl(i).id;
+      ctx.type = decl(i).spec->type();
+      ctx.concurrency = decl(i).concurrency;
+      ctx.seed = pipeline.runtime.seed;
+      ctx.run_dir = pipeline.runtime.run_dir;
+      ctx.connected_inputs.assign(decl(i).spec->inputs().size(), false);
+      for (const auto& e : pipeline.edges)
+        if (e.to_node == i) ctx.connected_inputs[e.to_port] = true;
+      ctx.params = Params(fmt::format("node '{}' ({})", decl(i).id, decl(i).spec->type()), decl(i).params);
       try {
         nodes.push_back(decl(i).spec->factory()(ctx));
       } catch (const PipelineError& e) {

@@ -105,8 +105,8 @@ NodeSpec& NodeSpec::input(std::string name, MessageType msg, std::string d, bool
   inputs_.push_back(PortSpec{std::move(name), std::move(msg), std::move(d), required, false, false});
   return *this;
 }
-NodeSpec& NodeSpec::ordered_input(std::string name, MessageType msg, std::string d) {
-  inputs_.push_back(PortSpec{std::move(name), std::move(msg), std::move(d), true, true, false});
+NodeSpec& NodeSpec::ordered_input(std::string name, MessageType msg, std::string d, bool required) {
+  inputs_.push_back(PortSpec{std::move(name), std::move(msg), std::move(d), required, true, false});
   return *this;
 }
 NodeSpec& NodeSpec::feedback_input(std::string name, MessageType msg, std::string d) {

@@ -72,7 +72,7 @@ class NodeSpec {
 
   NodeSpec& doc(std::string text) { doc_ = std::move(text); return *this; }
   NodeSpec& input(std::string name, MessageType msg, std::string doc, bool required = true);
-  NodeSpec& ordered_input(std::string name, MessageType msg, std::string doc);
+  NodeSpec& ordered_input(std::string name, MessageType msg, std::string doc, bool required = true);
   NodeSpec& feedback_input(std::string name, MessageType msg, std::string doc);
   NodeSpec& output(std::string name, MessageType msg, std::string doc);
   // Declares that the node keeps state across items: it always runs with concurrency 1.

@@ -11,7 +11,7 @@ namespace sefar::graph {
 
 const std::vector<ParamSpec>& runtime_schema() {
   static const std::vector<ParamSpec> schema = [] {
-    std::vector<ParamSpec> s(3);
+    std::vector<ParamSpec> s(4);
     s[0].name = "threads";
     s[0].type = ParamType::Int;
     s[0].default_value = 0;
@@ -30,6 +30,10 @@ const std::vector<ParamSpec>& runtime_schema() {
     s[2].min = 0;
     s[2].max = 9007199254740991.0;
     s[2].doc = "run seed; every random draw derives from it";
+    s[3].name = "run_dir";
+    s[3].type = ParamType::String;
+    s[3].default_value = "";
+    s[3].doc = "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)";
     return s;
   }();
   return schema;
@@ -80,6 +84,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     out.runtime.threads = values["threads"].get<int>();
     out.runtime.max_in_flight = values["max_in_flight"].get<int>();
     out.runtime.seed = values["seed"].get<std::uint64_t>();
+    out.runtime.run_dir = values["run_dir"].get<std::string>();
   }
 
   std::map<std::string, int> index;

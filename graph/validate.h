@@ -13,6 +13,7 @@ struct RuntimeSettings {
   int threads = 0;          // 0: every core
   int max_in_flight = 64;   // source items alive at once, split among the sources
   std::uint64_t seed = 0;
+  std::string run_dir;      // outputs of the run (resolved pipeline, profile, metrics, checkpoints)
 };
 
 struct ResolvedEdge {

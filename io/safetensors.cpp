@@ -88,7 +88,8 @@ struct SafetensorsReader::Mapping {
   }
 };
 
-SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), map_(std::make_shared<Mapping>()) {
+SafetensorsReader::SafetensorsReader(const std::string& path)
+    : path_(path), map_(std::make_shared<Mapping>()) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
   struct stat st {};

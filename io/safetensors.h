@@ -21,9 +21,9 @@ namespace sefar::io {
 // One tensor's header entry.
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;            // "F32", "BF16", ... as in the file
+  std::string dtype;  // "F32", "BF16", ... as in the file
   std::vector<int64_t> shape;
-  uint64_t begin = 0;           // byte offsets in the data buffer
+  uint64_t begin = 0;  // byte offsets in the data buffer
   uint64_t end = 0;
 };
 

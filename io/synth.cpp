@@ -91,15 +91,16 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
   const double s = std::min(w, h);
 
   // Nuisances: colours, a textured background, position, size, starting orientation, timing.
-  Rgb bg1 = random_colour(rng, 20, 200), bg2 = random_colour(rng, 20, 200);
-  Rgb body = random_colour(rng, 60, 255), head = random_colour(rng, 60, 255);
+  // Dark backgrounds and bright figures keep the figure visible whatever the draw.
+  Rgb bg1 = random_colour(rng, 10, 110), bg2 = random_colour(rng, 10, 110);
+  Rgb body = random_colour(rng, 150, 255), head = random_colour(rng, 150, 255);
   double stripe_angle = uniform(0, kPi), stripe_freq = uniform(0.05, 0.25) * 64.0 / s, stripe_amp = uniform(0.2, 0.8);
-  double cx = uniform(0.35, 0.65) * w, cy = uniform(0.45, 0.65) * h;
-  double length = uniform(0.22, 0.34) * s, thickness = length * uniform(0.16, 0.24);
+  double cx = uniform(0.4, 0.6) * w, cy = uniform(0.5, 0.62) * h;
+  double length = uniform(0.36, 0.5) * s, thickness = length * uniform(0.18, 0.26);
   double head_radius = thickness * uniform(0.9, 1.3);
   double theta0 = uniform(0, 2 * kPi);
   double drift_x = uniform(-0.1, 0.1) * w / n, drift_y = uniform(-0.05, 0.05) * h / n;
-  double jump_height = uniform(0.12, 0.22) * h;
+  double jump_height = uniform(0.12, 0.2) * h;
   // The routine takes a random share of the clip (speed) and starts at a random time.
   double active = uniform(0.55, 0.85);
   double start = uniform(0.05, 1.0 - active - 0.05);

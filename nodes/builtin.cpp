@@ -10,6 +10,8 @@ void register_builtin_nodes(graph::Registry& registry) {
   registry.add(split_source_spec());
   registry.add(decode_spec());
   registry.add(views_spec());
+  registry.add(batch_spec());
+  registry.add(sefar_train_spec());
 }
 
 }  // namespace sefar::nodes

@@ -13,6 +13,8 @@ graph::NodeSpec discard_spec();
 graph::NodeSpec split_source_spec();
 graph::NodeSpec decode_spec();
 graph::NodeSpec views_spec();
+graph::NodeSpec batch_spec();
+graph::NodeSpec sefar_train_spec();
 
 // Adds every built-in node type to `registry`.
 void register_builtin_nodes(graph::Registry& registry);

@@ -64,22 +64,22 @@ class DecodeNode final : public graph::Node {
       } else if (options_.mode == DrawMode::test) {
         for (int t = 0; t < options_.test_clips; ++t) draws.push_back(io::sample_test(layout_, n, t, options_.test_clips));
       } else if (options_.mode == DrawMode::train) {
-        io::Rng rng(seed_, clip.epoch, clip.index, io::Purpose::frames, io::Draw::single);
+        io::Rng rng(seed_, clip.pass, clip.index, io::Purpose::frames, io::Draw::single);
         draws.push_back(io::sample_train(layout_, n, rng));
       } else {
-        io::Rng weak(seed_, clip.epoch, clip.index, io::Purpose::frames, io::Draw::weak);
-        io::Rng strong(seed_, clip.epoch, clip.index, io::Purpose::frames, io::Draw::strong);
+        io::Rng weak(seed_, clip.pass, clip.index, io::Purpose::frames, io::Draw::weak);
+        io::Rng strong(seed_, clip.pass, clip.index, io::Purpose::frames, io::Draw::strong);
         draws.push_back(io::sample_train(layout_, n, weak));
         // Temporal perturbations act on frame indices (some draw new frames: t_half, t_drop,
         // warping), so they happen before decoding and the union covers them.
-        io::Rng perturb(seed_, clip.epoch, clip.index, io::Purpose::perturb, io::Draw::strong);
+        io::Rng perturb(seed_, clip.pass, clip.index, io::Purpose::perturb, io::Draw::strong);
         draws.push_back(io::perturb(options_.perturbation, layout_, io::sample_train(layout_, n, strong), n, perturb));
       }
       // One short side per clip, shared by its draws (they are decoded together); crops and flips
       // stay independent per draw.
       int side = options_.min_short_side;
       if ((options_.mode == DrawMode::train || options_.mode == DrawMode::weak_strong) && options_.max_short_side > options_.min_short_side) {
-        io::Rng rng(seed_, clip.epoch, clip.index, io::Purpose::scale);
+        io::Rng rng(seed_, clip.pass, clip.index, io::Purpose::scale);
         side = rng.uniform_int(options_.min_short_side, options_.max_short_side);
       }
       auto u = io::union_indices(draws);

@@ -17,8 +17,10 @@ namespace sefar::nodes {
 struct ClipRef {
   std::string path;
   int label = -1;           // -1 for unlabeled clips (the list's label column is ignored)
-  std::uint64_t index = 0;  // line position in its list: with the epoch, seeds every draw of the clip
-  std::uint64_t epoch = 0;
+  std::uint64_t index = 0;  // line position in its list
+  std::uint64_t epoch = 0;  // training epoch the clip belongs to
+  std::uint64_t pass = 0;   // pass over the list: with the index, seeds every random draw of the clip
+  int list_label = -1;  // the list's label column, kept for diagnostics (pseudo-label accuracy) only
 };
 using ClipRefPtr = std::shared_ptr<const ClipRef>;
 inline graph::MessageType clip_message() { return graph::message<ClipRefPtr>("clip"); }

@@ -20,7 +20,8 @@ struct SplitSourceOptions {
   std::string root;
   bool labeled = true;
   bool shuffle = false;
-  std::int64_t epochs = 1;
+  std::int64_t epochs = 1;  // 0: endless
+  std::int64_t items_per_epoch = 0;  // 0: the list's length
   std::int64_t limit = 0;
   bool check_exists = false;
   bool strict = true;
@@ -31,9 +32,16 @@ class SplitSource final : public graph::Source {
  public:
   explicit SplitSource(const graph::NodeContext& ctx) : seed_(ctx.seed) {
     const auto& p = ctx.params;
-    options_ = {p.get_string("list"),    p.get_string("root"),         p.get_bool("labeled"),
-                p.get_bool("shuffle"),   p.get_int("epochs"),          p.get_int("limit"),
-                p.get_bool("check_exists"), p.get_bool("strict"), int(p.get_int("strip_components"))};
+    options_.list = p.get_string("list");
+    options_.root = p.get_string("root");
+    options_.labeled = p.get_bool("labeled");
+    options_.shuffle = p.get_bool("shuffle");
+    options_.epochs = p.get_int("epochs");
+    options_.items_per_epoch = p.get_int("items_per_epoch");
+    options_.limit = p.get_int("limit");
+    options_.check_exists = p.get_bool("check_exists");
+    options_.strict = p.get_bool("strict");
+    options_.strip_components = int(p.get_int("strip_components"));
     std::string root = options_.root;
     if (root.empty()) root = std::filesystem::path(options_.list).parent_path().string();
     io::SplitListOptions lo;
@@ -50,15 +58,19 @@ class SplitSource final : public graph::Source {
     if (list_.clips.empty()) throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
     if (list_.problem_count || list_.missing_count)
       std::fprintf(stderr, "%s\n", fmt::format("split_source '{}': {}", ctx.id, list_.summary()).c_str());
+    per_epoch_ = options_.items_per_epoch > 0 ? std::size_t(options_.items_per_epoch) : list_.clips.size();
     order_.resize(list_.clips.size());
-    start_epoch();
+    start_pass();
   }
 
   bool produce(Produced& out) override {
-    if (position_ >= order_.size()) {
-      if (++epoch_ >= std::uint64_t(options_.epochs)) return false;
-      start_epoch();
+    if (emitted_in_epoch_ == per_epoch_) {
+      if (options_.epochs > 0 && epoch_ + 1 >= std::uint64_t(options_.epochs)) return false;
+      ++epoch_;
+      emitted_in_epoch_ = 0;
     }
+    if (position_ == order_.size()) start_pass();
+    ++emitted_in_epoch_;
     std::size_t i = order_[position_++];
     const auto& entry = list_.clips[i];
     auto clip = std::make_shared<ClipRef>();
@@ -66,24 +78,29 @@ class SplitSource final : public graph::Source {
     clip->label = options_.labeled ? entry.label : -1;
     clip->index = i;
     clip->epoch = epoch_;
+    clip->pass = pass_ - 1;
+    clip->list_label = entry.label;
     out.label = entry.path;
     out.value = ClipRefPtr(std::move(clip));
     return true;
   }
 
  private:
-  void start_epoch() {
+  // A pass over the list; an epoch may take several (items_per_epoch above the list length) or
+  // part of one. Every pass has its own order.
+  void start_pass() {
     for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
-    if (options_.shuffle) io::Rng(seed_, epoch_, 0, io::Purpose::shuffle).shuffle(order_);
+    if (options_.shuffle) io::Rng(seed_, pass_, 0, io::Purpose::shuffle).shuffle(order_);
     position_ = 0;
+    ++pass_;
   }
 
   SplitSourceOptions options_;
   std::uint64_t seed_;
   io::SplitList list_;
   std::vector<std::size_t> order_;
-  std::size_t position_ = 0;
-  std::uint64_t epoch_ = 0;
+  std::size_t position_ = 0, per_epoch_ = 0, emitted_in_epoch_ = 0;
+  std::uint64_t epoch_ = 0, pass_ = 0;
 };
 
 }  // namespace
@@ -96,7 +113,9 @@ graph::NodeSpec split_source_spec() {
       .param_string("root", "", "data root joined in front of listed paths (default: the list's folder)")
       .param_bool("labeled", true, "false for an unlabeled list: its label column is ignored")
       .param_bool("shuffle", false, "shuffle the order every epoch (seeded by runtime.seed and the epoch)")
-      .param_int("epochs", 1, "passes over the list", 1, 1e6)
+      .param_int("epochs", 1, "epochs to emit (0: endless, e.g. an unlabeled stream paced by the trainer)", 0, 1e6)
+      .param_int("items_per_epoch", 0, "clips per epoch (0: the list's length); longer epochs cycle the list, "
+                 "reshuffled every pass", 0, 1e12)
       .param_int("limit", 0, "use only the first N clips (0: all)", 0, 1e9)
       .param_bool("check_exists", false, "check every clip exists when loading and report the missing ones")
       .param_bool("strict", true, "stop on a malformed line (false: report and skip it)")

@@ -48,7 +48,7 @@ class ViewsNode final : public graph::Node {
                                               size.width, size.height, options_.crop));
     auto views = std::make_shared<ClipViews>();
     views->clip = clip.clip;
-    const std::uint64_t epoch = clip.clip.epoch, index = clip.clip.index;
+    const std::uint64_t pass = clip.clip.pass, index = clip.clip.index;
     for (std::size_t d = 0; d < clip.draws.size(); ++d) {
       if (options_.mode == SpatialMode::test) {
         for (int s = 0; s < options_.spatial_crops; ++s) {
@@ -64,15 +64,15 @@ class ViewsNode final : public graph::Node {
       } else {
         // Draw 0 is the weak (or only) draw, draw 1 the strong one: independent crops and flips.
         auto draw = clip.draws.size() == 1 ? io::Draw::single : d == 0 ? io::Draw::weak : io::Draw::strong;
-        io::Rng crop_rng(seed_, epoch, index, io::Purpose::crop, draw);
-        io::Rng flip_rng(seed_, epoch, index, io::Purpose::flip, draw);
+        io::Rng crop_rng(seed_, pass, index, io::Purpose::crop, draw);
+        io::Rng flip_rng(seed_, pass, index, io::Purpose::flip, draw);
         crop = io::draw_crop(crop_rng, size, options_.crop);
         flip = io::draw_flip(flip_rng, options_.flip_probability);
       }
       views->draws.push_back(io::make_views(clip.frames, clip.draws[d], crop, flip, options_.norm));
     }
     if (options_.mode == SpatialMode::train && clip.draws.size() == 2 && options_.channel_dropout > 0) {
-      io::Rng rng(seed_, epoch, index, io::Purpose::channel_dropout, io::Draw::strong);
+      io::Rng rng(seed_, pass, index, io::Purpose::channel_dropout, io::Draw::strong);
       auto scale = io::draw_channel_dropout(rng, 3, options_.channel_dropout);
       for (int c = 0; c < 3; ++c) views->channel_scale[c] = scale[c];
     }

@@ -42,7 +42,7 @@ TEST_CASE("help and usage errors") {
   CHECK(r.status == 2);
   CHECK(r.output.find("unknown command \"rnu\" (did you mean \"run\"?)") != std::string::npos);
   CHECK(sefar("run").status == 2);
-  CHECK(sefar("run " + pipelines() + "/quickstart.json --bogus").status == 2);
+  CHECK(sefar("run " + pipelines() + "/examples/concurrency.json --bogus").status == 2);
 }
 
 TEST_CASE("nodes lists every node type with ports and parameters") {
@@ -58,7 +58,7 @@ TEST_CASE("nodes lists every node type with ports and parameters") {
 }
 
 TEST_CASE("validate, graph --dot and run work on every shipped pipeline") {
-  for (const auto& entry : std::filesystem::directory_iterator(pipelines())) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(pipelines())) {
     if (entry.path().extension() != ".json") continue;
     std::string p = entry.path().string();
     INFO(p);
@@ -69,7 +69,7 @@ TEST_CASE("validate, graph --dot and run work on every shipped pipeline") {
     CHECK(g.status == 0);
     CHECK(g.output.rfind("digraph", 0) == 0);
   }
-  auto r = sefar("run " + pipelines() + "/quickstart.json --set items=12 --quiet");
+  auto r = sefar("run " + pipelines() + "/examples/concurrency.json --set items=12 --quiet");
   CHECK(r.status == 0);
   CHECK(r.output.find("12 items") != std::string::npos);
 }
@@ -83,7 +83,7 @@ TEST_CASE("exit status 2 for invalid pipelines, naming the place") {
   CHECK(r.status == 2);
   CHECK(r.output.find(bad + ":2: node 'a' (range): no parameter \"cnt\" in node type \"range\" (did you mean \"count\"?)") !=
         std::string::npos);
-  auto s = sefar("run " + pipelines() + "/quickstart.json --set print.every=0");
+  auto s = sefar("run " + pipelines() + "/examples/concurrency.json --set print.every=0");
   CHECK(s.status == 2);
   CHECK(s.output.find("node 'print' (log): param \"every\": value 0 is below the minimum 1") != std::string::npos);
   std::filesystem::remove_all(dir);
@@ -92,7 +92,7 @@ TEST_CASE("exit status 2 for invalid pipelines, naming the place") {
 TEST_CASE("run writes the profile and the trace") {
   auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_run_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto r = sefar("run " + pipelines() + "/quickstart.json --set items=5 --profile " + (dir / "p.json").string() +
+  auto r = sefar("run " + pipelines() + "/examples/concurrency.json --set items=5 --profile " + (dir / "p.json").string() +
                  " --trace " + (dir / "t.json").string());
   CHECK(r.status == 0);
   CHECK(r.output.find("busiest node") != std::string::npos);

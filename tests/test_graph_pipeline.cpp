@@ -154,7 +154,7 @@ TEST_CASE("edges to unknown nodes and malformed edges") {
 }
 
 TEST_CASE("edges between incompatible ports") {
-  auto text = replace(kBase, R"("sink": {"type": "collect_ordered"})", R"("sink": {"type": "collect_ordered"}, "b": {"type": "batch"}, "b2": {"type": "batch"})");
+  auto text = replace(kBase, R"("sink": {"type": "collect_ordered"})", R"("sink": {"type": "collect_ordered"}, "b": {"type": "tbatch"}, "b2": {"type": "tbatch"})");
   text = replace(text, R"("work.out -> sink.in")", R"("work.out -> sink.in", "work.out -> b.in", "b.out -> b2.in")");
   single(text, "incompatible ports: b.out carries \"int\" but b2.in expects \"tracked\"");
 }
@@ -325,7 +325,7 @@ TEST_CASE("extends: cycles, missing bases and deep chains") {
 
 TEST_CASE("the shipped pipelines validate") {
   auto registry = sefar::testing::test_registry(std::make_shared<Probe>());
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(SEFAR_SOURCE_DIR) + "/pipelines")) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SEFAR_SOURCE_DIR) + "/pipelines")) {
     if (entry.path().extension() != ".json") continue;
     INFO(entry.path().string());
     auto doc = load_pipeline(entry.path().string());

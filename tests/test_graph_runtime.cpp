@@ -176,7 +176,7 @@ TEST_CASE("batching: items combine, the partial last batch is flushed, budgets a
     "runtime": {"threads": 2, "max_in_flight": 8},
     "nodes": {
       "src": {"type": "tsource", "params": {"count": 10}},
-      "b": {"type": "batch", "params": {"size": 4}},
+      "b": {"type": "tbatch", "params": {"size": 4}},
       "log": {"type": "discard"}
     },
     "edges": ["src -> b", "b -> log"]

@@ -160,7 +160,7 @@ inline Registry test_registry(std::shared_ptr<Probe> probe) {
             .serial()
             .param_float("ms", 0.0, "delay per item", 0, 1000)
             .factory([probe](const NodeContext& ctx) { return std::make_unique<Collect>(ctx, probe); }));
-  r.add(NodeSpec("batch")
+  r.add(NodeSpec("tbatch")
             .doc("batches in source order")
             .ordered_input("in", tracked_msg(), "payloads")
             .output("out", message<std::int64_t>("int"), "batch sizes")

@@ -17,6 +17,7 @@
 #include "graph/runtime.h"
 #include "graph/validate.h"
 #include "io/synth.h"
+#include "io/video.h"
 #include "nodes/builtin.h"
 
 namespace {
@@ -323,13 +324,20 @@ int cmd_synth(const Args& a) {
 
 int cmd_run(const Args& a) {
   auto registry = make_registry();
-  auto validated = resolve(a, registry);
+  graph::PipelineDoc doc;
+  auto validated = resolve(a, registry, &doc);
+  const std::string& run_dir = validated.runtime.run_dir;
+  if (!run_dir.empty()) {
+    graph::write_file_atomic(run_dir + "/pipeline.json", graph::to_json(doc).dump(2) + "\n");
+    std::cerr << fmt::format("run directory: {}\n", run_dir);
+  }
   graph::Runtime runtime(validated, registry);
   graph::RunOptions options;
   options.trace_path = a.trace;
   options.print_table = !a.quiet;
   auto result = runtime.run(options);
   if (!a.profile.empty()) graph::write_file_atomic(a.profile, result.profile->to_json().dump(2));
+  if (!run_dir.empty()) graph::write_file_atomic(run_dir + "/profile.json", result.profile->to_json().dump(2));
   if (!a.trace.empty()) std::cerr << fmt::format("trace written to {}\n", a.trace);
   return kExitOk;
 }
@@ -342,6 +350,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? kExitInvalid : kExitOk;
   }
   std::string command = argv[1];
+  sefar::io::set_ffmpeg_log(sefar::io::FfmpegLog::kErrors);
   const char* usage = command == "run" ? kRunUsage
                       : command == "validate" ? kValidateUsage
                       : command == "graph" ? kGraphUsage

@@ -1,0 +1,354 @@
+#include "models/trainer.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "models/device.h"
+#include "models/timesformer.h"
+#include "models/weights.h"
+
+namespace sefar::models {
+
+using json = nlohmann::json;
+
+json StepStats::to_json() const {
+  json j{{"step", step},     {"epoch", epoch},       {"lr", lr},           {"xi", xi},
+         {"loss", loss},     {"loss_sup", loss_sup}, {"loss_un", loss_un}, {"loss_mix", loss_mix},
+         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi}};
+  if (semi) {
+    j["eta_mean"] = eta_mean;
+    j["eta_above_half"] = eta_above_half;
+    j["mix_lambda"] = mix_lambda;
+    if (pseudo_accuracy >= 0) j["pseudo_accuracy"] = pseudo_accuracy;
+  }
+  return j;
+}
+
+namespace detail {
+
+// SGD with momentum and weight decay, PyTorch's rule (dampening 0, no Nesterov):
+// g = grad + wd * p; buf = momentum * buf + g (buf = g at first); p -= lr * buf.
+// Written out so its state has names (checkpoints) and reads the same on LibTorch 1.13 and 2.x.
+struct Sgd {
+  double lr, momentum, weight_decay;
+  std::map<std::string, at::Tensor> momentum_buffers;
+
+  void step(torch::nn::Module& model) {
+    at::NoGradGuard no_grad;
+    for (auto& item : model.named_parameters(true)) {
+      at::Tensor& p = item.value();
+      if (!p.grad().defined()) continue;
+      at::Tensor g = p.grad();
+      if (weight_decay != 0) g = g.add(p, weight_decay);
+      if (momentum != 0) {
+        auto it = momentum_buffers.find(item.key());
+        if (it == momentum_buffers.end()) {
+          it = momentum_buffers.emplace(item.key(), g.clone()).first;
+        } else {
+          it->second.mul_(momentum).add_(g);
+        }
+        g = it->second;
+      }
+      p.add_(g, -lr);
+    }
+  }
+  void zero_grad(torch::nn::Module& model) {
+    for (auto& p : model.parameters(true))
+      if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
+double scalar(const at::Tensor& t) { return t.detach().to(at::kCPU).to(at::kDouble).item<double>(); }
+
+at::CPUGeneratorImpl* cpu_generator() {
+  return at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(resolve_device(options.device)) {
+  options_.model.validate();
+  if (options_.epochs < 1) throw std::invalid_argument("trainer: epochs must be >= 1");
+  if (options_.warmup_epochs < 0 || options_.warmup_epochs > options_.epochs)
+    throw std::invalid_argument("trainer: warmup_epochs must be in [0, epochs]");
+  if (options_.teacher_passes < 1) throw std::invalid_argument("trainer: teacher_passes must be >= 1");
+  {
+    // Parameter initialisation draws from the CPU generator: seed it from the run seed.
+    auto* gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    gen->set_current_seed(io::derive_seed(options_.seed, 0, 0, io::Purpose::init));
+  }
+  student_ = make_model(options_.model);
+  student_->to(device_);
+  optimizer_ = std::make_unique<detail::Sgd>();
+  optimizer_->lr = options_.lr;
+  optimizer_->momentum = options_.momentum;
+  optimizer_->weight_decay = options_.weight_decay;
+}
+
+Trainer::~Trainer() = default;
+
+at::Tensor Trainer::to_device(const at::Tensor& t) const {
+  return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
+}
+
+void Trainer::set_learning_rate(double lr) { optimizer_->lr = lr; }
+
+void Trainer::ensure_teacher() {
+  if (teacher_) return;
+  // The teacher starts as a copy of the student when the semi-supervised phase begins.
+  teacher_ = make_model(options_.model);
+  teacher_->to(device_);
+  load_state_dict(*teacher_, state_dict(*student_));
+  for (auto& p : teacher_->parameters(true)) p.set_requires_grad(false);
+}
+
+StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, const at::Tensor& labels_in,
+                        const std::vector<at::Tensor>* weak_in, const std::vector<at::Tensor>* strong_in,
+                        const at::Tensor* channel_scale_in, const at::Tensor* truth_in) {
+  StepStats stats;
+  stats.step = step_;
+  stats.epoch = epoch;
+  stats.lr = step_learning_rate(options_.lr, epoch, options_.milestones, options_.factors);
+  set_learning_rate(stats.lr);
+  const bool semi = options_.semi_supervised && weak_in && strong_in && epoch >= options_.warmup_epochs;
+  stats.xi = semi ? unlabeled_ramp(epoch, options_.warmup_epochs, options_.epochs) : 0.0;
+  stats.semi = semi;
+
+  std::vector<at::Tensor> labeled;
+  for (const auto& v : labeled_in) labeled.push_back(to_device(v));
+  at::Tensor labels = to_device(labels_in);
+  stats.labeled = labels.size(0);
+
+  student_->train();
+  optimizer_->zero_grad(*student_);
+  at::Tensor loss;
+  if (!semi) {
+    auto out = student_->forward(labeled);
+    auto sup = at::cross_entropy_loss(out.logits, labels);
+    loss = sup;
+    stats.loss_sup = scalar(sup);
+  } else {
+    ensure_teacher();
+    std::vector<at::Tensor> weak, strong;
+    for (const auto& v : *weak_in) weak.push_back(to_device(v));
+    for (const auto& v : *strong_in) strong.push_back(to_device(v));
+    const std::int64_t u = weak[0].size(0);
+    stats.unlabeled = u;
+
+    // Teacher: K Monte-Carlo passes. When only the head's dropout is random, the backbone runs
+    // once and the head K times (same distribution, a tenth of the cost); otherwise the K passes
+    // run as one batched forward.
+    TeacherStats t;
+    {
+      at::NoGradGuard no_grad;
+      const int k = options_.teacher_passes;
+      at::Tensor logits;
+      bool backbone_random = options_.model.drop_rate > 0 || options_.model.attn_drop_rate > 0;
+      if (!backbone_random) {
+        teacher_->eval();
+        auto features = teacher_->backbone(weak);
+        logits = teacher_->head_samples(features, k);  // [K, U, C]
+      } else {
+        teacher_->train();
+        std::vector<at::Tensor> repeated;
+        for (const auto& v : weak) repeated.push_back(v.repeat({k, 1, 1, 1, 1}));
+        logits = teacher_->forward(repeated).logits.reshape({k, u, -1});
+      }
+      t = teacher_stats(at::softmax(logits, 2));
+    }
+    at::Tensor eta = regulation_weights(options_.regulation, t.p_max, t.s_max, options_.threshold);
+
+    // Student inputs: the strong draw with its channel dropout.
+    at::Tensor scale = channel_scale_in ? to_device(*channel_scale_in) : at::ones({u, 3}, weak[0].options());
+    std::vector<at::Tensor> strong_dropped;
+    for (const auto& v : strong) strong_dropped.push_back(v * scale.view({u, 3, 1, 1, 1}));
+
+    // Labeled and strong clips in one forward pass (same view shapes).
+    std::vector<at::Tensor> joint;
+    for (std::size_t i = 0; i < labeled.size(); ++i) joint.push_back(at::cat({labeled[i], strong_dropped[i]}));
+    auto out = student_->forward(joint);
+    auto logits_l = out.logits.narrow(0, 0, stats.labeled);
+    auto logits_s = out.logits.narrow(0, stats.labeled, u);
+    auto sup = at::cross_entropy_loss(logits_l, labels);
+    auto un = unlabeled_loss(logits_s, t.label, eta);
+    at::Tensor mix = at::zeros({}, sup.options());
+    if (options_.token_mix && u > 1) {
+      io::Rng rng(options_.seed, std::uint64_t(step_), 0, io::Purpose::mix);
+      const auto patches = options_.model.num_patches();
+      auto draw = draw_token_mix(rng, int(u), int(strong.size()), int(patches), options_.mix_alpha);
+      auto perm = at::tensor(draw.perm, at::kLong).to(device_);
+      TokenMix token_mix;
+      for (std::size_t v = 0; v < strong.size(); ++v) {
+        // The second input: the perturbed strong views without channel dropout, batch-permuted.
+        token_mix.views.push_back(strong[v].index_select(0, perm));
+        std::vector<std::uint8_t> m(draw.masks[v].begin(), draw.masks[v].end());
+        token_mix.masks.push_back(at::tensor(m, at::kByte).to(at::kBool).to(device_));
+      }
+      auto mixed = student_->forward(strong_dropped, &token_mix);
+      mix = mix_loss(mixed.logits, t.mean_prob, eta, perm, draw.lambda, options_.mix_compare_logits);
+      stats.mix_lambda = draw.lambda;
+    }
+    loss = sup + stats.xi * (options_.gamma_un * un + options_.gamma_mix * mix);
+    stats.loss_sup = scalar(sup);
+    stats.loss_un = scalar(un);
+    stats.loss_mix = scalar(mix);
+    stats.eta_mean = scalar(eta.mean());
+    stats.eta_above_half = scalar((eta > 0.5).to(at::kFloat).mean());
+    if (truth_in && truth_in->defined()) {
+      auto truth = to_device(*truth_in);
+      auto known = truth >= 0;
+      auto n_known = scalar(known.sum());
+      if (n_known > 0) stats.pseudo_accuracy = scalar(((t.label == truth) & known).sum()) / n_known;
+    }
+  }
+  stats.loss = scalar(loss);
+  if (!std::isfinite(stats.loss))
+    throw std::runtime_error(fmt::format("non-finite loss {} at step {} (sup {}, un {}, mix {})", stats.loss, step_,
+                                         stats.loss_sup, stats.loss_un, stats.loss_mix));
+  loss.backward();
+  optimizer_->step(*student_);
+  if (semi) ema_update(*teacher_, *student_, options_.ema_decay);
+  ++step_;
+  return stats;
+}
+
+at::Tensor Trainer::predict(const std::vector<std::vector<at::Tensor>>& view_sets) {
+  MultiGranularViT& model = teacher_ ? *teacher_ : *student_;
+  at::NoGradGuard no_grad;
+  model.eval();
+  at::Tensor sum;
+  for (const auto& set : view_sets) {
+    std::vector<at::Tensor> views;
+    for (const auto& v : set) views.push_back(to_device(v));
+    auto probs = at::softmax(model.forward(views).logits, 1);
+    sum = sum.defined() ? sum + probs : probs;
+  }
+  return (sum / double(view_sets.size())).to(at::kCPU);
+}
+
+void Trainer::save(const std::string& path, const json& extra) const {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, t] : state_dict(*student_)) tensors.emplace_back("student." + name, t.to(at::kCPU));
+  if (teacher_)
+    for (const auto& [name, t] : state_dict(*teacher_)) tensors.emplace_back("teacher." + name, t.to(at::kCPU));
+  for (const auto& [name, t] : optimizer_->momentum_buffers) tensors.emplace_back("optim.momentum." + name, t.to(at::kCPU));
+  {
+    auto* gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    tensors.emplace_back("rng.cpu", gen->get_state());
+  }
+  json sidecar = extra;
+  sidecar["step"] = step_;
+  sidecar["has_teacher"] = bool(teacher_);
+  sidecar["model"] = model_config_to_json(options_.model);
+  // Tensors first, sidecar last: a sidecar only exists next to complete tensors.
+  io::save_safetensors(path + ".safetensors", tensors, {{"format", "sefar-checkpoint"}});
+  std::string tmp = path + ".json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << sidecar.dump(2);
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path + ".json");
+}
+
+json Trainer::load(const std::string& path) {
+  json sidecar;
+  {
+    std::ifstream in(path + ".json");
+    if (!in) throw std::runtime_error("checkpoint " + path + ".json not found");
+    sidecar = json::parse(in);
+  }
+  auto tensors = io::load_safetensors(path + ".safetensors");
+  auto take = [&](const std::string& prefix) {
+    std::map<std::string, at::Tensor> part;
+    for (const auto& [name, t] : tensors)
+      if (name.rfind(prefix, 0) == 0) part[name.substr(prefix.size())] = t;
+    return part;
+  };
+  LoadOptions strict;
+  load_state_dict(*student_, take("student."), strict);
+  if (sidecar.value("has_teacher", false)) {
+    ensure_teacher();
+    load_state_dict(*teacher_, take("teacher."), strict);
+  }
+  optimizer_->momentum_buffers.clear();
+  for (auto& [name, t] : take("optim.momentum.")) optimizer_->momentum_buffers[name] = t.to(device_);
+  if (auto it = tensors.find("rng.cpu"); it != tensors.end()) {
+    auto* gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    gen->set_state(*it->second.unsafeGetTensorImpl());
+  }
+  step_ = sidecar.value("step", std::int64_t(0));
+  return sidecar;
+}
+
+Evaluation::Evaluation(int num_classes)
+    : classes_(num_classes), confusion_(num_classes, std::vector<std::int64_t>(num_classes, 0)) {}
+
+void Evaluation::add(const at::Tensor& probs, const at::Tensor& labels) {
+  auto p = probs.to(at::kCPU);
+  auto l = labels.to(at::kCPU).to(at::kLong);
+  const int k = std::min(5, classes_);
+  auto top = std::get<1>(p.topk(k, 1));
+  for (std::int64_t b = 0; b < p.size(0); ++b) {
+    std::int64_t truth = l[b].item<std::int64_t>();
+    if (truth < 0 || truth >= classes_) continue;
+    std::int64_t pred = top[b][0].item<std::int64_t>();
+    ++count_;
+    top1_ += pred == truth;
+    for (int j = 0; j < k; ++j) top5_ += top[b][j].item<std::int64_t>() == truth;
+    ++confusion_[truth][pred];
+  }
+}
+
+double Evaluation::top1() const { return count_ ? double(top1_) / count_ : 0.0; }
+double Evaluation::top5() const { return count_ ? double(top5_) / count_ : 0.0; }
+
+std::vector<double> Evaluation::per_class_accuracy() const {
+  std::vector<double> out;
+  for (int c = 0; c < classes_; ++c) {
+    std::int64_t n = 0;
+    for (auto x : confusion_[c]) n += x;
+    out.push_back(n ? double(confusion_[c][c]) / n : 0.0);
+  }
+  return out;
+}
+
+double Evaluation::mean_class_accuracy() const {
+  double sum = 0;
+  int present = 0;
+  for (int c = 0; c < classes_; ++c) {
+    std::int64_t n = 0;
+    for (auto x : confusion_[c]) n += x;
+    if (n) {
+      sum += double(confusion_[c][c]) / n;
+      ++present;
+    }
+  }
+  return present ? sum / present : 0.0;
+}
+
+json Evaluation::to_json() const {
+  return json{{"clips", count_},
+              {"top1", top1()},
+              {"top5", top5()},
+              {"mean_class_accuracy", mean_class_accuracy()},
+              {"per_class_accuracy", per_class_accuracy()},
+              {"confusion", confusion_}};
+}
+
+}  // namespace sefar::models

@@ -1,0 +1,118 @@
+// SeFAR training state and one optimisation step (DESIGN §2): the student, the EMA teacher created
+// when the semi-supervised phase starts, SGD with momentum and a step schedule, and the regulated
+// loss. Pure tensors in, statistics out: the training node is a thin wrapper around it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
+
+#include "models/config.h"
+#include "models/sefar.h"
+
+namespace sefar::models {
+
+namespace detail {
+struct Sgd;
+}
+
+class MultiGranularViT;
+
+struct TrainerOptions {
+  ModelConfig model;
+  std::string device = "cpu";
+  std::uint64_t seed = 0;
+  // Optimiser (official: SGD, momentum 0.9, weight decay 1e-3, lr 0.005, x0.1 at 25, x0.01 at 28).
+  double lr = 0.005, momentum = 0.9, weight_decay = 1e-3;
+  std::vector<int> milestones = {25, 28};
+  std::vector<double> factors = {0.1, 0.01};
+  int epochs = 30, warmup_epochs = 5;
+  // Semi-supervised phase.
+  bool semi_supervised = true;
+  double ema_decay = 0.9999;
+  int teacher_passes = 10;  // K
+  Regulation regulation = Regulation::adaptive;
+  double threshold = 0.95;  // fixed regulation
+  double gamma_un = 2.0, gamma_mix = 2.0;
+  bool token_mix = true;
+  double mix_alpha = 10.0;
+  bool mix_compare_logits = false;  // the official code's form; default compares probabilities
+};
+
+struct StepStats {
+  std::int64_t step = 0;
+  int epoch = 0;
+  double lr = 0, xi = 0;
+  double loss = 0, loss_sup = 0, loss_un = 0, loss_mix = 0;
+  double eta_mean = 0, eta_above_half = 0;  // over the unlabeled batch (0 in warm-up)
+  double pseudo_accuracy = -1;              // when unlabeled clips carry true labels (synthetic data)
+  double mix_lambda = 0;
+  std::int64_t labeled = 0, unlabeled = 0;
+  bool semi = false;  // the step used unlabeled clips
+  nlohmann::json to_json() const;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainerOptions& options);
+  ~Trainer();
+
+  // One step. `labeled`: per view [B, 3, T, S, S]; `labels` [B]. `weak`/`strong`: the unlabeled
+  // draws (per view [U, ...]), `channel_scale` [U, 3] the strong draw's channel dropout, `truth`
+  // [U] the unlabeled clips' labels when known (else -1; only for the pseudo-label accuracy).
+  StepStats step(int epoch, const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
+                 const std::vector<at::Tensor>* weak = nullptr, const std::vector<at::Tensor>* strong = nullptr,
+                 const at::Tensor* channel_scale = nullptr, const at::Tensor* truth = nullptr);
+
+  // Class probabilities of the model to evaluate (the teacher once it exists, else the student),
+  // averaged over view sets: `view_sets[s][v]` is [B, 3, T, S, S].
+  at::Tensor predict(const std::vector<std::vector<at::Tensor>>& view_sets);
+
+  MultiGranularViT& student() { return *student_; }
+  MultiGranularViT* teacher() { return teacher_.get(); }
+  const TrainerOptions& options() const { return options_; }
+  std::int64_t steps_done() const { return step_; }
+
+  // Checkpoint: every tensor (student, teacher, optimiser momenta, the CPU generator state) and the
+  // counters. Written atomically to <path>.safetensors with a JSON sidecar <path>.json.
+  void save(const std::string& path, const nlohmann::json& extra) const;
+  // Restores a checkpoint written by save(); returns its extra JSON.
+  nlohmann::json load(const std::string& path);
+
+ private:
+  void ensure_teacher();
+  void set_learning_rate(double lr);
+  at::Tensor to_device(const at::Tensor& t) const;
+
+  TrainerOptions options_;
+  c10::Device device_;
+  std::shared_ptr<MultiGranularViT> student_, teacher_;
+  std::unique_ptr<detail::Sgd> optimizer_;
+  std::int64_t step_ = 0;
+};
+
+// Top-1/top-5, per-class accuracy and the confusion matrix, accumulated batch by batch.
+class Evaluation {
+ public:
+  explicit Evaluation(int num_classes);
+  void add(const at::Tensor& probs, const at::Tensor& labels);
+  std::int64_t count() const { return count_; }
+  double top1() const;
+  double top5() const;
+  std::vector<double> per_class_accuracy() const;
+  const std::vector<std::vector<std::int64_t>>& confusion() const { return confusion_; }
+  double mean_class_accuracy() const;
+  nlohmann::json to_json() const;
+
+ private:
+  int classes_;
+  std::int64_t count_ = 0, top1_ = 0, top5_ = 0;
+  std::vector<std::vector<std::int64_t>> confusion_;  // [truth][prediction]
+};
+
+}  // namespace sefar::models

@@ -1,0 +1,95 @@
+// batch: collates views of consecutive clips (in source order) into batches: per draw and view a
+// [B, 3, T, S, S] tensor, labels [B], the strong draw's channel scales [B, 3].
+#include <ATen/ops/stack.h>
+#include <ATen/ops/tensor.h>
+#include <fmt/format.h>
+
+#include "graph/node.h"
+#include "nodes/batch.h"
+#include "nodes/builtin.h"
+
+namespace sefar::nodes {
+
+ViewBatch collate(const std::vector<ClipViewsPtr>& clips) {
+  if (clips.empty()) throw std::invalid_argument("collate: no clips");
+  ViewBatch batch;
+  const std::size_t draws = clips[0]->draws.size();
+  std::vector<std::int64_t> labels;
+  std::vector<float> scales;
+  for (const auto& c : clips) {
+    if (c->draws.size() != draws || (draws && c->draws[0].size() != clips[0]->draws[0].size()))
+      throw std::invalid_argument(fmt::format("collate: clip {} has a different view layout", c->clip.path));
+    batch.clips.push_back(c->clip);
+    labels.push_back(c->clip.label);
+    scales.insert(scales.end(), c->channel_scale.begin(), c->channel_scale.end());
+  }
+  for (std::size_t d = 0; d < draws; ++d) {
+    std::vector<at::Tensor> views;
+    for (std::size_t v = 0; v < clips[0]->draws[d].size(); ++v) {
+      std::vector<at::Tensor> parts;
+      parts.reserve(clips.size());
+      for (const auto& c : clips) parts.push_back(c->draws[d][v]);
+      views.push_back(at::stack(parts));
+    }
+    batch.draws.push_back(std::move(views));
+  }
+  batch.labels = at::tensor(labels, at::kLong);
+  batch.channel_scale = at::tensor(scales, at::kFloat).reshape({std::int64_t(clips.size()), 3});
+  batch.epoch = clips[0]->clip.epoch;
+  return batch;
+}
+
+namespace {
+
+struct BatchOptions {
+  std::size_t size = 8;
+  bool drop_last = false;
+};
+
+class BatchNode final : public graph::Node {
+ public:
+  explicit BatchNode(const graph::NodeContext& ctx)
+      : options_{std::size_t(ctx.params.get_int("size")), ctx.params.get_bool("drop_last")} {}
+
+  void process(int, const graph::Item& item, graph::Output& out) override {
+    if (item.skipped()) return;  // a bad clip upstream: the batch fills from the next ones
+    pending_.push_back(item);
+    if (pending_.size() == options_.size) flush(out);
+  }
+  void finish(graph::Output& out) override {
+    if (!pending_.empty() && !options_.drop_last) flush(out);
+    pending_.clear();
+  }
+  std::size_t items_held() const override { return options_.size; }
+
+ private:
+  void flush(graph::Output& out) {
+    std::vector<ClipViewsPtr> clips;
+    for (const auto& i : pending_) clips.push_back(i.as<ClipViewsPtr>());
+    auto batch = std::make_shared<ViewBatch>(collate(clips));
+    auto label = std::make_shared<const std::string>(
+        fmt::format("batch {} ({} clips from {})", next_seq_, clips.size(), clips.front()->clip.path));
+    out.emit_item(0, graph::combine(next_seq_++, std::any(ViewBatchPtr(std::move(batch))), pending_, label));
+    pending_.clear();
+  }
+
+  BatchOptions options_;
+  std::vector<graph::Item> pending_;
+  std::uint64_t next_seq_ = 0;
+};
+
+}  // namespace
+
+graph::NodeSpec batch_spec() {
+  return graph::NodeSpec("batch")
+      .doc("Collates the views of consecutive clips, in source order, into batches.")
+      .ordered_input("in", views_message(), "views of single clips")
+      .output("out", batch_message(), "batches: per draw and view [B, 3, T, S, S], labels, channel scales")
+      .serial()
+      .renumbers()
+      .param_int("size", 8, "clips per batch", 1, 1 << 16)
+      .param_bool("drop_last", false, "drop the last, incomplete batch")
+      .factory([](const graph::NodeContext& ctx) { return std::make_unique<BatchNode>(ctx); });
+}
+
+}  // namespace sefar::nodes

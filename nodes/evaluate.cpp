@@ -1,0 +1,76 @@
+#include "nodes/evaluate.h"
+
+#include <mutex>
+
+#include <ATen/ops/tensor.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "graph/node.h"
+#include "graph/pipeline.h"
+#include "graph/runtime.h"
+#include "graph/validate.h"
+#include "nodes/batch.h"
+#include "nodes/builtin.h"
+
+namespace sefar::nodes {
+
+namespace {
+
+class PredictNode final : public graph::Node {
+ public:
+  PredictNode(models::Trainer& trainer, models::Evaluation& evaluation) : trainer_(trainer), evaluation_(evaluation) {}
+  void process(int, const graph::Item& item, graph::Output&) override {
+    const ViewBatch& batch = *item.as<ViewBatchPtr>();
+    auto probs = trainer_.predict(batch.draws);
+    std::vector<std::int64_t> truth;
+    for (const auto& c : batch.clips) truth.push_back(c.list_label);
+    evaluation_.add(probs, at::tensor(truth, at::kLong));
+  }
+
+ private:
+  models::Trainer& trainer_;
+  models::Evaluation& evaluation_;
+};
+
+}  // namespace
+
+models::Evaluation evaluate_split(const EvalSetup& s, models::Trainer& trainer, int num_classes) {
+  models::Evaluation evaluation(num_classes);
+  graph::Registry registry;
+  register_builtin_nodes(registry);
+  registry.add(graph::NodeSpec("predict")
+                   .doc("classifies batches with the model being trained")
+                   .ordered_input("in", batch_message(), "batches")
+                   .serial()
+                   .factory([&](const graph::NodeContext&) {
+                     return std::make_unique<PredictNode>(trainer, evaluation);
+                   }));
+  nlohmann::json p;
+  p["name"] = "evaluation";
+  p["runtime"] = {{"threads", s.threads}, {"max_in_flight", s.max_in_flight}, {"seed", s.seed}};
+  p["nodes"]["clips"] = {{"type", "split_source"},
+                         {"params", {{"list", s.list}, {"root", s.root}, {"limit", s.limit}, {"strict", false}}}};
+  p["nodes"]["decode"] = {{"type", "decode"},
+                          {"params",
+                           {{"views", s.views},
+                            {"draws", s.mode == "test" ? "test" : "eval"},
+                            {"test_clips", s.test_clips},
+                            {"short_side", {s.short_side, s.short_side}}}},
+                          {"concurrency", "unlimited"}};
+  p["nodes"]["views"] = {{"type", "views"},
+                         {"params", {{"crop", s.crop}, {"mode", s.mode == "test" ? "test" : "eval"}}},
+                         {"concurrency", "unlimited"}};
+  p["nodes"]["batch"] = {{"type", "batch"}, {"params", {{"size", s.batch}}}};
+  p["nodes"]["predict"] = {{"type", "predict"}};
+  p["edges"] = {"clips -> decode", "decode -> views", "views -> batch", "batch -> predict"};
+  auto doc = graph::parse_pipeline("<evaluation>", p.dump());
+  auto validated = graph::validate(doc, registry);
+  graph::Runtime runtime(validated, registry);
+  graph::RunOptions options;
+  options.print_table = false;
+  runtime.run(options);
+  return evaluation;
+}
+
+}  // namespace sefar::nodes

@@ -1,0 +1,29 @@
+// Evaluation of a model over a split list as a nested pipeline (decode, views, batch, predict),
+// used by the training node at epoch ends and by the evaluate node.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "models/trainer.h"
+
+namespace sefar::nodes {
+
+struct EvalSetup {
+  std::string list, root;
+  std::vector<int> views = {2, 2, 4};
+  int crop = 224;
+  int short_side = 256;
+  std::string mode = "eval";  // eval: centre draw, centre crop; test: test_clips x 3 crops
+  int test_clips = 5;
+  int batch = 8;
+  int threads = 0;
+  int max_in_flight = 32;
+  std::int64_t limit = 0;
+  std::uint64_t seed = 0;
+};
+
+// Runs the evaluation pipeline with `trainer.predict` as the classifier.
+models::Evaluation evaluate_split(const EvalSetup& setup, models::Trainer& trainer, int num_classes);
+
+}  // namespace sefar::nodes

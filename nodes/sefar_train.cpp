@@ -1,0 +1,342 @@
+// sefar_train: the SeFAR training step as a graph node. Pairs each labeled batch with an unlabeled
+// one (in source order), runs models::Trainer::step, and at epoch ends evaluates on a validation
+// list, writes metrics and checkpoints. Without an unlabeled input (or with semi_supervised false)
+// it trains supervised only: the baseline, same model.
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/Parallel.h>
+#include <ATen/ops/tensor.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "graph/node.h"
+#include "models/trainer.h"
+#include "nodes/batch.h"
+#include "nodes/builtin.h"
+#include "nodes/evaluate.h"
+
+namespace sefar::nodes {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct TrainNodeOptions {
+  models::TrainerOptions trainer;
+  int threads = 0;
+  EvalSetup eval;
+  int eval_every = 1;
+  int log_every = 10;
+  int keep_last = 2;
+  std::string resume;
+};
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e7) return "?";
+  int s = int(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+class TrainNode final : public graph::Node {
+ public:
+  explicit TrainNode(const graph::NodeContext& ctx) : id_(ctx.id), run_dir_(ctx.run_dir) {
+    const auto& p = ctx.params;
+    auto& t = options_.trainer;
+    t.model = models::ModelConfig::preset(p.get_string("model"));
+    t.model.num_classes = p.get_int("num_classes");
+    t.model.views.clear();
+    for (auto k : p.get_int_list("views")) t.model.views.push_back(k);
+    t.model.img_size = p.get_int("crop");
+    if (p.get_int("patch") > 0) t.model.patch_size = p.get_int("patch");
+    t.model.drop_path_rate = p.get_float("drop_path");
+    t.model.head_dropout = p.get_float("head_dropout");
+    t.device = p.get_string("device");
+    t.seed = ctx.seed;
+    t.lr = p.get_float("lr");
+    t.momentum = p.get_float("momentum");
+    t.weight_decay = p.get_float("weight_decay");
+    t.milestones.clear();
+    for (auto m : p.get_int_list("milestones")) t.milestones.push_back(int(m));
+    t.factors = p.get_float_list("factors");
+    if (t.factors.size() != t.milestones.size())
+      throw std::invalid_argument(fmt::format("param \"factors\": {} factors for {} milestones", t.factors.size(),
+                                              t.milestones.size()));
+    t.epochs = int(p.get_int("epochs"));
+    t.warmup_epochs = int(p.get_int("warmup_epochs"));
+    if (t.warmup_epochs > t.epochs)
+      throw std::invalid_argument(fmt::format("param \"warmup_epochs\": {} is more than epochs ({})", t.warmup_epochs,
+                                              t.epochs));
+    has_unlabeled_ = ctx.connected_inputs.size() > 1 && ctx.connected_inputs[1];
+    t.semi_supervised = p.get_bool("semi_supervised") && has_unlabeled_;
+    t.ema_decay = p.get_float("ema_decay");
+    t.teacher_passes = int(p.get_int("teacher_passes"));
+    t.regulation = models::regulation_from_string(p.get_string("regulation"));
+    t.threshold = p.get_float("threshold");
+    t.gamma_un = p.get_float("gamma_un");
+    t.gamma_mix = p.get_float("gamma_mix");
+    t.token_mix = p.get_bool("token_mix");
+    t.mix_alpha = p.get_float("mix_alpha");
+    t.mix_compare_logits = p.get_string("mix_target") == "logits";
+    options_.threads = int(p.get_int("threads"));
+    options_.eval.list = p.get_string("val_list");
+    options_.eval.root = p.get_string("val_root");
+    options_.eval.views.assign(t.model.views.begin(), t.model.views.end());
+    options_.eval.crop = int(t.model.img_size);
+    options_.eval.short_side = int(p.get_int("eval_short_side"));
+    options_.eval.mode = p.get_string("eval_mode");
+    options_.eval.test_clips = int(p.get_int("test_clips"));
+    options_.eval.batch = int(p.get_int("eval_batch"));
+    options_.eval.limit = p.get_int("eval_limit");
+    options_.eval.seed = ctx.seed;
+    options_.eval_every = int(p.get_int("eval_every"));
+    options_.log_every = int(p.get_int("log_every"));
+    options_.keep_last = int(p.get_int("keep_last"));
+    options_.resume = p.get_string("resume");
+    if (options_.eval.short_side < options_.eval.crop)
+      throw std::invalid_argument(fmt::format("param \"eval_short_side\": {} is below the crop {}",
+                                              options_.eval.short_side, options_.eval.crop));
+    if (options_.threads > 0) at::set_num_threads(options_.threads);
+    try {
+      trainer_ = std::make_unique<models::Trainer>(t);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("model: {}", e.what()));
+    }
+    if (!options_.resume.empty()) {
+      auto extra = trainer_->load(options_.resume);
+      resumed_epoch_ = extra.value("epoch", -1);
+      best_top1_ = extra.value("best_top1", -1.0);
+      std::fprintf(stderr, "%s\n",
+                   fmt::format("{}: resumed from {} (after epoch {}, step {})", id_, options_.resume, resumed_epoch_,
+                               trainer_->steps_done())
+                       .c_str());
+    }
+    if (!run_dir_.empty()) {
+      fs::create_directories(fs::path(run_dir_) / "checkpoints");
+      metrics_.open(fs::path(run_dir_) / "metrics.jsonl", std::ios::app);
+    }
+    start_ = std::chrono::steady_clock::now();
+  }
+
+  void process(int port, const graph::Item& item, graph::Output&) override {
+    if (int(item.as<ViewBatchPtr>()->epoch) <= resumed_epoch_) return;  // trained before the resume
+    // Keep the item, not only its value: its ticket holds the source's in-flight budget, so a
+    // stream that is not consumed yet (unlabeled batches during warm-up) stops its source.
+    (port == 0 ? labeled_ : unlabeled_).push_back(item);
+    drain();
+  }
+
+  void finish(graph::Output&) override {
+    drain();
+    if (current_epoch_ >= 0) end_epoch(current_epoch_, true);
+    labeled_.clear();
+    unlabeled_.clear();
+    if (metrics_.is_open()) metrics_.flush();
+  }
+
+ private:
+  bool semi_epoch(int epoch) const {
+    return options_.trainer.semi_supervised && epoch >= options_.trainer.warmup_epochs;
+  }
+
+  void drain() {
+    while (!labeled_.empty()) {
+      int epoch = int(labeled_.front().as<ViewBatchPtr>()->epoch);
+      if (epoch != current_epoch_) {
+        if (current_epoch_ >= 0) end_epoch(current_epoch_, false);
+        current_epoch_ = epoch;
+        epoch_start_ = std::chrono::steady_clock::now();
+        epoch_steps_ = 0;
+      }
+      const bool semi = semi_epoch(epoch);
+      if (semi && unlabeled_.empty()) return;  // wait for the unlabeled batch of this step
+      graph::Item labeled = labeled_.front();
+      labeled_.pop_front();
+      graph::Item unlabeled;
+      if (semi) {
+        unlabeled = unlabeled_.front();
+        unlabeled_.pop_front();
+      }
+      step(*labeled.as<ViewBatchPtr>(), semi ? unlabeled.as<ViewBatchPtr>().get() : nullptr);
+    }
+  }
+
+  void step(const ViewBatch& labeled, const ViewBatch* unlabeled) {
+    models::StepStats s;
+    if (unlabeled) {
+      std::vector<std::int64_t> truth;
+      for (const auto& c : unlabeled->clips) truth.push_back(c.list_label);
+      at::Tensor truth_t = at::tensor(truth, at::kLong);
+      if (unlabeled->draws.size() != 2)
+        throw std::invalid_argument("the unlabeled input needs two draws per clip (decode draws: weak_strong)");
+      s = trainer_->step(int(labeled.epoch), labeled.draws.at(0), labeled.labels, &unlabeled->draws[0],
+                         &unlabeled->draws[1], &unlabeled->channel_scale, &truth_t);
+    } else {
+      s = trainer_->step(int(labeled.epoch), labeled.draws.at(0), labeled.labels);
+    }
+    ++epoch_steps_;
+    clips_ += s.labeled + s.unlabeled;
+    if (s.semi) {
+      eta_sum_ += s.eta_mean * double(s.unlabeled);
+      eta_high_ += s.eta_above_half * double(s.unlabeled);
+      eta_count_ += double(s.unlabeled);
+    }
+    json j = s.to_json();
+    j["kind"] = "step";
+    write_metrics(j);
+    if (options_.log_every > 0 && (s.step % options_.log_every == 0)) {
+      double elapsed = seconds_since(start_);
+      double epoch_elapsed = seconds_since(epoch_start_);
+      double per_step = epoch_elapsed / std::max<std::int64_t>(1, epoch_steps_);
+      std::string eta_text;
+      if (last_epoch_steps_ > 0) {
+        double remaining_steps = double(last_epoch_steps_ - epoch_steps_) +
+                                 double(last_epoch_steps_) * (options_.trainer.epochs - 1 - s.epoch);
+        eta_text = " ETA " + format_duration(remaining_steps * per_step);
+      }
+      std::string semi_text =
+          s.semi ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} eta {:.2f} (>0.5 {:.0f}%)", s.loss_un, s.loss_mix, s.xi,
+                               s.eta_mean, 100 * s.eta_above_half)
+                 : " (warm-up)";
+      std::fprintf(stderr, "%s\n",
+                   fmt::format("epoch {}/{} step {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1,
+                               options_.trainer.epochs, s.step, s.loss, s.loss_sup, semi_text, s.lr,
+                               double(clips_) / std::max(1e-9, elapsed), eta_text)
+                       .c_str());
+    }
+  }
+
+  void end_epoch(int epoch, bool last) {
+    last_epoch_steps_ = epoch_steps_;
+    json summary{{"kind", "epoch"}, {"epoch", epoch}, {"steps", epoch_steps_}, {"seconds", seconds_since(epoch_start_)}};
+    if (eta_count_ > 0) {
+      summary["eta_mean"] = eta_sum_ / eta_count_;
+      summary["eta_above_half"] = eta_high_ / eta_count_;
+    }
+    eta_sum_ = eta_high_ = eta_count_ = 0;
+    write_metrics(summary);
+    double top1 = -1;
+    if (!options_.eval.list.empty() && (last || (epoch + 1) % options_.eval_every == 0)) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto evaluation = evaluate_split(options_.eval, *trainer_, int(options_.trainer.model.num_classes));
+      top1 = evaluation.top1();
+      json j = evaluation.to_json();
+      j["kind"] = "eval";
+      j["epoch"] = epoch;
+      j["step"] = trainer_->steps_done();
+      j["seconds"] = seconds_since(t0);
+      write_metrics(j);
+      std::fprintf(stderr, "%s\n",
+                   fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)",
+                               epoch + 1, options_.trainer.epochs, 100 * top1, 100 * evaluation.top5(),
+                               100 * evaluation.mean_class_accuracy(), evaluation.count(), seconds_since(t0))
+                       .c_str());
+      last_eval_ = j;
+    }
+    if (!run_dir_.empty()) save_checkpoint(epoch, top1);
+  }
+
+  void save_checkpoint(int epoch, double top1) {
+    const fs::path dir = fs::path(run_dir_) / "checkpoints";
+    json extra{{"epoch", epoch}, {"best_top1", std::max(best_top1_, top1)}};
+    std::string name = fmt::format("epoch_{:04d}", epoch);
+    trainer_->save((dir / name).string(), extra);
+    saved_.push_back(name);
+    if (top1 > best_top1_) {
+      best_top1_ = top1;
+      trainer_->save((dir / "best").string(), extra);
+    }
+    while (int(saved_.size()) > options_.keep_last) {
+      for (const char* ext : {".json", ".safetensors"}) fs::remove(dir / (saved_.front() + ext));
+      saved_.erase(saved_.begin());
+    }
+  }
+
+  void write_metrics(const json& j) {
+    if (!metrics_.is_open()) return;
+    metrics_ << j.dump() << '\n';
+    metrics_.flush();
+  }
+
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  std::string id_, run_dir_;
+  TrainNodeOptions options_;
+  bool has_unlabeled_ = false;
+  std::unique_ptr<models::Trainer> trainer_;
+  std::deque<graph::Item> labeled_, unlabeled_;
+  int current_epoch_ = -1, resumed_epoch_ = -1;
+  std::int64_t epoch_steps_ = 0, last_epoch_steps_ = 0, clips_ = 0;
+  double eta_sum_ = 0, eta_high_ = 0, eta_count_ = 0, best_top1_ = -1;
+  std::vector<std::string> saved_;
+  json last_eval_;
+  std::ofstream metrics_;
+  std::chrono::steady_clock::time_point start_, epoch_start_;
+};
+
+}  // namespace
+
+graph::NodeSpec sefar_train_spec() {
+  return graph::NodeSpec("sefar_train")
+      .doc("Trains the multi-granular TimeSformer with SeFAR: supervised loss on labeled batches; from the "
+           "end of warm-up, an EMA teacher's Monte-Carlo pseudo-labels on the weak draw, regulated by eta, "
+           "teach the student on the strong draw and on Tube-TokenMix'ed strong views.")
+      .ordered_input("labeled", batch_message(), "labeled batches (one draw)")
+      .ordered_input("unlabeled", batch_message(), "unlabeled batches (weak and strong draws); optional", false)
+      .serial()
+      .param_choice("model", "tiny", {"tiny", "S", "B"}, "model size (tiny: tests and the quickstart)")
+      .param_int("num_classes", std::nullopt, "number of classes", 2, 100000)
+      .param_int_list("views", std::vector<std::int64_t>{2, 2, 4}, "frames per view (match the decode node)", 1,
+                      256, 1)
+      .param_int("crop", 224, "input size (match the views node's crop)", 8, 4096)
+      .param_int("patch", 0, "patch size (0: the model size's own: 8 tiny, 16 S/B)", 0, 256)
+      .param_float("drop_path", 0.1, "stochastic depth rate", 0, 0.9)
+      .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0, 0.95)
+      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
+      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+      .param_float("lr", 0.005, "learning rate (SGD)", 0, 100)
+      .param_float("momentum", 0.9, "SGD momentum", 0, 1)
+      .param_float("weight_decay", 1e-3, "SGD weight decay", 0, 1)
+      .param_int_list("milestones", std::vector<std::int64_t>{25, 28}, "epochs where the learning rate steps", 0,
+                      1e6)
+      .param_float_list("factors", std::vector<double>{0.1, 0.01}, "learning-rate factor from each milestone on",
+                        0, 1e3)
+      .param_int("epochs", 30, "training epochs (passes of the labeled source)", 1, 1e6)
+      .param_int("warmup_epochs", 5, "supervised-only epochs before the semi-supervised phase", 0, 1e6)
+      .param_bool("semi_supervised", true, "use the unlabeled input (false: supervised baseline)")
+      .param_float("ema_decay", 0.9999, "teacher EMA decay", 0, 1)
+      .param_int("teacher_passes", 10, "Monte-Carlo passes of the teacher (K)", 1, 1000)
+      .param_choice("regulation", "adaptive", {"adaptive", "fixed", "none"},
+                    "weights of the unlabeled losses: adaptive (SeFAR), fixed threshold (FixMatch), none")
+      .param_float("threshold", 0.95, "fixed regulation: confidence threshold", 0, 1)
+      .param_float("gamma_un", 2.0, "weight of the unlabeled loss", 0, 1e3)
+      .param_float("gamma_mix", 2.0, "weight of the Tube TokenMix loss", 0, 1e3)
+      .param_bool("token_mix", true, "use Tube TokenMix")
+      .param_float("mix_alpha", 10.0, "Beta(alpha, alpha) of the mixing ratio", 0.01, 1e3)
+      .param_choice("mix_target", "probabilities", {"probabilities", "logits"},
+                    "compare mixed-view probabilities (SVFormer form) or raw logits (official code) with the mixed "
+                    "teacher targets")
+      .param_string("val_list", "", "validation split list (empty: no evaluation)")
+      .param_string("val_root", "", "data root of the validation list (default: its folder)")
+      .param_int("eval_every", 1, "evaluate every N epochs (and after the last)", 1, 1e6)
+      .param_choice("eval_mode", "eval", {"eval", "test"},
+                    "eval: one centre draw and crop; test: test_clips draws x 3 crops, softmax averaged")
+      .param_int("test_clips", 5, "test mode: temporal draws", 1, 64)
+      .param_int("eval_short_side", 256, "short side of validation frames", 8, 4096)
+      .param_int("eval_batch", 8, "validation batch size", 1, 4096)
+      .param_int("eval_limit", 0, "evaluate on the first N validation clips only (0: all)", 0, 1e9)
+      .param_int("log_every", 10, "print a progress line every N steps (0: never)", 0, 1e9)
+      .param_int("keep_last", 2, "epoch checkpoints kept (the best one is kept besides)", 1, 1e6)
+      .param_string("resume", "", "checkpoint to resume from (run_dir/checkpoints/epoch_NNNN, without extension)")
+      .factory([](const graph::NodeContext& ctx) { return std::make_unique<TrainNode>(ctx); });
+}
+
+}  // namespace sefar::nodes
