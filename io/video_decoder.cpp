@@ -492,14 +492,14 @@ SwsContext* CachedScaler::get(const AVFrame* src, int w, int h, int dst_format) 
                            static_cast<AVPixelFormat>(dst_format), SWS_BILINEAR, nullptr, nullptr, nullptr));
   if (!ctx) return nullptr;
   int *inv_table = nullptr, *table = nullptr;
-  int in_full = 0, out_full = 0, brightness = 0, contrast = 0, saturation = 0;
-  sws_getColorspaceDetails(ctx.get(), &inv_table, &in_full, &table, &out_full, &brightness, &contrast,
+  int src_full_range = 0, dst_full_range = 0, brightness = 0, contrast = 0, saturation = 0;
+  sws_getColorspaceDetails(ctx.get(), &inv_table, &src_full_range, &table, &dst_full_range, &brightness, &contrast,
                            &saturation);
   int cs = src->colorspace;
   if (cs < 1 || cs > 10 || cs == 8) cs = AVCOL_SPC_BT470BG;  // the filter's "auto" fallback
   const int* coefs = sws_getCoefficients(cs);
-  if (src->color_range != AVCOL_RANGE_UNSPECIFIED) in_full = src->color_range == AVCOL_RANGE_JPEG;
-  sws_setColorspaceDetails(ctx.get(), coefs, in_full, coefs, out_full, brightness, contrast, saturation);
+  if (src->color_range != AVCOL_RANGE_UNSPECIFIED) src_full_range = src->color_range == AVCOL_RANGE_JPEG;
+  sws_setColorspaceDetails(ctx.get(), coefs, src_full_range, coefs, dst_full_range, brightness, contrast, saturation);
   key = k;
   return ctx.get();
 }

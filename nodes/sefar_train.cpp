@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/node.h"
+#include "models/timesformer.h"
 #include "models/trainer.h"
+#include "models/weights.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 #include "nodes/evaluate.h"
@@ -135,6 +137,11 @@ class TrainNode final : public graph::Node {
   void finish(graph::Output&) override {
     drain();
     if (current_epoch_ >= 0) end_epoch(current_epoch_, true);
+    if (!run_dir_.empty() && current_epoch_ >= 0) {
+      // The model to use afterwards (sefar infer, feature export): the teacher once it exists.
+      auto* model = trainer_->teacher() ? trainer_->teacher() : &trainer_->student();
+      models::save_weights(*model, (fs::path(run_dir_) / "model.safetensors").string());
+    }
     labeled_.clear();
     unlabeled_.clear();
     if (metrics_.is_open()) metrics_.flush();

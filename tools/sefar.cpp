@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -18,6 +19,9 @@
 #include "graph/validate.h"
 #include "io/synth.h"
 #include "io/video.h"
+#include "models/config.h"
+#include "models/infer.h"
+#include "models/weights.h"
 #include "nodes/builtin.h"
 
 namespace {
@@ -38,6 +42,7 @@ commands:
   graph PIPELINE     print the pipeline as a Graphviz graph (--dot)
   nodes [TYPE]       list node types with their ports and parameters
   synth OUT_DIR      generate the synthetic fine-grained action dataset (mp4 + split lists)
+  infer              run a model on view tensors from a safetensors file (logits and features out)
 
 'sefar <command> --help' describes a command's options.
 exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running.
@@ -93,6 +98,15 @@ options:
   --threads N           clips generated in parallel (default: every core)
 )";
 
+const char* kInferUsage = R"(usage: sefar infer --weights W.safetensors --inputs IN.safetensors --outputs OUT.safetensors
+                   [--config MODEL.json] [--device cpu|cuda|cuda:N|auto] [--batch N] [--non-strict]
+
+Runs the multi-granular TimeSformer in evaluation mode on view tensors and writes its logits and
+features. The model config comes from the weights file's metadata (files written by sefar), or from
+--config (a JSON model config, e.g. for official checkpoints converted to safetensors; a leading
+"module." in their keys is stripped). File layouts: see README.md, "Inference and feature export".
+)";
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -123,7 +137,9 @@ Args parse_args(const std::string& command, int argc, char** argv) {
     else if (arg == "--quiet") a.quiet = true;
     else if (arg == "--dot" && command == "graph") a.dot = true;
     else if (arg == "--json" && command == "nodes") a.json = true;
-    else if (command == "synth" && arg.rfind("--", 0) == 0) a.options.emplace_back(arg.substr(2), value(arg.c_str()));
+    else if (command == "infer" && arg == "--non-strict") a.options.emplace_back("non-strict", "");
+    else if ((command == "synth" || command == "infer") && arg.rfind("--", 0) == 0)
+      a.options.emplace_back(arg.substr(2), value(arg.c_str()));
     else if (!arg.empty() && arg[0] == '-') throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
     else if (command == "nodes" && a.type.empty()) a.type = arg;
     else if (command != "nodes" && a.path.empty()) a.path = arg;
@@ -322,6 +338,51 @@ int cmd_synth(const Args& a) {
   return kExitOk;
 }
 
+int cmd_infer(const Args& a) {
+  std::string weights, inputs, outputs, config_path;
+  models::InferOptions options;
+  for (const auto& [name, v] : a.options) {
+    if (name == "weights") weights = v;
+    else if (name == "inputs") inputs = v;
+    else if (name == "outputs") outputs = v;
+    else if (name == "config") config_path = v;
+    else if (name == "device") options.device = v;
+    else if (name == "batch") {
+      try {
+        options.batch_size = std::stoll(v);
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--batch: expected an integer, got \"{}\"", v));
+      }
+      if (options.batch_size < 0) throw UsageError("--batch must be >= 0");
+    } else if (name == "non-strict") options.strict = false;
+    else throw UsageError(fmt::format("unknown option --{}", name));
+  }
+  if (weights.empty() || inputs.empty() || outputs.empty())
+    throw UsageError("--weights, --inputs and --outputs are required");
+  models::ModelConfig config;
+  try {
+    if (!config_path.empty()) {
+      std::ifstream in(config_path);
+      if (!in) throw std::invalid_argument(fmt::format("cannot open {}", config_path));
+      config = models::model_config_from_json(nlohmann::json::parse(in));
+    } else {
+      config = models::model_config_from_weights(weights);
+    }
+    models::run_inference(config, weights, inputs, outputs, options);
+  } catch (const nlohmann::json::exception& e) {
+    std::cerr << fmt::format("sefar infer: {}: {}\n", config_path, e.what());
+    return kExitInvalid;
+  } catch (const std::runtime_error& e) {  // bad or missing files, mismatched weights
+    std::cerr << "sefar infer: " << e.what() << "\n";
+    return kExitInvalid;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "sefar infer: " << e.what() << "\n";
+    return kExitInvalid;
+  }
+  std::cerr << fmt::format("sefar infer: wrote {}\n", outputs);
+  return kExitOk;
+}
+
 int cmd_run(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
@@ -356,9 +417,10 @@ int main(int argc, char** argv) {
                       : command == "graph" ? kGraphUsage
                       : command == "nodes" ? kNodesUsage
                       : command == "synth" ? kSynthUsage
+                      : command == "infer" ? kInferUsage
                                            : nullptr;
   if (!usage) {
-    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth"};
+    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer"};
     auto guess = sefar::graph::closest_match(command, commands);
     std::cerr << fmt::format("sefar: unknown command \"{}\"{}\n\n{}", command,
                              guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
@@ -374,6 +436,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
     if (command == "synth") return cmd_synth(a);
+    if (command == "infer") return cmd_infer(a);
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;

@@ -1,0 +1,73 @@
+// `sefar infer` end to end on a tiny model: the outputs equal a direct forward pass; bad input
+// gives exit status 2 naming the file.
+#include <ATen/ATen.h>
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "models/timesformer.h"
+#include "models/weights.h"
+
+using namespace sefar;
+namespace fs = std::filesystem;
+
+namespace {
+
+int run(const std::string& args, std::string* output = nullptr) {
+  std::string cmd = std::string(SEFAR_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  int status = pclose(pipe);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("sefar infer writes logits and features equal to a direct forward pass") {
+  fs::path dir = fs::temp_directory_path() / ("sefar_infer_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  at::manual_seed(3);
+  auto config = models::ModelConfig::tiny(5, {2, 2, 4});
+  auto model = models::make_model(config);
+  model->eval();
+  models::save_weights(*model, (dir / "w.safetensors").string());
+  std::vector<at::Tensor> views;
+  std::map<std::string, at::Tensor> inputs;
+  for (std::size_t i = 0; i < config.views.size(); ++i) {
+    views.push_back(at::randn({3, 3, config.views[i], config.img_size, config.img_size}));
+    inputs["views." + std::to_string(i)] = views.back();
+  }
+  io::save_safetensors((dir / "in.safetensors").string(), inputs);
+  std::string out;
+  int status = run("infer --weights " + (dir / "w.safetensors").string() + " --inputs " +
+                       (dir / "in.safetensors").string() + " --outputs " + (dir / "out.safetensors").string(),
+                   &out);
+  INFO(out);
+  REQUIRE(status == 0);
+  auto result = io::load_safetensors((dir / "out.safetensors").string());
+  at::NoGradGuard no_grad;
+  auto expected = model->forward(views);
+  CHECK(at::allclose(result.at("logits"), expected.logits, 1e-5, 1e-6));
+  CHECK(at::allclose(result.at("fused"), expected.fused, 1e-5, 1e-6));
+  for (std::size_t i = 0; i < config.views.size(); ++i)
+    CHECK(at::allclose(result.at("features." + std::to_string(i)), expected.features[i], 1e-5, 1e-6));
+
+  // Bad input: exit 2 and the file named.
+  status = run("infer --weights " + (dir / "w.safetensors").string() + " --inputs " + (dir / "nope.safetensors").string() +
+                   " --outputs " + (dir / "o2.safetensors").string(),
+               &out);
+  CHECK(status == 2);
+  CHECK(out.find("nope.safetensors") != std::string::npos);
+  CHECK(run("infer --weights " + (dir / "w.safetensors").string(), &out) == 2);
+  fs::remove_all(dir);
+}
