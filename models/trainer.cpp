@@ -34,19 +34,55 @@ json StepStats::to_json() const {
 
 namespace detail {
 
-// SGD with momentum and weight decay, PyTorch's rule (dampening 0, no Nesterov):
-// g = grad + wd * p; buf = momentum * buf + g (buf = g at first); p -= lr * buf.
-// Written out so its state has names (checkpoints) and reads the same on LibTorch 1.13 and 2.x.
+// The optimisers, written out so their state has names (checkpoints) and reads the same on
+// LibTorch 1.13 and 2.x.
+// SGD, PyTorch's rule (dampening 0, no Nesterov): g = grad + wd p; buf = m buf + g (buf = g at
+// first); p -= lr buf.
+// AdamW (Loshchilov & Hutter): p -= lr wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
 struct Sgd {
-  double lr, momentum, weight_decay;
-  std::map<std::string, at::Tensor> momentum_buffers;
+  bool adamw = false;
+  double lr = 0, momentum = 0, weight_decay = 0, clip_grad_norm = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::int64_t steps = 0;
+  std::map<std::string, at::Tensor> momentum_buffers;  // SGD: buf; AdamW: m
+  std::map<std::string, at::Tensor> second_moments;    // AdamW: v
 
   void step(torch::nn::Module& model) {
     at::NoGradGuard no_grad;
-    for (auto& item : model.named_parameters(true)) {
+    auto params = model.named_parameters(true);
+    if (clip_grad_norm > 0) {
+      at::Tensor total;
+      for (auto& item : params)
+        if (item.value().grad().defined()) {
+          auto sq = item.value().grad().pow(2).sum();
+          total = total.defined() ? total + sq : sq;
+        }
+      if (total.defined()) {
+        double norm = std::sqrt(total.item<double>());
+        if (norm > clip_grad_norm)
+          for (auto& item : params)
+            if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
+      }
+    }
+    ++steps;
+    for (auto& item : params) {
       at::Tensor& p = item.value();
       if (!p.grad().defined()) continue;
       at::Tensor g = p.grad();
+      if (adamw) {
+        if (weight_decay != 0) p.mul_(1 - lr * weight_decay);
+        auto m = momentum_buffers.find(item.key());
+        if (m == momentum_buffers.end()) m = momentum_buffers.emplace(item.key(), at::zeros_like(p)).first;
+        auto v = second_moments.find(item.key());
+        if (v == second_moments.end()) v = second_moments.emplace(item.key(), at::zeros_like(p)).first;
+        m->second.mul_(beta1).add_(g, 1 - beta1);
+        v->second.mul_(beta2).addcmul_(g, g, 1 - beta2);
+        double c1 = 1 - std::pow(beta1, double(steps)), c2 = 1 - std::pow(beta2, double(steps));
+        auto denom = (v->second / c2).sqrt_().add_(eps);
+        p.addcdiv_(m->second, denom, -lr / c1);
+        continue;
+      }
       if (weight_decay != 0) g = g.add(p, weight_decay);
       if (momentum != 0) {
         auto it = momentum_buffers.find(item.key());
@@ -92,7 +128,11 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
   }
   student_ = make_model(options_.model);
   student_->to(device_);
+  if (options_.optimizer != "sgd" && options_.optimizer != "adamw")
+    throw std::invalid_argument(fmt::format("trainer: unknown optimizer \"{}\" (sgd, adamw)", options_.optimizer));
   optimizer_ = std::make_unique<detail::Sgd>();
+  optimizer_->adamw = options_.optimizer == "adamw";
+  optimizer_->clip_grad_norm = options_.clip_grad_norm;
   optimizer_->lr = options_.lr;
   optimizer_->momentum = options_.momentum;
   optimizer_->weight_decay = options_.weight_decay;
@@ -245,6 +285,7 @@ void Trainer::save(const std::string& path, const json& extra) const {
   if (teacher_)
     for (const auto& [name, t] : state_dict(*teacher_)) tensors.emplace_back("teacher." + name, t.to(at::kCPU));
   for (const auto& [name, t] : optimizer_->momentum_buffers) tensors.emplace_back("optim.momentum." + name, t.to(at::kCPU));
+  for (const auto& [name, t] : optimizer_->second_moments) tensors.emplace_back("optim.second." + name, t.to(at::kCPU));
   {
     auto* gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen->mutex_);
@@ -252,6 +293,7 @@ void Trainer::save(const std::string& path, const json& extra) const {
   }
   json sidecar = extra;
   sidecar["step"] = step_;
+  sidecar["optimizer_steps"] = optimizer_->steps;
   sidecar["has_teacher"] = bool(teacher_);
   sidecar["model"] = model_config_to_json(options_.model);
   // Tensors first, sidecar last: a sidecar only exists next to complete tensors.
@@ -287,6 +329,9 @@ json Trainer::load(const std::string& path) {
   }
   optimizer_->momentum_buffers.clear();
   for (auto& [name, t] : take("optim.momentum.")) optimizer_->momentum_buffers[name] = t.to(device_);
+  optimizer_->second_moments.clear();
+  for (auto& [name, t] : take("optim.second.")) optimizer_->second_moments[name] = t.to(device_);
+  optimizer_->steps = sidecar.value("optimizer_steps", std::int64_t(0));
   if (auto it = tensors.find("rng.cpu"); it != tensors.end()) {
     auto* gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen->mutex_);

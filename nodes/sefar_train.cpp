@@ -61,6 +61,8 @@ class TrainNode final : public graph::Node {
     t.model.head_dropout = p.get_float("head_dropout");
     t.device = p.get_string("device");
     t.seed = ctx.seed;
+    t.optimizer = p.get_string("optimizer");
+    t.clip_grad_norm = p.get_float("clip_grad_norm");
     t.lr = p.get_float("lr");
     t.momentum = p.get_float("momentum");
     t.weight_decay = p.get_float("weight_decay");
@@ -210,7 +212,7 @@ class TrainNode final : public graph::Node {
       std::string semi_text =
           s.semi ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} eta {:.2f} (>0.5 {:.0f}%)", s.loss_un, s.loss_mix, s.xi,
                                s.eta_mean, 100 * s.eta_above_half)
-                 : " (warm-up)";
+                 : options_.trainer.semi_supervised ? " (warm-up)" : "";
       std::fprintf(stderr, "%s\n",
                    fmt::format("epoch {}/{} step {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1,
                                options_.trainer.epochs, s.step, s.loss, s.loss_sup, semi_text, s.lr,
@@ -309,9 +311,12 @@ graph::NodeSpec sefar_train_spec() {
       .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0, 0.95)
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
-      .param_float("lr", 0.005, "learning rate (SGD)", 0, 100)
+      .param_choice("optimizer", "sgd", {"sgd", "adamw"},
+                    "sgd (official, for ImageNet-initialised models) or adamw (small models from scratch)")
+      .param_float("lr", 0.005, "learning rate", 0, 100)
       .param_float("momentum", 0.9, "SGD momentum", 0, 1)
-      .param_float("weight_decay", 1e-3, "SGD weight decay", 0, 1)
+      .param_float("weight_decay", 1e-3, "weight decay (AdamW: decoupled)", 0, 1)
+      .param_float("clip_grad_norm", 0.0, "clip the global gradient norm to this (0: off)", 0, 1e6)
       .param_int_list("milestones", std::vector<std::int64_t>{25, 28}, "epochs where the learning rate steps", 0,
                       1e6)
       .param_float_list("factors", std::vector<double>{0.1, 0.01}, "learning-rate factor from each milestone on",
