@@ -1,11 +1,14 @@
 // The trainer: it learns a separable toy problem (supervised and semi-supervised), the teacher
 // appears at the end of warm-up, checkpoints restore the exact state.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "models/timesformer.h"
@@ -32,12 +35,13 @@ TrainerOptions toy_options() {
   return o;
 }
 
-// Class 1 clips carry a moving bright square; class 0 clips are noise only.
-std::vector<at::Tensor> toy_views(const at::Tensor& labels, std::int64_t seed) {
-  at::manual_seed(seed);
+// Class 1 clips carry a moving bright square; class 0 clips are noise only. The noise comes from
+// its own generator so the trainer's (dropout) generator is left alone.
+std::vector<at::Tensor> toy_views(const at::Tensor& labels, std::uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   std::vector<at::Tensor> views;
   for (std::int64_t t : {2, 2, 4}) {
-    auto v = at::randn({labels.size(0), 3, t, 32, 32}) * 0.5;
+    auto v = at::randn({labels.size(0), 3, t, 32, 32}, gen) * 0.5;
     for (std::int64_t b = 0; b < labels.size(0); ++b)
       if (labels[b].item<std::int64_t>() == 1)
         for (std::int64_t f = 0; f < t; ++f) v[b].narrow(1, f, 1).narrow(2, 4 + 4 * f, 8).narrow(3, 8, 8).add_(2.0);
@@ -68,4 +72,60 @@ TEST_CASE("supervised steps fit a separable toy problem") {
   auto probs = trainer.predict({toy_views(labels, 1000)});
   auto pred = probs.argmax(1);
   CHECK(pred.eq(labels).sum().item<std::int64_t>() >= 7);
+}
+
+TEST_CASE("semi-supervised steps: teacher from the end of warm-up, eta statistics, finite losses") {
+  at::set_num_threads(1);
+  auto o = toy_options();
+  Trainer trainer(o);
+  auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 0, 1}, at::kLong);
+  auto truth = at::tensor(std::vector<std::int64_t>{1, 0, 1, 1, 0, 0, 1, 0}, at::kLong);
+  auto scale = at::ones({8, 3});
+  auto weak = toy_views(truth, 7), strong = toy_views(truth, 8);
+  auto warm = trainer.step(0, toy_views(labels, 1), labels, &weak, &strong, &scale, &truth);
+  CHECK_FALSE(warm.semi);
+  CHECK(trainer.teacher() == nullptr);
+  auto semi = trainer.step(1, toy_views(labels, 2), labels, &weak, &strong, &scale, &truth);
+  CHECK(semi.semi);
+  REQUIRE(trainer.teacher() != nullptr);
+  CHECK(semi.xi == doctest::Approx(std::sin(M_PI / 2 * 1.0 / 3.0)));
+  CHECK(semi.eta_mean > 0.0);
+  CHECK(semi.eta_mean <= 1.0);
+  CHECK(semi.loss_un > 0.0);
+  CHECK(semi.loss_mix > 0.0);
+  CHECK(semi.mix_lambda > 0.0);
+  CHECK(semi.pseudo_accuracy >= 0.0);
+  CHECK(semi.loss == doctest::Approx(semi.loss_sup + semi.xi * (2 * semi.loss_un + 2 * semi.loss_mix)).epsilon(1e-4));
+}
+
+TEST_CASE("a checkpoint restores the exact training state: losses after resuming equal an uninterrupted run") {
+  at::set_num_threads(1);
+  auto o = toy_options();
+  auto dir = std::filesystem::temp_directory_path() / ("sefar_ckpt_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 1, 0}, at::kLong);
+  auto truth = at::tensor(std::vector<std::int64_t>{1, 0, 1, 0, 0, 1, 1, 0}, at::kLong);
+  auto scale = at::ones({8, 3});
+  auto run_steps = [&](Trainer& t, int from, int to) {
+    std::vector<double> losses;
+    for (int s = from; s < to; ++s) {
+      auto weak = toy_views(truth, 100 + s), strong = toy_views(truth, 200 + s);
+      losses.push_back(t.step(s / 2, toy_views(labels, s), labels, &weak, &strong, &scale, &truth).loss);
+    }
+    return losses;
+  };
+  Trainer uninterrupted(o);
+  auto first = run_steps(uninterrupted, 0, 4);  // warm-up (epoch 0) then semi (epoch 1)
+  uninterrupted.save((dir / "ckpt").string(), nlohmann::json{{"epoch", 1}});
+  auto expected = run_steps(uninterrupted, 4, 7);
+
+  at::manual_seed(12345);  // disturb the global generator: the checkpoint must restore it
+  Trainer resumed(o);
+  auto extra = resumed.load((dir / "ckpt").string());
+  CHECK(extra["epoch"] == 1);
+  CHECK(resumed.steps_done() == 4);
+  auto actual = run_steps(resumed, 4, 7);
+  REQUIRE(actual.size() == expected.size());
+  for (std::size_t i = 0; i < actual.size(); ++i) CHECK(actual[i] == expected[i]);
+  std::filesystem::remove_all(dir);
 }

@@ -488,7 +488,18 @@ def main():
     ap.add_argument("--pipeline", default=os.path.join(REPO, "pipelines", "decode_views.json"))
     ap.add_argument("--json", required=True, help="results JSON")
     ap.add_argument("--doc", help="markdown report to write")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite --doc from an existing --json (no measuring), e.g. after editing the report layout")
     args = ap.parse_args()
+    if args.report_only:
+        with open(args.json) as fh:
+            res = json.load(fh)
+        for k, v in res["args"].items():
+            if k not in ("doc", "json", "report_only"):
+                setattr(args, k, v)
+        write_report(args.doc, res, args)
+        print(f"report: {args.doc}")
+        return
 
     tmp = os.path.join(os.path.dirname(os.path.abspath(args.json)), "tmp")
     os.makedirs(tmp, exist_ok=True)
