@@ -53,6 +53,11 @@ class BatchNode final : public graph::Node {
 
   void process(int, const graph::Item& item, graph::Output& out) override {
     if (item.skipped()) return;  // a bad clip upstream: the batch fills from the next ones
+    // Batches never span epochs: the last one of an epoch may be short (or dropped).
+    if (!pending_.empty() && item.as<ClipViewsPtr>()->clip.epoch != pending_.front().as<ClipViewsPtr>()->clip.epoch) {
+      if (options_.drop_last) pending_.clear();
+      else flush(out);
+    }
     pending_.push_back(item);
     if (pending_.size() == options_.size) flush(out);
   }
@@ -82,13 +87,14 @@ class BatchNode final : public graph::Node {
 
 graph::NodeSpec batch_spec() {
   return graph::NodeSpec("batch")
-      .doc("Collates the views of consecutive clips, in source order, into batches.")
+      .doc("Collates the views of consecutive clips, in source order, into batches; a batch never spans two "
+           "epochs.")
       .ordered_input("in", views_message(), "views of single clips")
       .output("out", batch_message(), "batches: per draw and view [B, 3, T, S, S], labels, channel scales")
       .serial()
       .renumbers()
       .param_int("size", 8, "clips per batch", 1, 1 << 16)
-      .param_bool("drop_last", false, "drop the last, incomplete batch")
+      .param_bool("drop_last", false, "drop the incomplete last batch of every epoch")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<BatchNode>(ctx); });
 }
 

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <iterator>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -98,5 +99,46 @@ TEST_CASE("run writes the profile and the trace") {
   CHECK(r.output.find("busiest node") != std::string::npos);
   CHECK(std::filesystem::file_size(dir / "p.json") > 0);
   CHECK(std::filesystem::file_size(dir / "t.json") > 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("synth, then the quickstart training pipeline end to end on a tiny dataset") {
+  auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_train_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto data = (dir / "data").string(), run_dir = (dir / "run").string();
+  auto s = sefar("synth " + data + " --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 " +
+                 "--frames 16:24 --threads 2");
+  INFO(s.output);
+  REQUIRE(s.status == 0);
+  // Deterministic from the seed: a second generation writes identical lists.
+  auto lists = [](const std::string& d) {
+    std::ifstream a(d + "/train.csv"), b(d + "/unlabel.csv");
+    return std::string(std::istreambuf_iterator<char>(a), {}) + std::string(std::istreambuf_iterator<char>(b), {});
+  };
+  CHECK(sefar("synth " + data + "2 --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 "
+              "--frames 16:24 --threads 1").status == 0);
+  CHECK(lists(data) == lists(data + "2"));
+  CHECK(sefar("synth " + data + "3 --classes 13").status == 2);
+
+  auto r = sefar("run " + pipelines() + "/quickstart.json --quiet --set train_list=" + data + "/train.csv" +
+                 " --set unlabeled_list=" + data + "/unlabel.csv --set val_list=" + data + "/val.csv" +
+                 " --set num_classes=3 --set epochs=2 --set warmup_epochs=1 --set batch=2 --set unlabeled_batch=4" +
+                 " --set runtime.run_dir=" + run_dir + " --set runtime.threads=2");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("val top-1") != std::string::npos);
+  std::ifstream metrics(run_dir + "/metrics.jsonl");
+  int steps = 0, semi = 0, evals = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    steps += line.find("\"kind\":\"step\"") != std::string::npos;
+    semi += line.find("\"semi\":true") != std::string::npos;
+    evals += line.find("\"kind\":\"eval\"") != std::string::npos;
+  }
+  CHECK(steps == 2 * 5);  // 9 labeled clips per epoch in batches of 2 (the last one short), two epochs
+  CHECK(semi == 5);       // the second epoch is semi-supervised
+  CHECK(evals == 2);
+  for (const char* f : {"/pipeline.json", "/profile.json", "/model.safetensors", "/checkpoints/best.safetensors",
+                        "/checkpoints/epoch_0001.json"})
+    CHECK_MESSAGE(std::filesystem::exists(run_dir + f), f);
   std::filesystem::remove_all(dir);
 }
