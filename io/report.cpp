@@ -714,7 +714,11 @@ LossView loss_chart(const Metrics& m) {
   for (const auto& [step, r] : m.steps) first_step.emplace(r.epoch, step);
   if (first_step.size() > 1) {
     const bool label = first_step.size() <= 24;
+    // Every k-th boundary, at least 8 px apart.
+    const std::size_t every = std::size_t(std::ceil(8.0 * double(first_step.size()) / f.width));
+    std::size_t k = 0;
     for (auto it = std::next(first_step.begin()); it != first_step.end(); ++it) {
+      if (++k % every != 0) continue;
       double x = f.x(double(it->second) - 0.5);
       fmt::format_to(std::back_inserter(s),
                      "<line class=\"epoch\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(x), px(f.top), px(x),
@@ -1401,10 +1405,10 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   // Summary.
   h += "<section id=\"summary\"><h2>Summary</h2>\n<div class=\"cards\">\n";
   if (!m.steps.empty()) {
-    std::int64_t epochs = m.steps.rbegin()->second.epoch + 1;
-    card(h, "training", fmt::format("{} steps", m.steps.rbegin()->first + 1), fmt::format("{} epoch(s)", epochs));
     const auto& last = m.steps.rbegin()->second;
-    card(h, "last loss", fixed(last.loss, 3), fmt::format("supervised {}", fixed(last.loss_sup, 3)));
+    card(h, "training steps", fmt::format("{}", m.steps.size()), fmt::format("last: step {}, epoch {}", last.step, last.epoch + 1));
+    auto g4 = [](double v) { return finite(v) ? fmt::format("{:.4g}", v) : std::string("\u2013"); };
+    card(h, "last loss", g4(last.loss), fmt::format("supervised {}", g4(last.loss_sup)));
   }
   if (last_eval) {
     card(h, "top-1 (last)", pct(last_eval->top1), fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
@@ -1483,17 +1487,18 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     h += missing("metrics.jsonl has no eval records (was a validation list given?).");
   } else {
     h += "<div class=\"scroll\">" + accuracy_chart(m) + "</div>\n";
+    const bool fold = m.evals.size() > 6;
+    if (fold) h += fmt::format("<details><summary>the {} evaluations as a table</summary>\n", m.evals.size());
     h += "<table><tr><th>epoch</th><th>step</th><th>clips</th><th>top-1</th><th>top-5</th><th>mean class</th><th>seconds</th></tr>\n";
-    std::size_t shown = 0;
-    for (auto it = m.evals.rbegin(); it != m.evals.rend() && shown < 12; ++it, ++shown) {
+    for (auto it = m.evals.rbegin(); it != m.evals.rend(); ++it) {
       const auto& e = it->second;
       h += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                        &e == best_eval ? " class=\"hot\"" : "", e.epoch + 1, fixed(e.step, 0), fixed(e.clips, 0), pct(e.top1),
                        pct(e.top5), pct(e.mean_class), fixed(e.seconds, 1));
     }
-    h += "</table>\n<p class=\"caption\">";
-    h += m.evals.size() > 12 ? fmt::format("The last 12 of {} evaluations; ", m.evals.size()) : std::string();
-    h += best_eval ? "the best top-1 is highlighted.</p>\n" : "</p>\n";
+    h += "</table>\n";
+    if (best_eval) h += "<p class=\"caption\">Latest first; the best top-1 is highlighted.</p>\n";
+    if (fold) h += "</details>\n";
   }
   h += "</section>\n";
 

@@ -247,6 +247,8 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, co
     stats.loss_mix = scalar(mix);
     stats.eta_mean = scalar(eta.mean());
     stats.eta_above_half = scalar((eta > 0.5).to(at::kFloat).mean());
+    auto hist = at::histc(eta.detach().to(at::kCPU).to(at::kFloat), 10, 0, 1).to(at::kLong);
+    stats.eta_hist.assign(hist.data_ptr<std::int64_t>(), hist.data_ptr<std::int64_t>() + 10);
     if (truth_in && truth_in->defined()) {
       auto truth = to_device(*truth_in);
       auto known = truth >= 0;

@@ -55,6 +55,7 @@ struct StepStats {
   double eta_mean = 0, eta_above_half = 0;  // over the unlabeled batch (0 in warm-up)
   double pseudo_accuracy = -1;              // when unlabeled clips carry true labels (synthetic data)
   double mix_lambda = 0;
+  std::vector<std::int64_t> eta_hist;  // per-clip eta in 10 bins over [0, 1] (semi steps)
   std::int64_t labeled = 0, unlabeled = 0;
   bool semi = false;  // the step used unlabeled clips
   nlohmann::json to_json() const;

@@ -123,7 +123,8 @@ class TrainNode final : public graph::Node {
     }
     if (!run_dir_.empty()) {
       fs::create_directories(fs::path(run_dir_) / "checkpoints");
-      metrics_.open(fs::path(run_dir_) / "metrics.jsonl", std::ios::app);
+      // A resumed run appends to its metrics; a fresh one starts them anew.
+      metrics_.open(fs::path(run_dir_) / "metrics.jsonl", options_.resume.empty() ? std::ios::trunc : std::ios::app);
     }
     start_ = std::chrono::steady_clock::now();
   }
@@ -195,6 +196,8 @@ class TrainNode final : public graph::Node {
       eta_sum_ += s.eta_mean * double(s.unlabeled);
       eta_high_ += s.eta_above_half * double(s.unlabeled);
       eta_count_ += double(s.unlabeled);
+      eta_hist_.resize(s.eta_hist.size(), 0);
+      for (std::size_t b = 0; b < s.eta_hist.size(); ++b) eta_hist_[b] += s.eta_hist[b];
     }
     json j = s.to_json();
     j["kind"] = "step";
@@ -227,7 +230,9 @@ class TrainNode final : public graph::Node {
     if (eta_count_ > 0) {
       summary["eta_mean"] = eta_sum_ / eta_count_;
       summary["eta_above_half"] = eta_high_ / eta_count_;
+      summary["eta_hist"] = eta_hist_;
     }
+    eta_hist_.clear();
     eta_sum_ = eta_high_ = eta_count_ = 0;
     write_metrics(summary);
     double top1 = -1;
@@ -285,6 +290,7 @@ class TrainNode final : public graph::Node {
   int current_epoch_ = -1, resumed_epoch_ = -1;
   std::int64_t epoch_steps_ = 0, last_epoch_steps_ = 0, clips_ = 0;
   double eta_sum_ = 0, eta_high_ = 0, eta_count_ = 0, best_top1_ = -1;
+  std::vector<std::int64_t> eta_hist_;  // per-clip eta histogram of the current epoch
   std::vector<std::string> saved_;
   json last_eval_;
   std::ofstream metrics_;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -17,6 +18,7 @@
 #include "graph/registry.h"
 #include "graph/runtime.h"
 #include "graph/validate.h"
+#include "io/report.h"
 #include "io/synth.h"
 #include "io/video.h"
 #include "models/config.h"
@@ -43,6 +45,7 @@ commands:
   nodes [TYPE]       list node types with their ports and parameters
   synth OUT_DIR      generate the synthetic fine-grained action dataset (mp4 + split lists)
   infer              run a model on view tensors from a safetensors file (logits and features out)
+  report RUN_DIR     (re)write RUN_DIR/report.html from a run's metrics and profile
 
 'sefar <command> --help' describes a command's options.
 exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running.
@@ -105,6 +108,13 @@ Runs the multi-granular TimeSformer in evaluation mode on view tensors and write
 features. The model config comes from the weights file's metadata (files written by sefar), or from
 --config (a JSON model config, e.g. for official checkpoints converted to safetensors; a leading
 "module." in their keys is stripped). File layouts: see README.md, "Inference and feature export".
+)";
+
+const char* kReportUsage = R"(usage: sefar report RUN_DIR
+
+Writes RUN_DIR/report.html, a self-contained page (inline SVG, no network): loss and accuracy
+curves, the eta distribution per epoch, the per-node profile and the confusion matrix, from
+RUN_DIR/metrics.jsonl, profile.json and pipeline.json. `sefar run` writes it at the end of a run.
 )";
 
 struct UsageError : std::runtime_error {
@@ -383,6 +393,17 @@ int cmd_infer(const Args& a) {
   return kExitOk;
 }
 
+int cmd_report(const Args& a) {
+  if (a.path.empty()) throw UsageError("missing RUN_DIR");
+  if (!std::filesystem::is_directory(a.path)) {
+    std::cerr << fmt::format("sefar report: {} is not a directory\n", a.path);
+    return kExitInvalid;
+  }
+  io::write_report(a.path);
+  std::cerr << fmt::format("report: {}/report.html\n", a.path);
+  return kExitOk;
+}
+
 int cmd_run(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
@@ -398,7 +419,14 @@ int cmd_run(const Args& a) {
   options.print_table = !a.quiet;
   auto result = runtime.run(options);
   if (!a.profile.empty()) graph::write_file_atomic(a.profile, result.profile->to_json().dump(2));
-  if (!run_dir.empty()) graph::write_file_atomic(run_dir + "/profile.json", result.profile->to_json().dump(2));
+  if (!run_dir.empty()) {
+    graph::write_file_atomic(run_dir + "/profile.json", result.profile->to_json().dump(2));
+    // A training run leaves metrics: turn them into the self-contained HTML report.
+    if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
+      io::write_report(run_dir);
+      std::cerr << fmt::format("report: {}/report.html\n", run_dir);
+    }
+  }
   if (!a.trace.empty()) std::cerr << fmt::format("trace written to {}\n", a.trace);
   return kExitOk;
 }
@@ -418,9 +446,10 @@ int main(int argc, char** argv) {
                       : command == "nodes" ? kNodesUsage
                       : command == "synth" ? kSynthUsage
                       : command == "infer" ? kInferUsage
+                      : command == "report" ? kReportUsage
                                            : nullptr;
   if (!usage) {
-    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer"};
+    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer", "report"};
     auto guess = sefar::graph::closest_match(command, commands);
     std::cerr << fmt::format("sefar: unknown command \"{}\"{}\n\n{}", command,
                              guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
@@ -437,6 +466,7 @@ int main(int argc, char** argv) {
     if (command == "graph") return cmd_graph(a);
     if (command == "synth") return cmd_synth(a);
     if (command == "infer") return cmd_infer(a);
+    if (command == "report") return cmd_report(a);
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;
