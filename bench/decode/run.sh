@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The decode/view benchmark of issue 3, one command:
 #
-#   bash bench/decode/run.sh            # full run (~6-9 min on 2 cores), writes docs/BENCH_DECODE.md
+#   bash bench/decode/run.sh            # full run (~5 min on 2 cores, +2-3 min to make the clips once), writes docs/BENCH_DECODE.md
 #   QUICK=1 bash bench/decode/run.sh    # smoke run (8 clips, 1 repeat), report to data/generated/
 #
 # 1. installs the peer's Debian packages if missing (python3-av, python3-torch, python3-numpy);
