@@ -239,6 +239,15 @@ struct Runtime::Impl {
     return item;
   }
 
+  int source_count() const {
+    int count = 0;
+    for (const auto& node : pipeline.nodes) count += node.spec->is_source();
+    return count;
+  }
+  // Each source owns an equal share of the in-flight budget: a shared pool could deadlock a join
+  // whose other input starves.
+  int source_budget() const { return std::max(1, pipeline.runtime.max_in_flight / std::max(1, source_count())); }
+
   void build(flow::graph& g, Wiring& w) {
     const int n = int(pipeline.nodes.size());
     w.outputs.resize(n);
@@ -246,11 +255,7 @@ struct Runtime::Impl {
     w.broadcasts.resize(n);
     w.gates.resize(n);
     next_seq.assign(n, 0);
-    // Split the in-flight budget among the sources (each source owns its share: a shared pool could
-    // deadlock a join whose other input starves).
-    int n_sources = 0;
-    for (int i = 0; i < n; ++i) n_sources += decl(i).spec->is_source();
-    int budget = std::max(1, pipeline.runtime.max_in_flight / std::max(1, n_sources));
+    const int budget = source_budget();
 
     for (int i = 0; i < n; ++i) {
       const auto& spec = *decl(i).spec;
@@ -316,9 +321,8 @@ struct Runtime::Impl {
     // A node holding k source items (a batch being filled) needs at least k of its source's budget,
     // or the run stalls: reject such a pipeline before it starts.
     const int n = int(pipeline.nodes.size());
-    int n_sources = 0;
-    for (int i = 0; i < n; ++i) n_sources += decl(i).spec->is_source();
-    int budget = std::max(1, pipeline.runtime.max_in_flight / std::max(1, n_sources));
+    const int n_sources = source_count();
+    const int budget = source_budget();
     std::vector<std::vector<int>> next(n);
     for (const auto& e : pipeline.edges) next[e.from_node].push_back(e.to_node);
     std::vector<Diagnostic> problems;
