@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "graph/stop.h"
+
 namespace sefar::graph {
 
 std::string Diagnostic::format() const {
@@ -38,16 +40,20 @@ PipelineError::PipelineError(std::vector<Diagnostic> diagnostics)
 PipelineError::PipelineError(Diagnostic diagnostic)
     : PipelineError(std::vector<Diagnostic>{std::move(diagnostic)}) {}
 
-NodeFailure::NodeFailure(std::string pipeline, std::string node_id, std::string node_type,
-                         std::string item, std::string what, bool bad_input)
-    : std::runtime_error(fmt::format("pipeline '{}': node '{}' ({}) failed{}: {}", pipeline,
-                                     node_id, node_type, item.empty() ? "" : " on " + item, what)),
+NodeFailure::NodeFailure(std::string pipeline, std::string node_id, std::string node_type, std::string item,
+                         std::string what, bool bad_input, bool storage)
+    : std::runtime_error(fmt::format("pipeline '{}': node '{}' ({}) failed{}: {}", pipeline, node_id,
+                                     node_type, item.empty() ? "" : " on " + item, what)),
       pipeline_(std::move(pipeline)),
       node_id_(std::move(node_id)),
       node_type_(std::move(node_type)),
       item_(std::move(item)),
       reason_(std::move(what)),
-      bad_input_(bad_input) {}
+      bad_input_(bad_input),
+      storage_(storage) {}
+
+Interrupted::Interrupted(int signal)
+    : std::runtime_error(fmt::format("interrupted by {}", signal_name(signal))), signal_(signal) {}
 
 static std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);

@@ -1,6 +1,8 @@
-// Errors of the graph layer. Two families with distinct exit statuses:
+// Errors of the graph layer, with distinct exit statuses in the CLI:
 //  - PipelineError (exit 2): the pipeline or its input is invalid; carries every problem found.
 //  - NodeFailure (exit 1): a node body failed while running; names pipeline, node, type and item.
+//    When the cause was a StorageError (outputs could not be written) the CLI exits with 74.
+//  - Interrupted (exit 128 + signal): the run was stopped by SIGINT/SIGTERM (see graph/stop.h).
 #pragma once
 
 #include <stdexcept>
@@ -39,10 +41,28 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown when a run's outputs (checkpoints, metrics, the run directory) cannot be written: a full
+// disk, a read-only or missing directory. The message names the path.
+class StorageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Thrown by Runtime::run when a stop was requested (SIGINT/SIGTERM): the graph was cancelled and
+// every node's interrupted() hook ran (a training node writes a checkpoint there).
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(int signal);
+  int signal() const { return signal_; }
+
+ private:
+  int signal_;
+};
+
 class NodeFailure : public std::runtime_error {
  public:
   NodeFailure(std::string pipeline, std::string node_id, std::string node_type, std::string item,
-              std::string what, bool bad_input);
+              std::string what, bool bad_input, bool storage = false);
   const std::string& pipeline() const { return pipeline_; }
   const std::string& node_id() const { return node_id_; }
   const std::string& node_type() const { return node_type_; }
@@ -50,10 +70,12 @@ class NodeFailure : public std::runtime_error {
   const std::string& reason() const { return reason_; }
   // True when the cause was bad input data (an InputError) rather than a bug or resource failure.
   bool bad_input() const { return bad_input_; }
+  // True when the cause was a StorageError: the node could not write its outputs.
+  bool storage() const { return storage_; }
 
  private:
   std::string pipeline_, node_id_, node_type_, item_, reason_;
-  bool bad_input_;
+  bool bad_input_, storage_;
 };
 
 // "did you mean" helper: the closest candidate within a small edit distance, or empty.

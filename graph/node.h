@@ -19,7 +19,14 @@ struct NodeContext {
   std::uint64_t seed = 0;  // run seed; nodes derive their own streams from it
   std::string run_dir;     // where a run writes its outputs (empty: none)
   std::vector<bool> connected_inputs;  // per input port: has at least one edge
+  // Per input port: the ids of the source nodes whose items reach it (through any path).
+  std::vector<std::vector<std::string>> input_sources;
   Params params;
+  // The state a resumed run hands this node (RunOptions::resume[id]); null in a fresh run. A
+  // source reads where to start; a training node, which checkpoint to load.
+  json resume;
+  // The resolved pipeline document (what `sefar validate` prints), e.g. to store in checkpoints.
+  const json* document = nullptr;
 };
 
 // Where a body sends its results. Implemented by the runtime.
@@ -50,6 +57,10 @@ class Node {
   virtual void process(int port, const Item& item, Output& out) = 0;
   // Called once after every item has been processed, in topological order: flush partial state.
   virtual void finish(Output& out) { (void)out; }
+  // Called instead of finish() when the run is stopped (graph/stop.h), once the graph is cancelled
+  // and no body runs, in topological order: save what must survive (a checkpoint). Items still
+  // queued are dropped afterwards.
+  virtual void interrupted() {}
   // Largest number of source items this node can hold at once (a batcher's batch size); the
   // runtime checks each source's in-flight budget against what is downstream of it.
   virtual std::size_t items_held() const { return 0; }

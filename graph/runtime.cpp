@@ -1,11 +1,17 @@
 #include "graph/runtime.h"
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
@@ -13,7 +19,10 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include <csignal>
+
 #include "graph/node.h"
+#include "graph/stop.h"
 
 namespace sefar::graph {
 
@@ -74,21 +83,25 @@ Item combine(std::uint64_t seq, std::any value, const std::vector<Item>& parts,
 void write_file_atomic(const std::string& path, const std::string& text) {
   namespace fs = std::filesystem;
   fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  std::error_code ec;
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  if (ec)
+    throw StorageError(
+        fmt::format("cannot create the folder {}: {}", target.parent_path().string(), ec.message()));
   fs::path tmp = target;
   tmp += ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    if (!out) throw StorageError(fmt::format("cannot write {}: {}", tmp.string(), std::strerror(errno)));
     out << text;
     out.flush();
-    if (!out) throw std::runtime_error("write failed: " + tmp.string() + " (disk full?)");
+    if (!out) throw StorageError("write failed: " + tmp.string() + " (disk full?)");
   }
-  std::error_code ec;
   fs::rename(tmp, target, ec);
   if (ec) {
-    fs::remove(tmp);
-    throw std::runtime_error("cannot rename " + tmp.string() + " to " + path + ": " + ec.message());
+    std::string reason = ec.message();
+    fs::remove(tmp, ec);
+    throw StorageError("cannot rename " + tmp.string() + " to " + path + ": " + reason);
   }
 }
 
@@ -120,6 +133,8 @@ struct Runtime::Impl {
   std::mutex failure_mutex;
   std::optional<NodeFailure> failure;
   std::atomic<bool> failed{false};
+  std::atomic<bool> interrupted{false};  // a stop was requested (graph/stop.h)
+  std::mutex graph_mutex;                // guards `graph` for the stop watcher
   flow::graph* graph = nullptr;
   Wiring* wiring = nullptr;
   std::vector<std::uint64_t> next_seq;
@@ -128,12 +143,22 @@ struct Runtime::Impl {
 
   const ResolvedNode& decl(int i) const { return pipeline.nodes[i]; }
 
-  void fail(int node, const std::string& item, const std::string& what, bool bad_input) {
+  void fail(int node, const std::string& item, const std::string& what, bool bad_input,
+            bool storage = false) {
     {
       std::lock_guard<std::mutex> lock(failure_mutex);
-      if (!failure) failure.emplace(pipeline.name, decl(node).id, decl(node).spec->type(), item, what, bad_input);
+      if (!failure)
+        failure.emplace(pipeline.name, decl(node).id, decl(node).spec->type(), item, what, bad_input,
+                        storage);
     }
     failed = true;
+    if (graph) graph->cancel();
+  }
+
+  // Stop: sources produce nothing more, bodies not started yet are cancelled, running ones finish.
+  void interrupt() {
+    interrupted = true;
+    std::lock_guard<std::mutex> lock(graph_mutex);
     if (graph) graph->cancel();
   }
 
@@ -185,7 +210,7 @@ struct Runtime::Impl {
   void run_body(int i, const Tagged& t) {
     auto& stats = const_cast<NodeStats&>(profiler->stats(i));
     stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    if (failed) return;
+    if (failed || interrupted || stop_requested()) return;
     const auto& spec = *decl(i).spec;
     OutputImpl out(*this, i, &t.item);
     if (t.item.skipped() && !spec.renumbers_output()) {
@@ -198,8 +223,12 @@ struct Runtime::Impl {
       nodes[i]->process(t.port, t.item, out);
     } catch (const InputError& e) {
       out.skip(e.what());
+    } catch (const Interrupted&) {  // a nested run (evaluation) saw the stop request first
+      interrupt();
     } catch (const NodeFailure& e) {
-      fail(i, t.item.describe(), e.what(), e.bad_input());
+      fail(i, t.item.describe(), e.what(), e.bad_input(), e.storage());
+    } catch (const StorageError& e) {
+      fail(i, t.item.describe(), e.what(), false, true);
     } catch (const std::exception& e) {
       fail(i, t.item.describe(), e.what(), false);
     } catch (...) {
@@ -210,7 +239,7 @@ struct Runtime::Impl {
 
   Item produce(int i, tbb::flow_control& fc) {
     auto* source = static_cast<Source*>(nodes[i].get());
-    if (failed) {
+    if (failed || interrupted || stop_requested()) {
       fc.stop();
       return {};
     }
@@ -226,7 +255,7 @@ struct Runtime::Impl {
     }
     std::uint64_t seq = next_seq[i];
     profiler->on_exit(i, start, seq, tbb::this_task_arena::current_thread_index());
-    if (!more || failed) {
+    if (!more || failed || interrupted || stop_requested()) {
       fc.stop();
       return {};
     }
@@ -317,6 +346,23 @@ struct Runtime::Impl {
     for (const auto& e : pipeline.edges) flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
   }
 
+  // Ids of the source nodes whose items reach `node` (itself when it is a source), sorted.
+  std::vector<std::string> sources_reaching(int node) const {
+    std::set<std::string> ids;
+    std::vector<bool> seen(pipeline.nodes.size(), false);
+    std::vector<int> stack{node};
+    while (!stack.empty()) {
+      int v = stack.back();
+      stack.pop_back();
+      if (seen[v]) continue;
+      seen[v] = true;
+      if (decl(v).spec->is_source()) ids.insert(decl(v).id);
+      for (const auto& e : pipeline.edges)
+        if (e.to_node == v) stack.push_back(e.from_node);
+    }
+    return {ids.begin(), ids.end()};
+  }
+
   void check_budget() {
     // A node holding k source items (a batch being filled) needs at least k of its source's budget,
     // or the run stalls: reject such a pipeline before it starts.
@@ -356,6 +402,9 @@ struct Runtime::Impl {
     const int n = int(pipeline.nodes.size());
     int threads = pipeline.runtime.threads > 0 ? pipeline.runtime.threads : tbb::info::default_concurrency();
 
+    failure.reset();
+    failed = false;
+    interrupted = false;
     // Node objects first: constructors check their options (bad values are bad input, exit 2).
     nodes.clear();
     std::vector<Diagnostic> problems;
@@ -368,9 +417,16 @@ struct Runtime::Impl {
       ctx.seed = pipeline.runtime.seed;
       ctx.run_dir = pipeline.runtime.run_dir;
       ctx.connected_inputs.assign(decl(i).spec->inputs().size(), false);
+      ctx.input_sources.assign(decl(i).spec->inputs().size(), {});
       for (const auto& e : pipeline.edges)
-        if (e.to_node == i) ctx.connected_inputs[e.to_port] = true;
+        if (e.to_node == i) {
+          ctx.connected_inputs[e.to_port] = true;
+          for (const auto& id : sources_reaching(e.from_node)) ctx.input_sources[e.to_port].push_back(id);
+        }
       ctx.params = Params(fmt::format("node '{}' ({})", decl(i).id, decl(i).spec->type()), decl(i).params);
+      if (auto it = options.resume.find(decl(i).id); options.resume.is_object() && it != options.resume.end())
+        ctx.resume = *it;
+      ctx.document = &pipeline.document;
       try {
         nodes.push_back(decl(i).spec->factory()(ctx));
       } catch (const PipelineError& e) {
@@ -405,28 +461,80 @@ struct Runtime::Impl {
     std::optional<tbb::global_control> allow;
     if (threads > tbb::info::default_concurrency())
       allow.emplace(tbb::global_control::max_allowed_parallelism, std::size_t(threads));
+    // Stop watcher: turns a stop request (a signal handler can only set a flag) into a cancelled
+    // graph within a few milliseconds, whatever the graph is doing.
+    std::mutex watch_mutex;
+    std::condition_variable watch_cv;
+    bool run_over = false;
+    std::thread watcher([&] {
+      std::unique_lock<std::mutex> lock(watch_mutex);
+      while (!run_over) {
+        if (stop_requested() && !interrupted) interrupt();
+        watch_cv.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    });
+    struct StopWatcher {
+      std::mutex& mutex;
+      std::condition_variable& cv;
+      bool& over;
+      std::thread& thread;
+      ~StopWatcher() {
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          over = true;
+        }
+        cv.notify_all();
+        thread.join();
+      }
+    } stop_watcher{watch_mutex, watch_cv, run_over, watcher};
+
     tbb::task_arena arena(threads);
     arena.execute([&] {
       flow::graph g;
       Wiring w;
-      graph = &g;
+      {
+        std::lock_guard<std::mutex> lock(graph_mutex);
+        graph = &g;
+      }
       wiring = &w;
       build(g, w);
       profiler->start();
+      if (stop_requested()) interrupt();
       for (auto& s : w.sources) s->activate();
       g.wait_for_all();
       // Flush phase: nodes holding partial state (a last incomplete batch) emit it, upstream first.
       for (int v : pipeline.topo_order) {
-        if (failed) break;
+        if (stop_requested() && !interrupted) interrupt();
+        if (failed || interrupted) break;
         OutputImpl out(*this, v, nullptr);
         std::uint64_t start = profiler->on_entry(v);
         try {
           nodes[v]->finish(out);
+        } catch (const Interrupted&) {
+          interrupt();
+        } catch (const StorageError& e) {
+          fail(v, "", fmt::format("at end of stream: {}", e.what()), false, true);
+        } catch (const NodeFailure& e) {
+          fail(v, "", fmt::format("at end of stream: {}", e.what()), e.bad_input(), e.storage());
         } catch (const std::exception& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false);
         }
         profiler->on_exit(v, start, kFinishSeq, tbb::this_task_arena::current_thread_index());
         g.wait_for_all();
+      }
+      // Interrupted: no body runs now; nodes save what must survive (a checkpoint). A stop request
+      // that came while the last finish() ran counts too: that node may have cut its work short.
+      if (stop_requested() && !failed) interrupted = true;
+      if (interrupted && !failed) {
+        for (int v : pipeline.topo_order) {
+          try {
+            nodes[v]->interrupted();
+          } catch (const StorageError& e) {
+            fail(v, "", fmt::format("while stopping: {}", e.what()), false, true);
+          } catch (const std::exception& e) {
+            fail(v, "", fmt::format("while stopping: {}", e.what()), false);
+          }
+        }
       }
       profiler->stop();
       for (int i = 0; i < n; ++i)
@@ -437,11 +545,18 @@ struct Runtime::Impl {
       // TBB nodes hold items (and their tickets); drop them while the graph still exists.
       w.sources.clear();
       w.owned.clear();
-      graph = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(graph_mutex);
+        graph = nullptr;
+      }
       wiring = nullptr;
     });
     nodes.clear();  // node state may hold items too; gates are closed by now
     if (failure) throw *failure;
+    if (interrupted) {
+      int signal = stop_signal();
+      throw Interrupted(signal ? signal : SIGINT);
+    }
 
     RunResult result;
     result.wall_seconds = profiler->wall_seconds();

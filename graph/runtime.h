@@ -19,6 +19,8 @@ namespace sefar::graph {
 struct RunOptions {
   std::string trace_path;  // write a Chrome trace here when not empty
   bool print_table = true;
+  // Resuming: node id -> the state handed to that node (NodeContext::resume).
+  json resume = json::object();
 };
 
 struct RunResult {
@@ -31,7 +33,8 @@ class Runtime {
   Runtime(const ValidatedPipeline& pipeline, const Registry& registry);
   ~Runtime();
   // Runs to completion. Throws NodeFailure naming the failing node; the graph is cancelled and
-  // drained before the exception leaves.
+  // drained before the exception leaves. Throws Interrupted when a stop was requested
+  // (graph/stop.h) after the nodes' interrupted() hooks ran.
   RunResult run(const RunOptions& options = {});
 
  private:

@@ -285,6 +285,28 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
 
   if (out.nodes.empty()) problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "nodes", "the pipeline has no nodes"});
   if (!problems.empty()) throw PipelineError(std::move(problems));
+
+  // The canonical resolved form: every parameter with its value (defaults filled in), so two
+  // documents that run the same graph compare equal.
+  json& d = out.document;
+  d["name"] = out.name;
+  if (!doc.description.empty()) d["description"] = doc.description;
+  d["runtime"] = {{"threads", out.runtime.threads},
+                  {"max_in_flight", out.runtime.max_in_flight},
+                  {"seed", out.runtime.seed},
+                  {"run_dir", out.runtime.run_dir}};
+  d["nodes"] = json::object();
+  for (const auto& n : out.nodes) {
+    json node{{"type", n.spec->type()}, {"params", n.params}};
+    if (n.concurrency != 1)
+      node["concurrency"] = n.concurrency == 0 ? json("unlimited") : json(n.concurrency);
+    d["nodes"][n.id] = std::move(node);
+  }
+  d["edges"] = json::array();
+  for (const auto& e : out.edges)
+    d["edges"].push_back(fmt::format(
+        "{}.{} -> {}.{}", out.nodes[e.from_node].id, out.nodes[e.from_node].spec->outputs()[e.from_port].name,
+        out.nodes[e.to_node].id, out.nodes[e.to_node].spec->inputs()[e.to_port].name));
   return out;
 }
 

@@ -36,6 +36,10 @@ struct ValidatedPipeline {
   std::vector<ResolvedNode> nodes;
   std::vector<ResolvedEdge> edges;
   std::vector<int> topo_order;  // ignoring feedback edges
+  // The canonical resolved document: a valid pipeline file with every node parameter spelled out
+  // (defaults filled in) and every edge with its ports, e.g. to store in a checkpoint and to check
+  // that a resumed run is the same run.
+  json document;
 };
 
 // The schema of the "runtime" block, shown by `sefar nodes` and checked like a node's params.

@@ -6,8 +6,11 @@
 #include <fstream>
 #include <numeric>
 
+#include <csignal>
+
 #include "graph/pipeline.h"
 #include "graph/runtime.h"
+#include "graph/stop.h"
 #include "graph/validate.h"
 #include "test_nodes.h"
 
@@ -227,4 +230,86 @@ TEST_CASE("the Chrome trace is valid JSON with one complete event per body call"
     std::sort(spans.begin(), spans.end());
     for (std::size_t i = 1; i < spans.size(); ++i) CHECK(spans[i].first >= spans[i - 1].second - 1e-3);
   }
+}
+
+namespace {
+
+// Records what it sees and asks for a stop (as SIGTERM would) when it reaches `stop_at`.
+struct StopLog {
+  std::atomic<int> processed{0};
+  std::atomic<bool> finished{false}, interrupted{false};
+  int processed_when_interrupted = -1;
+};
+
+class Stopper final : public Node {
+ public:
+  Stopper(const NodeContext& ctx, std::shared_ptr<StopLog> log)
+      : stop_at_(ctx.params.get_int("stop_at")), log_(std::move(log)) {}
+  void process(int, const Item& item, Output&) override {
+    ++log_->processed;
+    if (item.as<sefar::testing::TrackedPtr>()->value == stop_at_) request_stop(SIGTERM);
+  }
+  void finish(Output&) override { log_->finished = true; }
+  void interrupted() override {
+    log_->interrupted = true;
+    log_->processed_when_interrupted = log_->processed;
+  }
+
+ private:
+  std::int64_t stop_at_;
+  std::shared_ptr<StopLog> log_;
+};
+
+}  // namespace
+
+TEST_CASE("a stop request cancels the run: no finish(), interrupted() hooks, Interrupted thrown, no hang") {
+  auto log = std::make_shared<StopLog>();
+  auto probe = std::make_shared<Probe>();
+  Registry registry = test_registry(probe);
+  registry.add(NodeSpec("stopper")
+                   .doc("requests a stop at one item")
+                   .ordered_input("in", sefar::testing::tracked_msg(), "payloads")
+                   .serial()
+                   .param_int("stop_at", 20, "value that requests the stop", 0, 1e9)
+                   .factory([log](const NodeContext& ctx) { return std::make_unique<Stopper>(ctx, log); }));
+  auto doc = parse_pipeline("stop.json", R"({
+    "name": "stop",
+    "runtime": {"threads": 4, "max_in_flight": 8},
+    "nodes": {
+      "src": {"type": "tsource", "params": {"count": 100000}},
+      "work": {"type": "jitter", "params": {"ms": 1.0}, "concurrency": 2},
+      "sink": {"type": "stopper"}
+    },
+    "edges": ["src.out -> work.in", "work.out -> sink.in"]
+  })");
+  auto pipeline = validate(doc, registry);
+  Runtime runtime(pipeline, registry);
+  clear_stop();
+  auto t0 = std::chrono::steady_clock::now();
+  int signal = 0;
+  try {
+    runtime.run(Run::quiet());
+  } catch (const Interrupted& e) {
+    signal = e.signal();
+    CHECK(std::string(e.what()) == "interrupted by SIGTERM");
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  clear_stop();
+  CHECK(signal == SIGTERM);
+  CHECK(log->interrupted);
+  CHECK_FALSE(log->finished);
+  // The sources stopped: what was in flight (at most max_in_flight items) at most got through.
+  CHECK(log->processed >= 21);
+  CHECK(log->processed <= 21 + 8);
+  CHECK(log->processed_when_interrupted == log->processed);
+  CHECK(seconds < 10);
+  CHECK(probe->live->live == 0);  // every item was dropped
+
+  // A stop requested before the run starts: nothing runs, the run still ends the same way.
+  request_stop(SIGINT);
+  log->processed = 0;
+  Runtime second(pipeline, registry);
+  CHECK_THROWS_AS(second.run(Run::quiet()), Interrupted);
+  clear_stop();
+  CHECK(log->processed <= 8);
 }
