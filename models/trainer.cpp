@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/device.h"
 #include "models/timesformer.h"
@@ -20,9 +22,10 @@ namespace sefar::models {
 using json = nlohmann::json;
 
 json StepStats::to_json() const {
-  json j{{"step", step},     {"epoch", epoch},       {"lr", lr},           {"xi", xi},
-         {"loss", loss},     {"loss_sup", loss_sup}, {"loss_un", loss_un}, {"loss_mix", loss_mix},
-         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi}};
+  json j{{"step", step},       {"epoch", epoch},         {"lr", lr},           {"xi", xi},
+         {"loss", loss},       {"loss_sup", loss_sup},   {"loss_un", loss_un}, {"loss_mix", loss_mix},
+         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi},       {"grad_norm", grad_norm}};
+  if (nonfinite) j["skipped"] = "nonfinite";
   if (semi) {
     j["eta_mean"] = eta_mean;
     j["eta_above_half"] = eta_above_half;
@@ -48,23 +51,25 @@ struct Sgd {
   std::map<std::string, at::Tensor> momentum_buffers;  // SGD: buf; AdamW: m
   std::map<std::string, at::Tensor> second_moments;    // AdamW: v
 
-  void step(torch::nn::Module& model) {
+  // The global gradient norm (0 without gradients).
+  static double grad_norm(torch::nn::Module& model) {
+    at::NoGradGuard no_grad;
+    at::Tensor total;
+    for (auto& p : model.parameters(true))
+      if (p.grad().defined()) {
+        auto sq = p.grad().to(at::kDouble).pow(2).sum();
+        total = total.defined() ? total + sq : sq;
+      }
+    return total.defined() ? std::sqrt(total.item<double>()) : 0.0;
+  }
+
+  // `norm`: the global gradient norm (grad_norm()).
+  void step(torch::nn::Module& model, double norm) {
     at::NoGradGuard no_grad;
     auto params = model.named_parameters(true);
-    if (clip_grad_norm > 0) {
-      at::Tensor total;
+    if (clip_grad_norm > 0 && norm > clip_grad_norm)
       for (auto& item : params)
-        if (item.value().grad().defined()) {
-          auto sq = item.value().grad().pow(2).sum();
-          total = total.defined() ? total + sq : sq;
-        }
-      if (total.defined()) {
-        double norm = std::sqrt(total.item<double>());
-        if (norm > clip_grad_norm)
-          for (auto& item : params)
-            if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
-      }
-    }
+        if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
     ++steps;
     for (auto& item : params) {
       at::Tensor& p = item.value();
@@ -169,6 +174,8 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, co
 
   std::vector<at::Tensor> labeled;
   for (const auto& v : labeled_in) labeled.push_back(to_device(v));
+  if (step_ == options_.inject_nonfinite_step && !labeled.empty())
+    labeled[0] = labeled[0] * std::numeric_limits<float>::quiet_NaN();
   at::Tensor labels = to_device(labels_in);
   stats.labeled = labels.size(0);
 
@@ -257,11 +264,21 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, co
     }
   }
   stats.loss = scalar(loss);
-  if (!std::isfinite(stats.loss))
-    throw std::runtime_error(fmt::format("non-finite loss {} at step {} (sup {}, un {}, mix {})", stats.loss, step_,
-                                         stats.loss_sup, stats.loss_un, stats.loss_mix));
+  if (!std::isfinite(stats.loss)) {
+    // Nothing is updated: the state stays the last good one.
+    stats.nonfinite = true;
+    ++step_;
+    return stats;
+  }
   loss.backward();
-  optimizer_->step(*student_);
+  stats.grad_norm = detail::Sgd::grad_norm(*student_);
+  if (!std::isfinite(stats.grad_norm)) {
+    optimizer_->zero_grad(*student_);
+    stats.nonfinite = true;
+    ++step_;
+    return stats;
+  }
+  optimizer_->step(*student_, stats.grad_norm);
   if (semi) ema_update(*teacher_, *student_, options_.ema_decay);
   ++step_;
   return stats;
@@ -293,29 +310,30 @@ void Trainer::save(const std::string& path, const json& extra) const {
     std::lock_guard<std::mutex> lock(gen->mutex_);
     tensors.emplace_back("rng.cpu", gen->get_state());
   }
+  if (device_.is_cuda()) {
+    // Drop path and dropout on the device draw from its generator.
+    auto gen = at::globalContext().defaultGenerator(device_);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    tensors.emplace_back("rng.cuda", gen.get_state());
+  }
   json sidecar = extra;
   sidecar["step"] = step_;
   sidecar["optimizer_steps"] = optimizer_->steps;
   sidecar["has_teacher"] = bool(teacher_);
   sidecar["model"] = model_config_to_json(options_.model);
-  // Tensors first, sidecar last: a sidecar only exists next to complete tensors.
-  io::save_safetensors(path + ".safetensors", tensors, {{"format", "sefar-checkpoint"}});
-  std::string tmp = path + ".json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << sidecar.dump(2);
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path + ".json");
+  sidecar["optimizer"] = options_.optimizer;
+  // The sidecar inside the tensors file is the one that counts (io/checkpoint.h); the .json copy
+  // follows.
+  io::save_safetensors(path + ".safetensors", tensors,
+                       {{"format", "sefar-checkpoint"}, {"sidecar", sidecar.dump()}});
+  io::write_text_atomic(path + ".json", sidecar.dump(2) + "\n");
 }
 
 json Trainer::load(const std::string& path) {
-  json sidecar;
-  {
-    std::ifstream in(path + ".json");
-    if (!in) throw std::runtime_error("checkpoint " + path + ".json not found");
-    sidecar = json::parse(in);
-  }
+  json sidecar = io::read_checkpoint_sidecar(path);
+  if (sidecar.contains("optimizer") && sidecar["optimizer"] != options_.optimizer)
+    throw std::runtime_error(fmt::format("checkpoint {}: written with optimizer {}, this run uses {}", path,
+                                         sidecar["optimizer"].dump(), options_.optimizer));
   auto tensors = io::load_safetensors(path + ".safetensors");
   auto take = [&](const std::string& prefix) {
     std::map<std::string, at::Tensor> part;
@@ -337,7 +355,12 @@ json Trainer::load(const std::string& path) {
   if (auto it = tensors.find("rng.cpu"); it != tensors.end()) {
     auto* gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen->mutex_);
-    gen->set_state(*it->second.unsafeGetTensorImpl());
+    gen->set_state(*it->second.contiguous().unsafeGetTensorImpl());
+  }
+  if (auto it = tensors.find("rng.cuda"); it != tensors.end() && device_.is_cuda()) {
+    auto gen = at::globalContext().defaultGenerator(device_);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(it->second.contiguous());
   }
   step_ = sidecar.value("step", std::int64_t(0));
   return sidecar;

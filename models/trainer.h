@@ -45,6 +45,9 @@ struct TrainerOptions {
   bool token_mix = true;
   double mix_alpha = 10.0;
   bool mix_compare_logits = false;  // the official code's form; default compares probabilities
+  // Fault injection for tests of the non-finite handling: the labeled input of this step (counted
+  // from 0) is made NaN, so its loss is NaN through the real forward pass. -1: never.
+  std::int64_t inject_nonfinite_step = -1;
 };
 
 struct StepStats {
@@ -58,6 +61,10 @@ struct StepStats {
   std::vector<std::int64_t> eta_hist;  // per-clip eta in 10 bins over [0, 1] (semi steps)
   std::int64_t labeled = 0, unlabeled = 0;
   bool semi = false;  // the step used unlabeled clips
+  double grad_norm = 0;  // global gradient norm before clipping
+  // The loss or the gradient norm was NaN or infinite: the step changed nothing (no parameter,
+  // optimiser or teacher update); the losses say which part went wrong.
+  bool nonfinite = false;
   nlohmann::json to_json() const;
 };
 
@@ -69,6 +76,8 @@ class Trainer {
   // One step. `labeled`: per view [B, 3, T, S, S]; `labels` [B]. `weak`/`strong`: the unlabeled
   // draws (per view [U, ...]), `channel_scale` [U, 3] the strong draw's channel dropout, `truth`
   // [U] the unlabeled clips' labels when known (else -1; only for the pseudo-label accuracy).
+  // A NaN or infinite loss or gradient is caught here: the step then updates nothing and returns
+  // with `nonfinite` set (the step counter still advances: step numbers name batches).
   StepStats step(int epoch, const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
                  const std::vector<at::Tensor>* weak = nullptr, const std::vector<at::Tensor>* strong = nullptr,
                  const at::Tensor* channel_scale = nullptr, const at::Tensor* truth = nullptr);
@@ -82,10 +91,12 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   std::int64_t steps_done() const { return step_; }
 
-  // Checkpoint: every tensor (student, teacher, optimiser momenta, the CPU generator state) and the
-  // counters. Written atomically to <path>.safetensors with a JSON sidecar <path>.json.
+  // Checkpoint (io/checkpoint.h): every tensor (student, teacher, optimiser state, the CPU and,
+  // on CUDA, the device generator states) and the counters, written atomically to
+  // <path>.safetensors; `extra` is stored in its sidecar next to the trainer's own fields. Throws
+  // std::runtime_error naming the file when it cannot be written.
   void save(const std::string& path, const nlohmann::json& extra) const;
-  // Restores a checkpoint written by save(); returns its extra JSON.
+  // Restores a checkpoint written by save(); returns its sidecar (with `extra`'s fields).
   nlohmann::json load(const std::string& path);
 
  private:

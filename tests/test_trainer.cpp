@@ -13,6 +13,7 @@
 
 #include "models/timesformer.h"
 #include "models/trainer.h"
+#include "models/weights.h"
 
 using namespace sefar::models;
 
@@ -128,4 +129,38 @@ TEST_CASE("a checkpoint restores the exact training state: losses after resuming
   REQUIRE(actual.size() == expected.size());
   for (std::size_t i = 0; i < actual.size(); ++i) CHECK(actual[i] == expected[i]);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a non-finite loss changes nothing: no parameter, optimiser or teacher update") {
+  at::set_num_threads(1);
+  auto o = toy_options();
+  o.inject_nonfinite_step = 2;  // a semi-supervised step
+  Trainer trainer(o);
+  auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 1, 0}, at::kLong);
+  auto truth = at::tensor(std::vector<std::int64_t>{1, 0, 1, 0, 0, 1, 1, 0}, at::kLong);
+  auto scale = at::ones({8, 3});
+  auto weak = toy_views(truth, 7), strong = toy_views(truth, 8);
+  trainer.step(0, toy_views(labels, 1), labels, &weak, &strong, &scale, &truth);
+  trainer.step(1, toy_views(labels, 2), labels, &weak, &strong, &scale, &truth);
+  REQUIRE(trainer.teacher() != nullptr);
+  auto snapshot = [](MultiGranularViT& m) {
+    std::map<std::string, at::Tensor> out;
+    for (const auto& [name, t] : state_dict(m)) out[name] = t.clone();
+    return out;
+  };
+  auto student = snapshot(trainer.student()), teacher = snapshot(*trainer.teacher());
+  auto bad = trainer.step(1, toy_views(labels, 3), labels, &weak, &strong, &scale, &truth);
+  CHECK(bad.nonfinite);
+  CHECK(std::isnan(bad.loss));
+  CHECK(bad.to_json()["skipped"] == "nonfinite");
+  CHECK(trainer.steps_done() == 3);
+  for (const auto& [name, t] : state_dict(trainer.student()))
+    CHECK_MESSAGE(at::equal(t, student.at(name)), name);
+  for (const auto& [name, t] : state_dict(*trainer.teacher()))
+    CHECK_MESSAGE(at::equal(t, teacher.at(name)), name);
+  // The next step is a normal one again.
+  auto next = trainer.step(1, toy_views(labels, 4), labels, &weak, &strong, &scale, &truth);
+  CHECK_FALSE(next.nonfinite);
+  CHECK(std::isfinite(next.loss));
+  CHECK(next.grad_norm > 0);
 }
