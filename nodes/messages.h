@@ -20,6 +20,8 @@ struct ClipRef {
   std::uint64_t index = 0;  // line position in its list
   std::uint64_t epoch = 0;  // training epoch the clip belongs to
   std::uint64_t pass = 0;   // pass over the list: with the index, seeds every random draw of the clip
+  std::uint64_t position = 0;  // place in its source's stream (0, 1, ... over every epoch): where a
+                               // resumed run starts that source again
   int list_label = -1;  // the list's label column, kept for diagnostics (pseudo-label accuracy) only
 };
 using ClipRefPtr = std::shared_ptr<const ClipRef>;

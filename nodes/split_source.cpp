@@ -1,5 +1,7 @@
 // split_source: emits the clips of a split list (official "path label" format), epoch after epoch,
-// optionally shuffled per epoch from the run seed.
+// optionally shuffled per pass from the run seed. The stream is a pure function of the position in
+// it (item k belongs to epoch k / per_epoch and pass k / list length), so a resumed run starts it
+// at any position: NodeContext::resume {"next_item": k}.
 #include <cstdio>
 #include <filesystem>
 
@@ -58,27 +60,35 @@ class SplitSource final : public graph::Source {
     if (list_.clips.empty()) throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
     if (list_.problem_count || list_.missing_count)
       std::fprintf(stderr, "%s\n", fmt::format("split_source '{}': {}", ctx.id, list_.summary()).c_str());
-    per_epoch_ = options_.items_per_epoch > 0 ? std::size_t(options_.items_per_epoch) : list_.clips.size();
+    per_epoch_ = options_.items_per_epoch > 0 ? std::uint64_t(options_.items_per_epoch) : list_.clips.size();
     order_.resize(list_.clips.size());
-    start_pass();
+    if (ctx.resume.is_object() && ctx.resume.contains("next_item")) {
+      const auto& next = ctx.resume["next_item"];
+      if (!next.is_number_unsigned() && !(next.is_number_integer() && next.get<std::int64_t>() >= 0))
+        throw std::invalid_argument(
+            fmt::format("resume state: \"next_item\" must be a count, got {}", next.dump()));
+      next_ = next.get<std::uint64_t>();
+      std::fprintf(stderr, "%s\n",
+                   fmt::format("split_source '{}': resumed at item {} (epoch {}, {} of {} in it)", ctx.id,
+                               next_, next_ / per_epoch_, next_ % per_epoch_, per_epoch_)
+                       .c_str());
+    }
   }
 
   bool produce(Produced& out) override {
-    if (emitted_in_epoch_ == per_epoch_) {
-      if (options_.epochs > 0 && epoch_ + 1 >= std::uint64_t(options_.epochs)) return false;
-      ++epoch_;
-      emitted_in_epoch_ = 0;
-    }
-    if (position_ == order_.size()) start_pass();
-    ++emitted_in_epoch_;
-    std::size_t i = order_[position_++];
+    const std::uint64_t epoch = next_ / per_epoch_;
+    if (options_.epochs > 0 && epoch >= std::uint64_t(options_.epochs)) return false;
+    const std::uint64_t pass = next_ / order_.size();
+    if (pass != pass_ || !ordered_) order_pass(pass);
+    std::size_t i = order_[next_ % order_.size()];
     const auto& entry = list_.clips[i];
     auto clip = std::make_shared<ClipRef>();
     clip->path = entry.path;
     clip->label = options_.labeled ? entry.label : -1;
     clip->index = i;
-    clip->epoch = epoch_;
-    clip->pass = pass_ - 1;
+    clip->epoch = epoch;
+    clip->pass = pass;
+    clip->position = next_++;
     clip->list_label = entry.label;
     out.label = entry.path;
     out.value = ClipRefPtr(std::move(clip));
@@ -86,21 +96,23 @@ class SplitSource final : public graph::Source {
   }
 
  private:
-  // A pass over the list; an epoch may take several (items_per_epoch above the list length) or
-  // part of one. Every pass has its own order.
-  void start_pass() {
+  // The order of a pass over the list; an epoch may take several (items_per_epoch above the list
+  // length) or part of one. Every pass has its own order.
+  void order_pass(std::uint64_t pass) {
     for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
-    if (options_.shuffle) io::Rng(seed_, pass_, 0, io::Purpose::shuffle).shuffle(order_);
-    position_ = 0;
-    ++pass_;
+    if (options_.shuffle) io::Rng(seed_, pass, 0, io::Purpose::shuffle).shuffle(order_);
+    pass_ = pass;
+    ordered_ = true;
   }
 
   SplitSourceOptions options_;
   std::uint64_t seed_;
   io::SplitList list_;
   std::vector<std::size_t> order_;
-  std::size_t position_ = 0, per_epoch_ = 0, emitted_in_epoch_ = 0;
-  std::uint64_t epoch_ = 0, pass_ = 0;
+  std::uint64_t per_epoch_ = 0;
+  std::uint64_t next_ = 0;  // position of the next item in the stream
+  std::uint64_t pass_ = 0;  // the pass order_ holds
+  bool ordered_ = false;
 };
 
 }  // namespace
