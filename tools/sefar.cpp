@@ -1,11 +1,13 @@
 // sefar: the command-line interface. Exit status: 0 success, 2 invalid pipeline, flags or input,
-// 1 runtime failure.
+// 1 runtime failure, 74 outputs could not be written, 130/143 stopped by SIGINT/SIGTERM.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,7 +19,9 @@
 #include "graph/pipeline.h"
 #include "graph/registry.h"
 #include "graph/runtime.h"
+#include "graph/stop.h"
 #include "graph/validate.h"
+#include "io/checkpoint.h"
 #include "io/report.h"
 #include "io/synth.h"
 #include "io/video.h"
@@ -33,6 +37,8 @@ using namespace sefar;
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitInvalid = 2;
+constexpr int kExitStorage = 74;  // EX_IOERR (sysexits.h): the run's outputs could not be written
+// Stopped by a signal: 128 + the signal number, as shells report it (130 SIGINT, 143 SIGTERM).
 
 const char* kUsage = R"(usage: sefar <command> [options]
 
@@ -48,18 +54,35 @@ commands:
   report RUN_DIR     (re)write RUN_DIR/report.html from a run's metrics and profile
 
 'sefar <command> --help' describes a command's options.
-exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running.
+exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running, 74 the run's
+outputs (checkpoints, metrics) could not be written, 130/143 stopped by SIGINT/SIGTERM.
 )";
 
 const char* kRunUsage = R"(usage: sefar run PIPELINE [options]
+       sefar run [PIPELINE] --resume RUN_DIR [options]
 
 options:
+  --resume RUN_DIR   continue the run in RUN_DIR from its last complete checkpoint
+                     (RUN_DIR/checkpoints): model, teacher, optimiser, step, random generators and
+                     the position of every source are restored, so the run goes on as if never
+                     stopped; metrics.jsonl is cut back to the checkpoint. Without PIPELINE the
+                     run's own resolved pipeline is used; with one, it must resolve to the same run
+                     (only threads, concurrency, device, log_every, eval_batch, keep_last,
+                     on_nonfinite and inject_nonfinite_at_step may differ). Without a checkpoint yet,
+                     the run starts from the beginning.
   --set KEY=VALUE    override a value; KEY is node.param, runtime.setting or a pipeline parameter
                      name; VALUE is read as JSON when it parses, as a string otherwise (repeatable)
   --threads N        worker threads (same as --set runtime.threads=N)
   --trace FILE       write a Chrome trace of every node body (open in https://ui.perfetto.dev)
   --profile FILE     write the per-node profile as JSON
   --quiet            do not print the profile table
+
+SIGINT or SIGTERM stops a run cleanly: the running step finishes, a training node writes a
+checkpoint of the state after it (RUN_DIR/checkpoints/step_NNNNNNNN), and sefar exits with 130
+(SIGINT) or 143 (SIGTERM); a second signal quits at once. `--resume RUN_DIR` continues.
+exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running (a node failed,
+e.g. a non-finite loss), 74 the run's outputs could not be written (the message names the path; the
+checkpoints written before are left as they were), 130/143 stopped by SIGINT/SIGTERM.
 )";
 
 const char* kValidateUsage = R"(usage: sefar validate PIPELINE [--set KEY=VALUE]... [--quiet]
@@ -126,6 +149,7 @@ struct Args {
   std::string type;
   std::vector<std::string> sets;
   std::string trace, profile;
+  std::string resume;  // run: RUN_DIR to continue
   bool quiet = false, dot = false, json = false, help = false;
   std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
 };
@@ -144,6 +168,8 @@ Args parse_args(const std::string& command, int argc, char** argv) {
     else if (arg == "--threads") a.sets.push_back("runtime.threads=" + value("--threads"));
     else if (arg == "--trace" && command == "run") a.trace = value("--trace");
     else if (arg == "--profile" && command == "run") a.profile = value("--profile");
+    else if (arg == "--resume" && command == "run")
+      a.resume = value("--resume");
     else if (arg == "--quiet") a.quiet = true;
     else if (arg == "--dot" && command == "graph") a.dot = true;
     else if (arg == "--json" && command == "nodes") a.json = true;
@@ -404,17 +430,134 @@ int cmd_report(const Args& a) {
   return kExitOk;
 }
 
+// Settings that change how a run executes, not what it computes: a resumed run may change them.
+bool may_change_on_resume(const std::string& key) {
+  static const std::vector<std::string> runtime_keys = {"runtime.threads", "runtime.max_in_flight",
+                                                        "runtime.run_dir"};
+  static const std::vector<std::string> param_names = {"threads",
+                                                       "log_every",
+                                                       "device",
+                                                       "eval_batch",
+                                                       "keep_last",
+                                                       "on_nonfinite",
+                                                       "inject_nonfinite_at_step"};
+  if (key == "name" || key == "description") return true;
+  for (const auto& k : runtime_keys)
+    if (key == k) return true;
+  if (key.rfind("nodes.", 0) != 0) return false;
+  auto ends_with = [&](const std::string& tail) {
+    return key.size() > tail.size() && key.compare(key.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (ends_with(".concurrency")) return true;
+  for (const auto& name : param_names)
+    if (ends_with(".params." + name)) return true;
+  return false;
+}
+
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  if (j.is_object() && !j.empty()) {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    return;
+  }
+  out[prefix] = j;
+}
+
+// Problems that keep `resolved` from continuing the run described by `reference` (both canonical
+// resolved documents, ValidatedPipeline::document).
+std::vector<graph::Diagnostic> resume_differences(const nlohmann::json& reference,
+                                                  const nlohmann::json& resolved, const std::string& file,
+                                                  const std::string& from) {
+  std::map<std::string, nlohmann::json> a, b;
+  flatten(reference, "", a);
+  flatten(resolved, "", b);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  std::vector<graph::Diagnostic> problems;
+  for (const auto& k : keys) {
+    if (may_change_on_resume(k)) continue;
+    auto x = a.find(k), y = b.find(k);
+    if (x != a.end() && y != b.end() && x->second == y->second) continue;
+    problems.push_back(graph::Diagnostic{file, 0, 0, "", "", k,
+                                         fmt::format("--resume: {} is {} here but {} in the run being "
+                                                     "resumed ({}); resume with the run's own pipeline "
+                                                     "(leave PIPELINE out) or start a new run",
+                                                     k, y == b.end() ? "absent" : y->second.dump(),
+                                                     x == a.end() ? "absent" : x->second.dump(), from)});
+  }
+  return problems;
+}
+
 int cmd_run(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
-  auto validated = resolve(a, registry, &doc);
+  graph::RunOptions options;
+  graph::ValidatedPipeline validated;
+  if (a.resume.empty()) {
+    validated = resolve(a, registry, &doc);
+  } else {
+    // Continue the run in a.resume from its last complete checkpoint.
+    namespace fs = std::filesystem;
+    const std::string& run_dir = a.resume;
+    if (!fs::is_directory(run_dir)) throw UsageError(fmt::format("--resume: {} is not a directory", run_dir));
+    auto checkpoint = io::latest_checkpoint((fs::path(run_dir) / "checkpoints").string());
+    // The run as it was: the checkpoint's resolved pipeline, or (no checkpoint yet) the one the run
+    // started with.
+    graph::PipelineDoc reference_doc;
+    std::string from;
+    if (checkpoint) {
+      if (!checkpoint->sidecar.contains("pipeline") || !checkpoint->sidecar["pipeline"].is_object() ||
+          checkpoint->sidecar["pipeline"].empty())
+        throw UsageError(
+            fmt::format("--resume: checkpoint {} does not record its pipeline", checkpoint->path));
+      if (!checkpoint->sidecar.value("resumable", true))
+        throw UsageError(
+            fmt::format("--resume: checkpoint {} cannot be resumed: an input of node '{}' is fed by "
+                        "several sources",
+                        checkpoint->path, checkpoint->sidecar.value("node_id", std::string("?"))));
+      from = checkpoint->path + ".safetensors";
+      reference_doc = graph::parse_pipeline(from, checkpoint->sidecar["pipeline"].dump());
+    } else {
+      from = (fs::path(run_dir) / "pipeline.json").string();
+      if (!fs::exists(from))
+        throw UsageError(fmt::format(
+            "--resume: {} has neither checkpoints nor pipeline.json: not a run directory", run_dir));
+      reference_doc = graph::load_pipeline(from);
+    }
+    graph::substitute_params(reference_doc);
+    reference_doc.runtime["run_dir"] = run_dir;
+    auto reference = graph::validate(reference_doc, registry);
+    if (a.path.empty()) {
+      doc = reference_doc;
+      graph::apply_overrides(doc, a.sets);
+      graph::substitute_params(doc);
+    } else {
+      doc = graph::load_pipeline(a.path);
+      graph::apply_overrides(doc, a.sets);
+      graph::substitute_params(doc);
+    }
+    doc.runtime["run_dir"] = run_dir;
+    validated = graph::validate(doc, registry);
+    auto problems =
+        resume_differences(reference.document, validated.document, a.path.empty() ? from : a.path, from);
+    if (!problems.empty()) throw graph::PipelineError(std::move(problems));
+    if (checkpoint) {
+      options.resume = checkpoint->sidecar.value("resume", nlohmann::json::object());
+      options.resume[checkpoint->sidecar.value("node_id", std::string())] = {
+          {"checkpoint", checkpoint->path}};
+      std::cerr << fmt::format("resuming {} from {} (step {})\n", run_dir, checkpoint->path,
+                               checkpoint->step);
+    } else {
+      std::cerr << fmt::format("resuming {}: no checkpoint yet, starting from the beginning\n", run_dir);
+    }
+  }
   const std::string& run_dir = validated.runtime.run_dir;
   if (!run_dir.empty()) {
     graph::write_file_atomic(run_dir + "/pipeline.json", graph::to_json(doc).dump(2) + "\n");
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
   graph::Runtime runtime(validated, registry);
-  graph::RunOptions options;
   options.trace_path = a.trace;
   options.print_table = !a.quiet;
   auto result = runtime.run(options);
@@ -461,7 +604,10 @@ int main(int argc, char** argv) {
       std::fputs(usage, stdout);
       return kExitOk;
     }
-    if (command == "run") return cmd_run(a);
+    if (command == "run") {
+      sefar::graph::install_stop_handlers();
+      return cmd_run(a);
+    }
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
     if (command == "synth") return cmd_synth(a);
@@ -476,9 +622,15 @@ int main(int argc, char** argv) {
     std::cerr << fmt::format("sefar {}: invalid pipeline ({} problem{})\n", command, e.diagnostics().size(),
                              e.diagnostics().size() == 1 ? "" : "s");
     return kExitInvalid;
+  } catch (const sefar::graph::Interrupted& e) {
+    std::cerr << fmt::format("sefar {}: stopped by {}\n", command, sefar::graph::signal_name(e.signal()));
+    return 128 + e.signal();
   } catch (const sefar::graph::NodeFailure& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return e.bad_input() ? kExitInvalid : kExitFailure;
+    return e.storage() ? kExitStorage : e.bad_input() ? kExitInvalid : kExitFailure;
+  } catch (const sefar::graph::StorageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitStorage;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitFailure;
