@@ -27,3 +27,6 @@ sefar_add_test(test_video_pipeline ${CMAKE_CURRENT_LIST_DIR}/test_video_pipeline
 sefar_add_test(test_infer_cli ${CMAKE_CURRENT_LIST_DIR}/test_infer_cli.cpp)
 sefar_add_test(test_trainer ${CMAKE_CURRENT_LIST_DIR}/test_trainer.cpp)
 sefar_add_test(test_report ${CMAKE_CURRENT_LIST_DIR}/test_report.cpp)
+sefar_add_test(test_resume ${CMAKE_CURRENT_LIST_DIR}/test_resume.cpp)
+sefar_add_test(test_faults ${CMAKE_CURRENT_LIST_DIR}/test_faults.cpp)
+sefar_add_test(test_interrupt ${CMAKE_CURRENT_LIST_DIR}/test_interrupt.cpp)
