@@ -30,19 +30,22 @@ struct ClassDef {
 };
 
 const std::vector<ClassDef>& class_defs() {
+  // Turns are at most one full revolution per routine so that the 8 frames a clip is sampled at
+  // (DESIGN §2: one per segment) see the figure move less than half a turn between samples;
+  // faster spins alias and clockwise becomes indistinguishable from anticlockwise.
   static const std::vector<ClassDef> defs = {
+      {"turn_cw_half", {{Move::TurnCw, 0.5}}},
+      {"turn_ccw_half", {{Move::TurnCcw, 0.5}}},
       {"turn_cw_1", {{Move::TurnCw, 1}}},
       {"turn_ccw_1", {{Move::TurnCcw, 1}}},
-      {"turn_cw_2", {{Move::TurnCw, 2}}},
-      {"turn_ccw_2", {{Move::TurnCcw, 2}}},
-      {"jump_then_turn_cw_1", {{Move::Jump}, {Move::TurnCw, 1}}},
-      {"turn_cw_1_then_jump", {{Move::TurnCw, 1}, {Move::Jump}}},
-      {"jump_then_turn_ccw_1", {{Move::Jump}, {Move::TurnCcw, 1}}},
-      {"turn_ccw_1_then_jump", {{Move::TurnCcw, 1}, {Move::Jump}}},
-      {"turn_cw_1_then_ccw_1", {{Move::TurnCw, 1}, {Move::TurnCcw, 1}}},
-      {"turn_ccw_1_then_cw_1", {{Move::TurnCcw, 1}, {Move::TurnCw, 1}}},
-      {"turn_cw_1.5", {{Move::TurnCw, 1.5}}},
-      {"turn_ccw_1.5", {{Move::TurnCcw, 1.5}}},
+      {"jump_then_turn_cw_half", {{Move::Jump}, {Move::TurnCw, 0.5}}},
+      {"turn_cw_half_then_jump", {{Move::TurnCw, 0.5}, {Move::Jump}}},
+      {"jump_then_turn_ccw_half", {{Move::Jump}, {Move::TurnCcw, 0.5}}},
+      {"turn_ccw_half_then_jump", {{Move::TurnCcw, 0.5}, {Move::Jump}}},
+      {"turn_cw_half_then_ccw_half", {{Move::TurnCw, 0.5}, {Move::TurnCcw, 0.5}}},
+      {"turn_ccw_half_then_cw_half", {{Move::TurnCcw, 0.5}, {Move::TurnCw, 0.5}}},
+      {"turn_cw_3_4", {{Move::TurnCw, 0.75}}},
+      {"turn_ccw_3_4", {{Move::TurnCcw, 0.75}}},
   };
   return defs;
 }
@@ -92,17 +95,21 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
 
   // Nuisances: colours, a textured background, position, size, starting orientation, timing.
   // Dark backgrounds and bright figures keep the figure visible whatever the draw.
-  Rgb bg1 = random_colour(rng, 10, 110), bg2 = random_colour(rng, 10, 110);
-  Rgb body = random_colour(rng, 150, 255), head = random_colour(rng, 150, 255);
+  // The head is always the brightest thing in the frame (near white): it is what shows the
+  // orientation, and a patch-based model must be able to find it whatever the other colours are.
+  Rgb bg1 = random_colour(rng, 10, 90), bg2 = random_colour(rng, 10, 90);
+  Rgb body = random_colour(rng, 90, 190), head = random_colour(rng, 225, 255);
   double stripe_angle = uniform(0, kPi), stripe_freq = uniform(0.05, 0.25) * 64.0 / s, stripe_amp = uniform(0.2, 0.8);
-  double cx = uniform(0.4, 0.6) * w, cy = uniform(0.5, 0.62) * h;
-  double length = uniform(0.36, 0.5) * s, thickness = length * uniform(0.18, 0.26);
-  double head_radius = thickness * uniform(0.9, 1.3);
-  double theta0 = uniform(0, 2 * kPi);
+  double cx = uniform(0.4, 0.6) * w, cy = uniform(0.45, 0.6) * h;
+  // The figure pivots about its foot, so a turn sweeps the head around a wide circle.
+  double length = uniform(0.28, 0.38) * s, thickness = length * uniform(0.2, 0.28);
+  double head_radius = thickness * uniform(1.2, 1.6);
+  // Routines start upright, as a gymnast does, give or take 30 degrees.
+  double theta0 = -kPi / 2 + uniform(-kPi / 6, kPi / 6);
   double drift_x = uniform(-0.1, 0.1) * w / n, drift_y = uniform(-0.05, 0.05) * h / n;
   double jump_height = uniform(0.12, 0.2) * h;
   // The routine takes a random share of the clip (speed) and starts at a random time.
-  double active = uniform(0.55, 0.85);
+  double active = uniform(0.7, 0.9);
   double start = uniform(0.05, 1.0 - active - 0.05);
   // Sub-movements split the active span unevenly.
   std::vector<double> weights;
@@ -133,8 +140,8 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
     }
     double x0 = cx + drift_x * t, y0 = cy + drift_y * t - lift;
     double dx = std::cos(theta), dy = std::sin(theta);
-    // Body: a segment from (x0,y0) - 0.5 L d to + 0.5 L d; head: a disc at the + end.
-    double hx = x0 + 0.5 * length * dx, hy = y0 + 0.5 * length * dy;
+    // Body: a segment from the foot (x0, y0) to x0 + L d; head: a disc at its far end.
+    double hx = x0 + length * dx, hy = y0 + length * dy;
     std::uint8_t* out = frames.frame(t);
     for (int y = 0; y < h; ++y) {
       for (int x = 0; x < w; ++x) {
@@ -142,7 +149,7 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
         double stripe = 0.5 + 0.5 * std::sin(stripe_freq * (px * std::cos(stripe_angle) + py * std::sin(stripe_angle)));
         double m = stripe_amp * stripe;
         Rgb c{bg1.r * (1 - m) + bg2.r * m, bg1.g * (1 - m) + bg2.g * m, bg1.b * (1 - m) + bg2.b * m};
-        double rx = px - x0, ry = py - y0;
+        double rx = px - x0 - 0.5 * length * dx, ry = py - y0 - 0.5 * length * dy;
         double along = rx * dx + ry * dy, across = -rx * dy + ry * dx;
         if (std::fabs(along) <= 0.5 * length && std::fabs(across) <= 0.5 * thickness) c = body;
         double ex = px - hx, ey = py - hy;
