@@ -201,6 +201,9 @@ struct Loader {
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        fmt::format("base pipeline {} does not exist", base.string())});
       doc = load(base.string(), chain);
+      doc.base = base.lexically_normal().string();
+    } else {
+      doc.base.clear();
     }
     doc.sources[path] = src;
     overlay(doc, *src);

@@ -50,6 +50,7 @@ struct PipelineDoc {
   std::string name;
   std::string description;
   std::string file;  // the file named on the command line
+  std::string base;  // the file `file` extends directly (empty when it extends none)
   json params = json::object();
   json runtime = json::object();
   std::vector<NodeDecl> nodes;  // declaration order (base first)

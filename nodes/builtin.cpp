@@ -12,6 +12,8 @@ void register_builtin_nodes(graph::Registry& registry) {
   registry.add(views_spec());
   registry.add(batch_spec());
   registry.add(sefar_train_spec());
+  registry.add(classify_spec());
+  registry.add(export_features_spec());
 }
 
 }  // namespace sefar::nodes

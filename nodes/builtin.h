@@ -15,6 +15,8 @@ graph::NodeSpec decode_spec();
 graph::NodeSpec views_spec();
 graph::NodeSpec batch_spec();
 graph::NodeSpec sefar_train_spec();
+graph::NodeSpec classify_spec();
+graph::NodeSpec export_features_spec();
 
 // Adds every built-in node type to `registry`.
 void register_builtin_nodes(graph::Registry& registry);

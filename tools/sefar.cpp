@@ -88,7 +88,9 @@ checkpoints written before are left as they were), 130/143 stopped by SIGINT/SIG
 const char* kValidateUsage = R"(usage: sefar validate PIPELINE [--set KEY=VALUE]... [--quiet]
 
 Checks the pipeline against the node schemas, reporting every problem at once, and prints the
-resolved pipeline as JSON (unless --quiet).
+resolved pipeline as JSON (unless --quiet). When the pipeline extends another, it then lists on
+stderr every resolved value that differs from the base's (node parameters with their defaults
+filled in, runtime settings, nodes and edges added or removed): what an ablation changes.
 )";
 
 const char* kGraphUsage = R"(usage: sefar graph PIPELINE --dot [--set KEY=VALUE]...
@@ -280,12 +282,68 @@ int cmd_nodes(const Args& a) {
   return kExitOk;
 }
 
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  if (j.is_object() && !j.empty()) {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    return;
+  }
+  out[prefix] = j;
+}
+
+// Every resolved value of `derived` that differs from `base` (canonical documents), one line each:
+// nodes and edges added or removed, then changed values by key.
+std::vector<std::string> document_differences(nlohmann::json base, nlohmann::json derived) {
+  std::vector<std::string> lines;
+  auto& base_nodes = base["nodes"];
+  auto& derived_nodes = derived["nodes"];
+  for (auto it = base_nodes.begin(); it != base_nodes.end(); ++it)
+    if (!derived_nodes.contains(it.key())) lines.push_back(fmt::format("  node {} removed", it.key()));
+  for (auto it = derived_nodes.begin(); it != derived_nodes.end(); ++it)
+    if (!base_nodes.contains(it.key()))
+      lines.push_back(fmt::format("  node {} added ({})", it.key(), it.value().value("type", "?")));
+  for (auto* nodes : {&base_nodes, &derived_nodes})
+    for (auto it = nodes->begin(); it != nodes->end();)
+      it = (base_nodes.contains(it.key()) && derived_nodes.contains(it.key())) ? std::next(it) : nodes->erase(it);
+  std::set<std::string> base_edges, derived_edges;
+  for (const auto& e : base["edges"]) base_edges.insert(e.dump());
+  for (const auto& e : derived["edges"]) derived_edges.insert(e.dump());
+  for (const auto& e : base_edges)
+    if (!derived_edges.count(e)) lines.push_back(fmt::format("  edge {} removed", e));
+  for (const auto& e : derived_edges)
+    if (!base_edges.count(e)) lines.push_back(fmt::format("  edge {} added", e));
+  base.erase("edges");
+  derived.erase("edges");
+  std::map<std::string, nlohmann::json> a, b;
+  flatten(base, "", a);
+  flatten(derived, "", b);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  for (const auto& k : keys) {
+    auto x = a.find(k), y = b.find(k);
+    if (x != a.end() && y != b.end() && x->second == y->second) continue;
+    if (k == "description") continue;
+    lines.push_back(fmt::format("  {}: {} -> {}", k, x == a.end() ? "(absent)" : x->second.dump(),
+                                y == b.end() ? "(absent)" : y->second.dump()));
+  }
+  return lines;
+}
+
 int cmd_validate(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
   auto validated = resolve(a, registry, &doc);
   if (!a.quiet) std::cout << graph::to_json(doc).dump(2) << "\n";
   std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(), validated.edges.size());
+  if (!doc.base.empty()) {
+    auto base_doc = graph::load_pipeline(doc.base);
+    graph::substitute_params(base_doc);
+    auto base = graph::validate(base_doc, registry);
+    auto lines = document_differences(base.document, validated.document);
+    std::cerr << fmt::format("differences from {} ({}):\n", doc.base, lines.size());
+    for (const auto& line : lines) std::cerr << line << "\n";
+  }
   return kExitOk;
 }
 
@@ -454,14 +512,6 @@ bool may_change_on_resume(const std::string& key) {
   return false;
 }
 
-void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
-  if (j.is_object() && !j.empty()) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-    return;
-  }
-  out[prefix] = j;
-}
 
 // Problems that keep `resolved` from continuing the run described by `reference` (both canonical
 // resolved documents, ValidatedPipeline::document).

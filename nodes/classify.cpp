@@ -1,0 +1,97 @@
+// classify: evaluates a trained model on batches (eval or multi-view test draws): top-1/top-5,
+// per-class accuracy and the confusion matrix in RUN_DIR/<out>, one prediction per clip in
+// RUN_DIR/<predictions>. The end of pipelines/eval.json.
+#include <filesystem>
+#include <iostream>
+
+#include <ATen/Parallel.h>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "graph/node.h"
+#include "graph/runtime.h"
+#include "models/trainer.h"
+#include "nodes/batch.h"
+#include "nodes/builtin.h"
+#include "nodes/model_runner.h"
+
+namespace sefar::nodes {
+
+namespace {
+
+struct ClassifyOptions {
+  std::string weights, device, out, predictions;
+  int threads = 0;
+};
+
+class ClassifyNode final : public graph::Node {
+ public:
+  explicit ClassifyNode(const graph::NodeContext& ctx) : id_(ctx.id), run_dir_(ctx.run_dir) {
+    const auto& p = ctx.params;
+    options_.weights = p.get_string("weights");
+    options_.device = p.get_string("device");
+    options_.out = p.get_string("out");
+    options_.predictions = p.get_string("predictions");
+    options_.threads = int(p.get_int("threads"));
+    if (options_.threads > 0) at::set_num_threads(options_.threads);
+    model_ = load_model_for_node(id_, options_.weights, options_.device);
+    evaluation_ = std::make_unique<models::Evaluation>(int(model_.config.num_classes));
+  }
+
+  void process(int, const graph::Item& item, graph::Output&) override {
+    const ViewBatch& batch = *item.as<ViewBatchPtr>();
+    auto outputs = run_model(model_, batch.draws);
+    std::vector<std::int64_t> truth;
+    for (const auto& c : batch.clips) truth.push_back(c.list_label);
+    evaluation_->add(outputs.probs, at::tensor(truth, at::kLong));
+    auto [confidence, predicted] = outputs.probs.max(1);
+    for (std::size_t i = 0; i < batch.clips.size(); ++i)
+      predictions_ += nlohmann::json{{"clip", batch.clips[i].path},
+                                     {"label", batch.clips[i].list_label},
+                                     {"prediction", predicted[std::int64_t(i)].item<std::int64_t>()},
+                                     {"confidence", confidence[std::int64_t(i)].item<double>()}}
+                          .dump() +
+                      "\n";
+  }
+
+  void finish(graph::Output&) override {
+    auto j = evaluation_->to_json();
+    j["weights"] = options_.weights;
+    std::cerr << fmt::format("{}: top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips)\n", id_,
+                             100 * evaluation_->top1(), 100 * evaluation_->top5(),
+                             100 * evaluation_->mean_class_accuracy(), evaluation_->count());
+    if (run_dir_.empty()) return;
+    graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
+    if (!options_.predictions.empty())
+      graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(), predictions_);
+  }
+
+ private:
+  std::string id_, run_dir_;
+  ClassifyOptions options_;
+  LoadedModel model_;
+  std::unique_ptr<models::Evaluation> evaluation_;
+  std::string predictions_;
+};
+
+}  // namespace
+
+graph::NodeSpec classify_spec() {
+  return graph::NodeSpec("classify")
+      .doc("Evaluates trained weights on batches (view sets averaged for multi-view testing) and writes "
+           "top-1/top-5, per-class accuracy and the confusion matrix to RUN_DIR/<out>, one prediction per "
+           "clip to RUN_DIR/<predictions>.")
+      .ordered_input("in", batch_message(), "batches with the list's labels (eval or test draws)")
+      .serial()
+      .param_string("weights", std::nullopt,
+                    "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
+      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
+      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+      .param_string("out", "evaluation.json", "results file, relative to the run directory")
+      .param_string("predictions", "predictions.jsonl", "per-clip predictions file (empty: none)")
+      .factory([](const graph::NodeContext& ctx) { return std::make_unique<ClassifyNode>(ctx); });
+}
+
+}  // namespace sefar::nodes

@@ -1,0 +1,38 @@
+// A trained model loaded from a weights file for the nodes that only run it (classify,
+// export_features): the config comes from the file's metadata, the model runs in evaluation mode.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/config.h"
+
+namespace sefar::models {
+class MultiGranularViT;
+}
+
+namespace sefar::nodes {
+
+struct LoadedModel {
+  models::ModelConfig config;
+  std::shared_ptr<models::MultiGranularViT> model;
+  std::string device;
+};
+
+// Loads `weights` (written by save_weights: sefar_train's model.safetensors or a checkpoint's
+// best.safetensors) onto `device`; errors name the node and the file.
+LoadedModel load_model_for_node(const std::string& node_id, const std::string& weights, const std::string& device);
+
+// Per-view CLS features [B, D] and the fused feature [B, F] of one view set, averaged over the
+// view sets of a batch (multi-view testing); probabilities averaged the same way.
+struct ModelOutputs {
+  std::vector<at::Tensor> view_features;  // per view [B, D], CPU
+  at::Tensor fused;                       // [B, F], CPU
+  at::Tensor probs;                       // [B, C], CPU
+};
+ModelOutputs run_model(LoadedModel& loaded, const std::vector<std::vector<at::Tensor>>& view_sets);
+
+}  // namespace sefar::nodes
