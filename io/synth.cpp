@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -93,25 +94,27 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
   const int w = o.width, h = o.height;
   const double s = std::min(w, h);
 
+  // Experimental knobs (calibration only).
+  auto knob = [](const char* name, double fallback) {
+    const char* v = std::getenv(name);
+    return v ? std::atof(v) : fallback;
+  };
+  const double nuis = knob("SYN_NUIS", 1.0);   // scales colour spread, texture
+  const double scale = knob("SYN_SCALE", 1.0);  // figure size
+
   // Nuisances: colours, a textured background, position, size, starting orientation, timing.
-  // Dark backgrounds and bright figures keep the figure visible whatever the draw.
-  // The head is always the brightest thing in the frame (near white): it is what shows the
-  // orientation, and a patch-based model must be able to find it whatever the other colours are.
-  Rgb bg1 = random_colour(rng, 10, 90), bg2 = random_colour(rng, 10, 90);
-  Rgb body = random_colour(rng, 90, 190), head = random_colour(rng, 225, 255);
-  double stripe_angle = uniform(0, kPi), stripe_freq = uniform(0.05, 0.25) * 64.0 / s, stripe_amp = uniform(0.2, 0.8);
-  double cx = uniform(0.4, 0.6) * w, cy = uniform(0.45, 0.6) * h;
-  // The figure pivots about its foot, so a turn sweeps the head around a wide circle.
-  double length = uniform(0.28, 0.38) * s, thickness = length * uniform(0.2, 0.28);
-  double head_radius = thickness * uniform(1.2, 1.6);
-  // Routines start upright, as a gymnast does, give or take 30 degrees.
+  Rgb bg1 = random_colour(rng, 50 - 40 * nuis, 50 + 40 * nuis), bg2 = random_colour(rng, 50 - 40 * nuis, 50 + 40 * nuis);
+  Rgb body = random_colour(rng, 140 - 50 * nuis, 140 + 50 * nuis), head = random_colour(rng, 225, 255);
+  double stripe_angle = uniform(0, kPi), stripe_freq = uniform(0.05, 0.25) * 64.0 / s,
+         stripe_amp = nuis * uniform(0.2, 0.8);
+  double cx = uniform(0.45, 0.55) * w, cy = uniform(0.5, 0.56) * h;
+  double length = scale * uniform(0.28, 0.32) * s, thickness = length * uniform(0.22, 0.3);
+  double head_radius = scale * uniform(0.1, 0.12) * s;
   double theta0 = -kPi / 2 + uniform(-kPi / 6, kPi / 6);
-  double drift_x = uniform(-0.1, 0.1) * w / n, drift_y = uniform(-0.05, 0.05) * h / n;
-  double jump_height = uniform(0.12, 0.2) * h;
-  // The routine takes a random share of the clip (speed) and starts at a random time.
+  double drift_x = uniform(-0.05, 0.05) * w / n, drift_y = uniform(-0.02, 0.02) * h / n;
+  double jump_height = uniform(0.08, 0.12) * h;
   double active = uniform(0.7, 0.9);
   double start = uniform(0.05, 1.0 - active - 0.05);
-  // Sub-movements split the active span unevenly.
   std::vector<double> weights;
   for (std::size_t i = 0; i < def.steps.size(); ++i) weights.push_back(uniform(0.8, 1.2));
   double total_weight = 0;

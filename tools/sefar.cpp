@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <malloc.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -627,6 +628,14 @@ int cmd_run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Per-clip buffers (decoded frames, view tensors of 1-2 MB) are made and freed on several threads;
+  // with glibc's dynamic mmap threshold and heap trimming they go back to the kernel and fault in
+  // again, which costs the decode pipeline up to half its CPU at small resolutions
+  // (docs/BENCH_DECODE.md). SEFAR_MALLOC=glibc keeps glibc's defaults (for that comparison).
+  if (const char* m = std::getenv("SEFAR_MALLOC"); !m || std::strcmp(m, "glibc") != 0) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? kExitInvalid : kExitOk;
