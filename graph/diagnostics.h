@@ -35,8 +35,22 @@ class PipelineError : public std::runtime_error {
 };
 
 // Thrown by node bodies for bad input data (a clip that cannot be decoded, ...). The runtime turns
-// it into a skipped item when the node allows it, or into a NodeFailure otherwise.
+// it into a skipped item when the node allows it, or into a NodeFailure otherwise. `category` is an
+// optional short machine-readable kind ("missing", "truncated", ...) kept in the skip records.
 class InputError : public std::runtime_error {
+ public:
+  explicit InputError(const std::string& what, std::string category = "")
+      : std::runtime_error(what), category_(std::move(category)) {}
+  const std::string& category() const { return category_; }
+
+ private:
+  std::string category_;
+};
+
+// Thrown by node bodies when the pipeline's configuration cannot work with the data it meets
+// (a crop larger than the frames it is given): the run stops as a NodeFailure with bad_input() true,
+// so the CLI exits with status 2 like for any other invalid pipeline.
+class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

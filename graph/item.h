@@ -2,9 +2,10 @@
 #pragma once
 
 #include <any>
-#include <stdexcept>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,15 +19,20 @@ class Gate;
 // producer's speed.
 class Ticket {
  public:
-  explicit Ticket(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  Ticket(std::shared_ptr<Gate> gate, std::uint64_t seq) : gate_(std::move(gate)), seq_(seq) {}
   explicit Ticket(std::vector<std::shared_ptr<Ticket>> parts) : parts_(std::move(parts)) {}
   ~Ticket();
   Ticket(const Ticket&) = delete;
   Ticket& operator=(const Ticket&) = delete;
+  // The source item(s) this ticket stands for were skipped as bad input: their source counts them
+  // (once per item, however many nodes skip it).
+  void mark_skipped();
 
  private:
   std::shared_ptr<Gate> gate_;
+  std::uint64_t seq_ = 0;  // the source item's position
   std::vector<std::shared_ptr<Ticket>> parts_;
+  std::atomic<bool> skipped_{false};
 };
 
 struct Item {

@@ -1,8 +1,9 @@
 #include "graph/json_source.h"
 
+#include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -11,11 +12,30 @@ namespace sefar::graph {
 using json = nlohmann::json;
 
 JsonSource JsonSource::load(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status))
+    throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "cannot open file: no such file"});
+  if (fs::is_directory(status))
+    throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "is a directory, not a file"});
+  // Devices (/dev/zero, a terminal) never end or block: only files and pipes.
+  if (!fs::is_regular_file(status) && !fs::is_fifo(status))
+    throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "not a regular file"});
+  constexpr std::size_t kMaxBytes = std::size_t(16) << 20;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "cannot open file"});
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(path, buffer.str());
+  std::string text;
+  std::vector<char> chunk(1 << 16);
+  while (in.read(chunk.data(), std::streamsize(chunk.size())) || in.gcount() > 0) {
+    text.append(chunk.data(), std::size_t(in.gcount()));
+    if (text.size() > kMaxBytes)
+      throw PipelineError(
+          Diagnostic{path, 0, 0, "", "", "",
+                     fmt::format("file too large for a pipeline (more than {} bytes)", kMaxBytes)});
+  }
+  if (in.bad()) throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "read error"});
+  return parse(path, std::move(text));
 }
 
 int JsonSource::line_at(std::size_t offset) const {
@@ -25,10 +45,65 @@ int JsonSource::line_at(std::size_t offset) const {
   return line;
 }
 
+std::string safe_dump(const nlohmann::json& v, int indent) {
+  return v.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::size_t json_too_deep(const std::string& text, int max_depth) {
+  int depth = 0;
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    if (c == '"') {  // skip the string, escapes included
+      for (++i; i < n && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+    } else if (c == '/' && i + 1 < n && text[i + 1] == '/') {
+      while (i < n && text[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && text[i + 1] == '*') {
+      auto end = text.find("*/", i + 2);
+      i = end == std::string::npos ? n : end + 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string::npos;
+}
+
+namespace {
+
+// Blanks out comments (keeping line breaks), so line lookups never land on a key or an edge quoted in
+// a comment.
+void blank_comments(std::string& text) {
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (text[i] == '"') {
+      for (++i; i < n && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+    } else if (text[i] == '/' && i + 1 < n && (text[i + 1] == '/' || text[i + 1] == '*')) {
+      const bool line = text[i + 1] == '/';
+      std::size_t end = line ? text.find('\n', i) : text.find("*/", i + 2);
+      end = end == std::string::npos ? n : (line ? end : end + 2);
+      for (std::size_t j = i; j < end; ++j)
+        if (text[j] != '\n') text[j] = ' ';
+      i = end - 1;
+    }
+  }
+}
+
+}  // namespace
+
 JsonSource JsonSource::parse(const std::string& path, std::string text) {
   JsonSource src;
   src.path_ = path;
   src.text_ = std::move(text);
+  if (auto at = json_too_deep(src.text_); at != std::string::npos) {
+    int line = src.line_at(at), column = 1;
+    for (std::size_t i = at; i > 0 && src.text_[i - 1] != '\n'; --i) ++column;
+    throw PipelineError(Diagnostic{path, line, column, "", "", "",
+                                   fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth)});
+  }
 
   // The JSON library keeps the last of duplicate keys silently; a pipeline with two nodes of the
   // same id is almost certainly a mistake, so track the keys of every open object.
@@ -80,6 +155,7 @@ JsonSource JsonSource::parse(const std::string& path, std::string text) {
     std::string reason = pos == std::string::npos ? what : what.substr(pos + 2);
     throw PipelineError(Diagnostic{path, line, column, "", "", "", "JSON syntax error: " + reason});
   }
+  blank_comments(src.text_);
   if (!duplicate.empty()) {
     std::string where = duplicate_path.empty() ? "the top level" : "\"" + duplicate_path.back() + "\"";
     std::string message = duplicate_path.size() == 1 && duplicate_path[0] == "nodes"

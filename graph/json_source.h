@@ -11,6 +11,18 @@
 
 namespace sefar::graph {
 
+// Nesting deeper than this is rejected before parsing: pipelines need a handful of levels, and
+// nested values are walked recursively (parameter substitution, printing).
+constexpr int kMaxJsonDepth = 64;
+// Byte offset of the bracket that opens nesting level max_depth + 1 (strings and comments are
+// skipped), or std::string::npos when the text stays within max_depth.
+std::size_t json_too_deep(const std::string& text, int max_depth = kMaxJsonDepth);
+
+// JSON text of `v` that never throws: strings that are not valid UTF-8 (bytes from the command line or
+// from split lists, e.g. Latin-1 file names) are written with U+FFFD in place of the bad bytes, where
+// nlohmann::json::dump() would throw type_error 316.
+std::string safe_dump(const nlohmann::json& v, int indent = -1);
+
 class JsonSource {
  public:
   // Reads and parses `path`; throws PipelineError naming the file, line and column.
@@ -28,7 +40,7 @@ class JsonSource {
   int line_of_string(const std::string& text, int occurrence = 0) const;
 
  private:
-  std::string path_, text_;
+  std::string path_, text_;  // text_: comments blanked out once parsed
   nlohmann::json root_;
   int line_at(std::size_t offset) const;
 };

@@ -42,11 +42,13 @@ class Output {
   // Sends a fully built item (a node that renumbers its output builds its own).
   virtual void emit_item(int port, Item item) = 0;
   // The current item cannot be processed (bad input): counted and reported, and a placeholder
-  // keeps order for downstream sequencers.
-  virtual void skip(const std::string& reason) = 0;
+  // keeps order for downstream sequencers. `category`: optional short kind ("missing", ...).
+  void skip(const std::string& reason) { skip_item(reason, ""); }
+  void skip(const std::string& reason, const std::string& category) { skip_item(reason, category); }
 
  protected:
   virtual void emit_value(int port, std::any value) = 0;
+  virtual void skip_item(const std::string& reason, const std::string& category) = 0;
 };
 
 class Node {
@@ -74,6 +76,10 @@ class Source : public Node {
     std::string label;
   };
   virtual bool produce(Produced& out) = 0;
+  // Items in one pass over the source's data (a split list's length; 0: unknown). When every item of
+  // a pass is skipped as bad input, an endless source would spin forever: the runtime stops the run
+  // once 2 x items_per_pass (+ the source's budget) consecutive items were skipped.
+  virtual std::uint64_t items_per_pass() const { return 0; }
   void process(int, const Item&, Output&) final {}
 };
 

@@ -87,7 +87,7 @@ struct Loader {
           EdgeDecl edge;
           if (!e.is_string() || !parse_edge(e.get<std::string>(), edge)) {
             problem(src, {"remove_edges"}, "", "remove_edges",
-                    fmt::format("malformed edge {}: expected \"node.port -> node.port\"", e.dump()));
+                    fmt::format("malformed edge {}: expected \"node.port -> node.port\"", safe_dump(e)));
             continue;
           }
           auto before = doc.edges.size();
@@ -113,8 +113,9 @@ struct Loader {
           EdgeDecl edge;
           if (!e.is_string() || !parse_edge(e.get<std::string>(), edge)) {
             int line = e.is_string() ? src.line_of_string(e.get<std::string>()) : src.line_of({"edges"});
-            problems.push_back(Diagnostic{file, line, 0, "", "", "edges",
-                                          fmt::format("malformed edge {}: expected \"node.port -> node.port\"", e.dump())});
+            problems.push_back(Diagnostic{
+                file, line, 0, "", "", "edges",
+                fmt::format("malformed edge {}: expected \"node.port -> node.port\"", safe_dump(e))});
             continue;
           }
           edge.file = file;
@@ -159,9 +160,10 @@ struct Loader {
       node->params = json::object();
       node->param_files.clear();
       node->concurrency = json();
+      node->concurrency_file.clear();
     }
     if (!node) {
-      doc.nodes.push_back(NodeDecl{id, type, json::object(), json(), src.path(), {}});
+      doc.nodes.push_back(NodeDecl{id, type, json::object(), json(), "", src.path(), {}});
       node = &doc.nodes.back();
       if (type.empty()) problem(src, {"nodes", id}, id, "type", "missing \"type\"");
     }
@@ -172,7 +174,10 @@ struct Loader {
         node->param_files[it.key()] = src.path();
       }
     }
-    if (v.contains("concurrency")) node->concurrency = v["concurrency"];
+    if (v.contains("concurrency")) {
+      node->concurrency = v["concurrency"];
+      node->concurrency_file = src.path();
+    }
   }
 
   PipelineDoc load(const std::string& path, std::vector<std::string>& chain,
@@ -278,6 +283,12 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
       continue;
     }
     std::string target = a.substr(0, eq), text = a.substr(eq + 1);
+    if (json_too_deep(text) != std::string::npos) {
+      problems.push_back(
+          Diagnostic{"--set", 0, 0, "", "", target,
+                     fmt::format("\"{}=...\": value nested deeper than {} levels", target, kMaxJsonDepth)});
+      continue;
+    }
     json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) value = text;  // a bare word is a string
     auto dot = target.find('.');
@@ -297,6 +308,7 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
     std::string node_id = target.substr(0, dot), key = target.substr(dot + 1);
     if (node_id == "runtime") {
       doc.runtime[key] = value;  // checked against the runtime schema by the validator
+      doc.runtime_from_cli.push_back(key);
       continue;
     }
     NodeDecl* node = doc.find_node(node_id);
@@ -311,6 +323,7 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
     }
     if (key == "concurrency") {
       node->concurrency = value;
+      node->concurrency_file = "--set";
     } else {
       node->params[key] = value;
       node->param_files[key] = "--set";
@@ -358,7 +371,7 @@ json substitute(const json& v, const json& params, const std::function<void(cons
       out += s.substr(start, end - start + 1);
     } else {
       const json& p = params[name];
-      out += p.is_string() ? p.get<std::string>() : p.dump();
+      out += p.is_string() ? p.get<std::string>() : safe_dump(p);
     }
     pos = end + 1;
   }
@@ -387,11 +400,12 @@ void substitute_params(PipelineDoc& doc) {
                                                   guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
       });
     }
+    const std::string& cfile = node.concurrency_file.empty() ? node.file : node.concurrency_file;
     if (!node.concurrency.is_null())
       node.concurrency = substitute(node.concurrency, params, [&](const std::string& name) {
-        problems.push_back(Diagnostic{node.file, doc.line_of(node.file, {"nodes", node.id, "concurrency"}), 0,
-                                      node.id, node.type, "concurrency",
-                                      fmt::format("concurrency: unknown pipeline parameter \"${{{}}}\"", name)});
+        problems.push_back(Diagnostic{
+            cfile, doc.line_of(cfile, {"nodes", node.id, "concurrency"}), 0, node.id, node.type,
+            "concurrency", fmt::format("concurrency: unknown pipeline parameter \"${{{}}}\"", name)});
       });
   }
   json runtime = doc.runtime;

@@ -35,6 +35,7 @@ struct NodeDecl {
   std::string type;
   json params = json::object();
   json concurrency;  // null (default), a positive integer or "unlimited"
+  std::string concurrency_file;  // where concurrency was set ("--set" for the command line)
   std::string file;  // the file that last defined or overrode this node
   std::map<std::string, std::string> param_files;  // param -> file that set it
 };
@@ -55,6 +56,8 @@ struct PipelineDoc {
   json runtime = json::object();
   std::vector<NodeDecl> nodes;  // declaration order (base first)
   std::vector<EdgeDecl> edges;
+  // Runtime settings given on the command line (--set runtime.KEY=...), reported as "--set".
+  std::vector<std::string> runtime_from_cli;
   // Every file involved, for line lookups in diagnostics.
   std::map<std::string, std::shared_ptr<JsonSource>> sources;
 

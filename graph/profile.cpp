@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "graph/json_source.h"
+
 namespace sefar::graph {
 
 Profiler::Profiler(std::vector<std::pair<std::string, std::string>> nodes, std::vector<int> slots,
@@ -55,11 +57,91 @@ void Profiler::on_exit(int node, std::uint64_t start_ns, std::uint64_t seq, int 
   }
 }
 
-void Profiler::on_skip(int node, const std::string& reason) {
+void Profiler::on_skip(int node, std::uint64_t seq, const std::string& label, const std::string& reason,
+                       const std::string& category) {
   auto& s = *stats_[node];
   s.skipped.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(s.reasons_mutex);
-  if (s.skip_reasons.size() < 100) s.skip_reasons.push_back(reason);
+  const std::string item = label.empty() ? fmt::format("item {}", seq) : label;
+  {
+    std::lock_guard<std::mutex> lock(s.reasons_mutex);
+    if (s.skip_reasons.size() < 100)
+      s.skip_reasons.push_back(label.empty() ? fmt::format("{}: {}", item, reason)
+                                             : fmt::format("item {} ({}): {}", seq, label, reason));
+  }
+  add_skip(SkipRecord{pipeline_, s.id, item, reason, category, seq, 1});
+}
+
+void Profiler::add_skip(SkipRecord record) {
+  std::lock_guard<std::mutex> lock(skip_mutex_);
+  skips_total_ += record.count;
+  auto key = std::make_tuple(record.pipeline, record.node, record.item, record.reason);
+  auto it = skip_index_.find(key);
+  if (it != skip_index_.end()) {
+    skips_[it->second].count += record.count;
+    return;
+  }
+  if (skips_.size() >= kMaxSkipRecords) {
+    ++skips_dropped_;
+    return;
+  }
+  skip_index_.emplace(std::move(key), skips_.size());
+  skips_.push_back(std::move(record));
+}
+
+void Profiler::merge_skips(const Profiler& nested) {
+  for (auto& r : nested.skips()) add_skip(std::move(r));
+  std::lock_guard<std::mutex> lock(skip_mutex_);
+  skips_dropped_ += nested.skips_dropped();
+}
+
+std::vector<SkipRecord> Profiler::skips() const {
+  std::lock_guard<std::mutex> lock(skip_mutex_);
+  return skips_;
+}
+
+std::uint64_t Profiler::skips_total() const {
+  std::lock_guard<std::mutex> lock(skip_mutex_);
+  return skips_total_;
+}
+
+std::uint64_t Profiler::skips_dropped() const {
+  std::lock_guard<std::mutex> lock(skip_mutex_);
+  return skips_dropped_;
+}
+
+nlohmann::json SkipRecord::to_json() const {
+  nlohmann::json j{{"pipeline", pipeline}, {"node", node}, {"item", item}, {"reason", reason}};
+  if (!category.empty()) j["category"] = category;
+  j["seq"] = first_seq;
+  j["count"] = count;
+  return j;
+}
+
+std::string Profiler::skips_jsonl() const {
+  std::string out;
+  for (const auto& r : skips()) out += safe_dump(r.to_json()) + "\n";
+  return out;
+}
+
+std::string Profiler::skip_summary(std::size_t max_lines, const std::string& full_list) const {
+  const auto records = skips();
+  const std::uint64_t total = skips_total(), dropped = skips_dropped();
+  if (total == 0) return {};
+  const std::size_t distinct = records.size() + dropped;
+  std::string out = fmt::format("skipped {} item{} (bad input)", total, total == 1 ? "" : "s");
+  if (distinct != total) out += fmt::format(", {} distinct", distinct);
+  out += ":\n";
+  for (std::size_t i = 0; i < records.size() && i < max_lines; ++i) {
+    const auto& r = records[i];
+    std::string where = r.pipeline.empty() || r.pipeline == pipeline_ ? r.node : r.pipeline + "/" + r.node;
+    out += fmt::format("  [{}] {}: {}{}\n", where, r.item, r.reason,
+                       r.count > 1 ? fmt::format(" ({} times)", r.count) : "");
+  }
+  if (distinct > max_lines) {
+    out += fmt::format("  ... and {} more", distinct - std::min<std::size_t>(max_lines, records.size()));
+    out += full_list.empty() ? "\n" : fmt::format(": every one in {}\n", full_list);
+  }
+  return out;
 }
 
 nlohmann::json Profiler::to_json() const {
@@ -67,6 +149,7 @@ nlohmann::json Profiler::to_json() const {
   double wall = wall_seconds();
   out["wall_seconds"] = wall;
   out["threads"] = threads_;
+  out["skipped"] = {{"total", skips_total()}, {"distinct", skips().size() + skips_dropped()}};
   out["nodes"] = nlohmann::json::array();
   std::vector<int> order = order_;
   if (order.size() != stats_.size()) {
@@ -119,12 +202,10 @@ std::string Profiler::table() const {
   }
   out += fmt::format("wall {:.3f} s on {} threads; busiest node: {} ({:.0f}% of its slots)\n", j["wall_seconds"].get<double>(),
                      threads_, bottleneck, 100.0 * std::max(0.0, worst));
-  for (const auto& n : j["nodes"]) {
-    auto reasons = n["skip_reasons"];
-    if (reasons.empty()) continue;
-    out += fmt::format("skipped by '{}' ({}):\n", n["id"].get<std::string>(), n["skipped"].get<std::uint64_t>());
-    for (const auto& r : reasons) out += "  " + r.get<std::string>() + "\n";
-  }
+  for (const auto& n : j["nodes"])
+    if (n["skipped"].get<std::uint64_t>() > 0)
+      out += fmt::format("skipped by '{}': {} (bad input)\n", n["id"].get<std::string>(),
+                         n["skipped"].get<std::uint64_t>());
   return out;
 }
 

@@ -6,9 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,7 +27,22 @@ struct NodeStats {
   std::atomic<std::int64_t> peak_queue{0};
   std::int64_t peak_in_flight = 0;  // sources: most items holding this source's budget at once
   std::mutex reasons_mutex;
-  std::vector<std::string> skip_reasons;  // first few, for the summary
+  std::vector<std::string> skip_reasons;  // the first 100, "item N (label): reason"
+};
+
+// One skipped item (bad input), or several skips of the same item for the same reason: an endless
+// source cycling over a list meets the same bad clip on every pass, and an evaluation pipeline
+// nested in a training node meets it every epoch.
+struct SkipRecord {
+  std::string pipeline;  // the pipeline the skipping node belongs to (nested pipelines included)
+  std::string node;      // node id
+  std::string item;      // the item's label (a clip path), or "item N" without one
+  std::string reason;
+  std::string category;  // short kind ("missing", "truncated", ...), may be empty
+  std::uint64_t first_seq = 0;
+  std::uint64_t count = 0;
+
+  nlohmann::json to_json() const;
 };
 
 // The seq recorded for a node's end-of-stream flush.
@@ -53,7 +70,12 @@ class Profiler {
   std::uint64_t on_entry(int node);
   void on_exit(int node, std::uint64_t start_ns, std::uint64_t seq, int thread);
   void on_emit(int node) { stats_[node]->items_out.fetch_add(1, std::memory_order_relaxed); }
-  void on_skip(int node, const std::string& reason);
+  // `label`: what the item is (a clip path), empty when unknown; `seq`: its position.
+  void on_skip(int node, std::uint64_t seq, const std::string& label, const std::string& reason,
+               const std::string& category = "");
+  // Adds the skip records of a pipeline run inside one of this run's node bodies (an evaluation
+  // pipeline nested in a training node), so the run reports every clip it could not use.
+  void merge_skips(const Profiler& nested);
   void on_blocked(int node, std::uint64_t ns) { stats_[node]->blocked_ns += ns; }
   void set_peak_in_flight(int node, std::int64_t n) { stats_[node]->peak_in_flight = n; }
   void start();
@@ -63,7 +85,21 @@ class Profiler {
   const NodeStats& stats(int node) const { return *stats_[node]; }
   std::size_t size() const { return stats_.size(); }
 
-  // Summary table, one row per node, and the likely bottleneck.
+  // Every distinct skip (pipeline, node, item, reason), in the order first seen. At most
+  // kMaxSkipRecords are kept; skips_dropped() counts the distinct ones beyond.
+  std::vector<SkipRecord> skips() const;
+  std::uint64_t skips_total() const;  // every skip, repeats included
+  std::uint64_t skips_dropped() const;
+  static constexpr std::size_t kMaxSkipRecords = 100000;
+  // The skipped items, one line each: the first `max_lines` and a count of the rest (pointing to
+  // `full_list` when given). Empty when nothing was skipped.
+  std::string skip_summary(std::size_t max_lines = 20, const std::string& full_list = "") const;
+  // One JSON object per line per distinct skip (skipped.jsonl).
+  std::string skips_jsonl() const;
+
+  void set_pipeline_name(std::string name) { pipeline_ = std::move(name); }
+
+  // Summary table, one row per node, the likely bottleneck, and the skip count per node.
   std::string table() const;
   nlohmann::json to_json() const;
   // Chrome trace JSON ({"traceEvents": [...]}); empty events unless tracing was on.
@@ -81,6 +117,13 @@ class Profiler {
   std::vector<std::vector<TraceEvent>> events_;
   std::mutex overflow_mutex_;
   std::vector<TraceEvent> overflow_;  // threads outside the arena's slots
+
+  std::string pipeline_;
+  void add_skip(SkipRecord record);
+  mutable std::mutex skip_mutex_;
+  std::vector<SkipRecord> skips_;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, std::size_t> skip_index_;
+  std::uint64_t skips_total_ = 0, skips_dropped_ = 0;
 };
 
 }  // namespace sefar::graph

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -29,15 +30,22 @@ namespace sefar::graph {
 namespace flow = tbb::flow;
 
 // The in-flight budget of one source. Tickets release into it; once closed (graph torn down),
-// releases are no-ops.
+// releases are no-ops. It also counts the source's items skipped as bad input and, with a window
+// W > 0, calls `on_all_skipped` once when the last W items the source produced were all skipped
+// (items still in flight count as usable, so a slow good item never trips it).
 class Gate {
  public:
-  explicit Gate(flow::limiter_node<Item, int>* limiter) : limiter_(limiter) {}
-  void acquire() {
+  Gate(flow::limiter_node<Item, int>* limiter, std::uint64_t window,
+       std::function<void(std::uint64_t)> on_all_skipped)
+      : limiter_(limiter), marked_(window, 0), on_all_skipped_(std::move(on_all_skipped)) {}
+  void acquire(std::uint64_t seq) {
+    ++produced_;
     auto now = in_flight_.fetch_add(1) + 1;
     auto peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
     }
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    advance(seq);
   }
   void release() {
     in_flight_.fetch_sub(1);
@@ -45,20 +53,61 @@ class Gate {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     if (limiter_) limiter_->decrementer().try_put(1);
   }
+  void skipped(std::uint64_t seq) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    ++skipped_;
+    const std::uint64_t w = marked_.size();
+    if (w == 0 || seq + w < next_) return;  // no window, or the item left it already
+    advance(seq);
+    char& m = marked_[seq % w];
+    if (m) return;
+    m = 1;
+    if (++marked_count_ == w && !fired_ && limiter_ && on_all_skipped_) {
+      fired_ = true;
+      on_all_skipped_(w);
+    }
+  }
   void close() {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     limiter_ = nullptr;
   }
   std::int64_t peak() const { return peak_.load(); }
+  std::uint64_t produced() const { return produced_.load(); }
+  std::uint64_t skipped_count() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    return skipped_;
+  }
 
  private:
+  // The window becomes [seq + 1 - W, seq]: slots of the items leaving it are cleared.
+  void advance(std::uint64_t seq) {
+    const std::uint64_t w = marked_.size();
+    for (; w > 0 && next_ <= seq; ++next_) {
+      char& m = marked_[next_ % w];
+      if (m) --marked_count_;
+      m = 0;
+    }
+  }
+
   std::recursive_mutex mutex_;
   flow::limiter_node<Item, int>* limiter_;
   std::atomic<std::int64_t> in_flight_{0}, peak_{0};
+  std::atomic<std::uint64_t> produced_{0};
+  std::uint64_t skipped_ = 0;
+  std::vector<char> marked_;  // by seq % W: skipped
+  std::uint64_t marked_count_ = 0, next_ = 0;
+  bool fired_ = false;
+  std::function<void(std::uint64_t)> on_all_skipped_;
 };
 
 Ticket::~Ticket() {
   if (gate_) gate_->release();
+}
+
+void Ticket::mark_skipped() {
+  if (skipped_.exchange(true)) return;
+  if (gate_) gate_->skipped(seq_);
+  for (auto& part : parts_) part->mark_skipped();
 }
 
 std::string Item::describe() const {
@@ -115,6 +164,17 @@ struct Tagged {
 }  // namespace
 
 struct Runtime::Impl {
+  // The runtime whose node body the calling thread is running, if any: a pipeline run inside a
+  // body (evaluation nested in a training node) hands its skip records to it.
+  static thread_local Impl* current_body_runtime;
+  struct BodyScope {
+    explicit BodyScope(Impl* impl) : saved(current_body_runtime) { current_body_runtime = impl; }
+    ~BodyScope() { current_body_runtime = saved; }
+    BodyScope(const BodyScope&) = delete;
+    BodyScope& operator=(const BodyScope&) = delete;
+    Impl* saved;
+  };
+
   const ValidatedPipeline& pipeline;
   const Registry& registry;
   std::vector<std::unique_ptr<Node>> nodes;
@@ -169,9 +229,10 @@ struct Runtime::Impl {
       check(port, item.value);
       send(port, std::move(item));
     }
-    void skip(const std::string& reason) override {
-      std::string what = current_ ? current_->describe() + ": " + reason : reason;
-      impl_.profiler->on_skip(node_, what);
+    void skip_item(const std::string& reason, const std::string& category) override {
+      if (current_ && current_->ticket) current_->ticket->mark_skipped();
+      const std::string label = current_ && current_->label ? *current_->label : std::string();
+      impl_.profiler->on_skip(node_, current_ ? current_->seq : 0, label, reason, category);
       if (!current_ || impl_.decl(node_).spec->renumbers_output()) return;
       Item placeholder{current_->seq, std::any(), current_->label, current_->ticket, current_->produced_ns};
       for (std::size_t p = 0; p < impl_.wiring->outputs[node_].size(); ++p) forward(int(p), placeholder);
@@ -219,12 +280,15 @@ struct Runtime::Impl {
     }
     profiler->on_item(i);
     std::uint64_t start = profiler->on_entry(i);
+    BodyScope scope(this);
     try {
       nodes[i]->process(t.port, t.item, out);
     } catch (const InputError& e) {
-      out.skip(e.what());
+      out.skip(e.what(), e.category());
     } catch (const Interrupted&) {  // a nested run (evaluation) saw the stop request first
       interrupt();
+    } catch (const ConfigError& e) {
+      fail(i, t.item.describe(), e.what(), true);
     } catch (const NodeFailure& e) {
       fail(i, t.item.describe(), e.what(), e.bad_input(), e.storage());
     } catch (const StorageError& e) {
@@ -291,13 +355,23 @@ struct Runtime::Impl {
       if (spec.is_source()) {
         auto input = std::make_unique<flow::input_node<Item>>(g, [this, i](tbb::flow_control& fc) { return produce(i, fc); });
         auto limiter = std::make_unique<flow::limiter_node<Item, int>>(g, budget);
-        auto gate = std::make_shared<Gate>(limiter.get());
+        // Any 2 passes hold a whole one: when the last 2 passes' worth of items were all skipped, no item
+        // of the source is usable and an endless source would spin forever.
+        const std::uint64_t per_pass = static_cast<Source*>(nodes[i].get())->items_per_pass();
+        const std::uint64_t window = per_pass > 0 ? 2 * std::min<std::uint64_t>(per_pass, 10'000'000) : 0;
+        auto gate = std::make_shared<Gate>(limiter.get(), window, [this, i, per_pass](std::uint64_t run) {
+          fail(i, "",
+               fmt::format("no usable item: the last {} items it produced were all skipped as bad input ({} "
+                           "items per pass)",
+                           run, per_pass),
+               true);
+        });
         // Attaches the budget ticket once the limiter let the item in; the time the item waited for
         // the limiter is the source's "blocked" time.
         auto stamp = std::make_unique<flow::function_node<Item, Item, flow::lightweight>>(
             g, flow::unlimited, [this, i, gate](Item item) {
-              gate->acquire();
-              item.ticket = std::make_shared<Ticket>(gate);
+              gate->acquire(item.seq);
+              item.ticket = std::make_shared<Ticket>(gate, item.seq);
               std::uint64_t now = profiler->now_ns();
               if (now > item.produced_ns) profiler->on_blocked(i, now - item.produced_ns);
               profiler->on_emit(i);
@@ -361,6 +435,25 @@ struct Runtime::Impl {
         if (e.to_node == v) stack.push_back(e.from_node);
     }
     return {ids.begin(), ids.end()};
+  }
+
+  Diagnostic constructor_problem(int i, const std::string& what) const {
+    const ResolvedNode& node = decl(i);
+    Diagnostic d{node.file, node.line, 0, node.id, node.spec->type(), "", what};
+    const std::string prefix = "param \"";
+    auto start = what.find(prefix);
+    if (start != std::string::npos) {
+      auto end = what.find('"', start + prefix.size());
+      if (end != std::string::npos) {
+        d.key = what.substr(start + prefix.size(), end - start - prefix.size());
+        auto it = node.param_places.find(d.key);
+        if (it != node.param_places.end()) {
+          d.file = it->second.first;
+          d.line = it->second.second;
+        }
+      }
+    }
+    return d;
   }
 
   void check_budget() {
@@ -439,8 +532,15 @@ struct Runtime::Impl {
           problems.push_back(d);
         }
         nodes.emplace_back();
-      } catch (const std::invalid_argument& e) {
-        problems.push_back(Diagnostic{decl(i).file, 0, 0, decl(i).id, decl(i).spec->type(), "", e.what()});
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const StorageError&) {
+        throw;  // the run directory cannot be made: exit 74, not an invalid pipeline
+      } catch (const std::exception& e) {
+        // A constructor rejects what validation cannot see (a split list that does not exist, a device
+        // this machine lacks, [min, max] out of order): the pipeline is invalid (exit 2). Messages of the
+        // form `param "NAME": ...` are placed at the parameter.
+        problems.push_back(constructor_problem(i, e.what()));
         nodes.emplace_back();
       }
     }
@@ -455,6 +555,8 @@ struct Runtime::Impl {
       slots.push_back(std::max(1, c));
     }
     profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads, !options.trace_path.empty());
+    profiler->set_pipeline_name(pipeline.name);
+    Impl* parent = current_body_runtime;
 
     // TBB caps workers at the core count unless told otherwise; a pipeline asking for more threads
     // (I/O-bound stages) gets them for the duration of the run.
@@ -502,12 +604,20 @@ struct Runtime::Impl {
       if (stop_requested()) interrupt();
       for (auto& s : w.sources) s->activate();
       g.wait_for_all();
+      // A source none of whose items could be used: the run did nothing with it.
+      for (int i = 0; i < n && !failed; ++i)
+        if (w.gates[i] && w.gates[i]->produced() > 0 && w.gates[i]->skipped_count() == w.gates[i]->produced())
+          fail(i, "",
+               fmt::format("no usable item: all {} items it produced were skipped as bad input",
+                           w.gates[i]->produced()),
+               true);
       // Flush phase: nodes holding partial state (a last incomplete batch) emit it, upstream first.
       for (int v : pipeline.topo_order) {
         if (stop_requested() && !interrupted) interrupt();
         if (failed || interrupted) break;
         OutputImpl out(*this, v, nullptr);
         std::uint64_t start = profiler->on_entry(v);
+        BodyScope scope(this);
         try {
           nodes[v]->finish(out);
         } catch (const Interrupted&) {
@@ -516,6 +626,8 @@ struct Runtime::Impl {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false, true);
         } catch (const NodeFailure& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), e.bad_input(), e.storage());
+        } catch (const ConfigError& e) {
+          fail(v, "", fmt::format("at end of stream: {}", e.what()), true);
         } catch (const std::exception& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false);
         }
@@ -552,6 +664,7 @@ struct Runtime::Impl {
       wiring = nullptr;
     });
     nodes.clear();  // node state may hold items too; gates are closed by now
+    if (parent && parent != this && parent->profiler) parent->profiler->merge_skips(*profiler);
     if (failure) throw *failure;
     if (interrupted) {
       int signal = stop_signal();
@@ -561,16 +674,21 @@ struct Runtime::Impl {
     RunResult result;
     result.wall_seconds = profiler->wall_seconds();
     result.profile = profiler;
-    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, profiler->trace_json().dump());
+    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, safe_dump(profiler->trace_json()));
     if (options.print_table) std::fputs(profiler->table().c_str(), stderr);
     return result;
   }
 };
+
+thread_local Runtime::Impl* Runtime::Impl::current_body_runtime = nullptr;
 
 Runtime::Runtime(const ValidatedPipeline& pipeline, const Registry& registry)
     : impl_(std::make_unique<Impl>(pipeline, registry)) {}
 Runtime::~Runtime() = default;
 
 RunResult Runtime::run(const RunOptions& options) { return impl_->run(options); }
+std::shared_ptr<Profiler> Runtime::profile() const {
+  return impl_->profiler;
+}
 
 }  // namespace sefar::graph

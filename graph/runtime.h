@@ -36,6 +36,8 @@ class Runtime {
   // drained before the exception leaves. Throws Interrupted when a stop was requested
   // (graph/stop.h) after the nodes' interrupted() hooks ran.
   RunResult run(const RunOptions& options = {});
+  // The profile of the last run, also after it failed (skipped items, counts); null before a run.
+  std::shared_ptr<Profiler> profile() const;
 
  private:
   struct Impl;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "graph/diagnostics.h"
+#include "graph/json_source.h"
 
 namespace sefar::graph {
 
@@ -41,32 +42,33 @@ static std::string check_number(const ParamSpec& s, const json& v, bool integer)
   if (integer) {
     if (!v.is_number_integer()) {
       if (v.is_number_float() && std::fabs(v.get<double>()) >= 9.2e18)
-        return fmt::format("value {} is too large for an integer", v.dump());
+        return fmt::format("value {} is too large for an integer", safe_dump(v));
       if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
-        return fmt::format("expected an integer, got {} (write it without a decimal point)",
-                           v.dump());
-      return fmt::format("expected an integer, got {} {}", json_kind(v), v.dump());
+        return fmt::format(
+            "expected an integer, got {} (write it without {})", safe_dump(v),
+            safe_dump(v).find_first_of("eE") != std::string::npos ? "an exponent" : "a decimal point");
+      return fmt::format("expected an integer, got {} {}", json_kind(v), safe_dump(v));
     }
     if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
-      return fmt::format("value {} is too large", v.dump());
+      return fmt::format("value {} is too large", safe_dump(v));
   } else if (!v.is_number()) {
-    return fmt::format("expected a number, got {} {}", json_kind(v), v.dump());
+    return fmt::format("expected a number, got {} {}", json_kind(v), safe_dump(v));
   }
   double x = v.get<double>();
   if (!std::isfinite(x)) return "value is not finite";
-  if (s.min && x < *s.min) return fmt::format("value {} is below the minimum {}", v.dump(), *s.min);
-  if (s.max && x > *s.max) return fmt::format("value {} is above the maximum {}", v.dump(), *s.max);
+  if (s.min && x < *s.min) return fmt::format("value {} is below the minimum {}", safe_dump(v), *s.min);
+  if (s.max && x > *s.max) return fmt::format("value {} is above the maximum {}", safe_dump(v), *s.max);
   return {};
 }
 
 std::string ParamSpec::check(const json& v) const {
   switch (type) {
     case ParamType::Bool:
-      return v.is_boolean() ? "" : fmt::format("expected a boolean, got {} {}", json_kind(v), v.dump());
+      return v.is_boolean() ? "" : fmt::format("expected a boolean, got {} {}", json_kind(v), safe_dump(v));
     case ParamType::Int: return check_number(*this, v, true);
     case ParamType::Float: return check_number(*this, v, false);
     case ParamType::String: {
-      if (!v.is_string()) return fmt::format("expected a string, got {} {}", json_kind(v), v.dump());
+      if (!v.is_string()) return fmt::format("expected a string, got {} {}", json_kind(v), safe_dump(v));
       if (!choices.empty()) {
         auto s = v.get<std::string>();
         for (const auto& c : choices)
@@ -82,7 +84,8 @@ std::string ParamSpec::check(const json& v) const {
     case ParamType::IntList:
     case ParamType::FloatList:
     case ParamType::StringList: {
-      if (!v.is_array()) return fmt::format("expected a {}, got {} {}", to_string(type), json_kind(v), v.dump());
+      if (!v.is_array())
+        return fmt::format("expected a {}, got {} {}", to_string(type), json_kind(v), safe_dump(v));
       if (min_size && v.size() < *min_size)
         return fmt::format("expected at least {} element(s), got {}", *min_size, v.size());
       for (std::size_t i = 0; i < v.size(); ++i) {
@@ -96,7 +99,7 @@ std::string ParamSpec::check(const json& v) const {
       return {};
     }
     case ParamType::Object:
-      return v.is_object() ? "" : fmt::format("expected an object, got {} {}", json_kind(v), v.dump());
+      return v.is_object() ? "" : fmt::format("expected an object, got {} {}", json_kind(v), safe_dump(v));
   }
   return {};
 }

@@ -64,19 +64,28 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
   {
     std::vector<std::string> names;
     for (const auto& s : runtime_schema()) names.push_back(s.name);
+    // Where a runtime setting was written: on the command line, or the line in the file.
+    auto place = [&](const std::string& key) -> std::pair<std::string, int> {
+      const auto& cli = doc.runtime_from_cli;
+      if (std::find(cli.begin(), cli.end(), key) != cli.end()) return {"--set", 0};
+      return {doc.file, doc.line_of(doc.file, {"runtime", key})};
+    };
     for (auto it = doc.runtime.begin(); it != doc.runtime.end(); ++it) {
-      if (std::find(names.begin(), names.end(), it.key()) == names.end())
-        problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "",
-                                      it.key(),
-                                      fmt::format("runtime: unknown setting \"{}\"{}", it.key(), did_you_mean(it.key(), names))});
+      if (std::find(names.begin(), names.end(), it.key()) == names.end()) {
+        auto [file, line] = place(it.key());
+        problems.push_back(Diagnostic{
+            file, line, 0, "", "", it.key(),
+            fmt::format("runtime: unknown setting \"{}\"{}", it.key(), did_you_mean(it.key(), names))});
+      }
     }
     json values;
     for (const auto& s : runtime_schema()) {
       json v = doc.runtime.contains(s.name) ? doc.runtime[s.name] : s.default_value;
       std::string err = s.check(v);
       if (!err.empty()) {
-        problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", s.name}), 0, "", "", s.name,
-                                      fmt::format("runtime \"{}\": {}", s.name, err)});
+        auto [file, line] = place(s.name);
+        problems.push_back(
+            Diagnostic{file, line, 0, "", "", s.name, fmt::format("runtime \"{}\": {}", s.name, err)});
         v = s.default_value;
       }
       values[s.name] = v;
@@ -100,6 +109,11 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     ResolvedNode node;
     node.id = decl.id;
     node.file = decl.file;
+    node.line = doc.line_of(decl.file, {"nodes", decl.id});
+    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
+      auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
+      node.param_places[it.key()] = {f, doc.line_of(f, {"nodes", decl.id, "params", it.key()})};
+    }
     node.spec = registry.find(decl.type);
     index[decl.id] = int(out.nodes.size());
     if (decl.type.empty()) {
@@ -146,6 +160,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     }
     // Concurrency.
     const json& c = decl.concurrency;
+    const std::string cfile = decl.concurrency_file.empty() ? decl.file : decl.concurrency_file;
     if (c.is_null()) {
       node.concurrency = 1;
     } else if (c.is_string() && c.get<std::string>() == "unlimited") {
@@ -153,8 +168,10 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     } else if (c.is_number_integer() && c.get<std::int64_t>() >= 1 && c.get<std::int64_t>() <= 4096) {
       node.concurrency = c.get<int>();
     } else {
-      node_problem({"nodes", decl.id, "concurrency"}, "concurrency",
-                   fmt::format("concurrency must be an integer in [1, 4096] or \"unlimited\", got {}", c.dump()));
+      node_problem(
+          {"nodes", decl.id, "concurrency"}, "concurrency",
+          fmt::format("concurrency must be an integer in [1, 4096] or \"unlimited\", got {}", safe_dump(c)),
+          cfile);
     }
     if (spec.is_serial() && node.concurrency != 1)
       node_problem({"nodes", decl.id, "concurrency"}, "concurrency",

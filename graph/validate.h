@@ -1,7 +1,9 @@
 // Checks a resolved pipeline against the registry, reporting every problem at once.
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/pipeline.h"
@@ -27,6 +29,9 @@ struct ResolvedNode {
   int concurrency = 1;  // 0: unlimited
   json params;          // validated, defaults filled
   std::string file;
+  int line = 0;  // of the node's declaration in `file` (0: unknown)
+  // Where each parameter given explicitly was set: file ("--set" for the command line) and line.
+  std::map<std::string, std::pair<std::string, int>> param_places;
 };
 
 struct ValidatedPipeline {

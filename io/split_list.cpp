@@ -140,6 +140,7 @@ class LineParser {
   }
 
   void reserve(std::size_t lines) { list_.clips.reserve(lines); }
+  std::size_t lines_read() const { return line_no_; }
 
   void line(std::string_view raw) {
     ++line_no_;
@@ -211,6 +212,8 @@ class LineParser {
   std::string why_;
 };
 
+constexpr std::size_t kMaxLineBytes = std::size_t(1) << 20;
+
 // Feeds the complete lines of `text` to the parser; returns what follows the last newline.
 std::string_view feed_lines(LineParser& parser, std::string_view text) {
   std::size_t pos = 0;
@@ -236,8 +239,14 @@ SplitList parse_split_list(std::string_view text, const std::string& source, con
 SplitList load_split_list(const std::string& file, const std::string& data_root,
                           const SplitListOptions& options) {
   std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) {
+  const auto status = std::filesystem::status(file, ec);
+  if (std::filesystem::is_directory(status)) {
     throw SplitListError(file, fmt::format("cannot read split list {}: it is a directory", file));
+  }
+  // Devices (/dev/zero, a terminal) never end or block: only files and pipes.
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
+      !std::filesystem::is_fifo(status)) {
+    throw SplitListError(file, fmt::format("cannot read split list {}: not a regular file", file));
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
@@ -263,6 +272,12 @@ SplitList load_split_list(const std::string& file, const std::string& data_root,
       if (!rest.empty()) parser.line(rest);
       break;
     }
+    // A line this long is no split list (a binary file given by mistake): stop before it takes memory.
+    if (rest.size() > kMaxLineBytes)
+      throw SplitListError(file,
+                           fmt::format("cannot read split list {}: line {} is longer than {} bytes (not a "
+                                       "split list?)",
+                                       file, parser.lines_read() + 1, kMaxLineBytes));
     std::memmove(buffer.data(), rest.data(), rest.size());
     carried = rest.size();
   }

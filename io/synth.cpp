@@ -183,6 +183,21 @@ SynthResult generate_synth_dataset(const SynthOptions& o, const std::function<vo
   if (!(o.labeled_fraction > 0 && o.labeled_fraction <= 1))
     throw std::invalid_argument(fmt::format("synthetic dataset: labeled_fraction must be in (0, 1], got {}",
                                             o.labeled_fraction));
+  if (o.width > 4096 || o.height > 4096)
+    throw std::invalid_argument(
+        fmt::format("synthetic dataset: width and height must be <= 4096, got {}x{}", o.width, o.height));
+  if (o.max_frames > 100000)
+    throw std::invalid_argument(
+        fmt::format("synthetic dataset: max_frames must be <= 100000, got {}", o.max_frames));
+  if (o.train_per_class > 1000000 || o.val_per_class > 1000000)
+    throw std::invalid_argument("synthetic dataset: at most 1000000 clips per class and split");
+  if (!(o.fps > 0 && o.fps <= 1000))
+    throw std::invalid_argument(fmt::format("synthetic dataset: fps must be in (0, 1000], got {}", o.fps));
+  if (!(o.noise >= 0 && o.noise <= 255))
+    throw std::invalid_argument(fmt::format("synthetic dataset: noise must be in [0, 255], got {}", o.noise));
+  if (o.threads < 1 || o.threads > 1024)
+    throw std::invalid_argument(
+        fmt::format("synthetic dataset: threads must be in [1, 1024], got {}", o.threads));
   fs::create_directories(fs::path(o.out_dir) / "videos");
 
   struct Job {

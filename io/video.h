@@ -68,7 +68,8 @@ enum class VideoErrorKind {
   kNoVideoStream,    // a media file without a video stream (audio-only, cover art only)
   kTruncated,        // container recognised but cut short
   kCorrupt,          // damaged data: a demux error, or a requested frame that cannot be decoded
-  kUnsupported,      // no decoder/encoder for the codec, absurd dimensions
+  kUnsupported,      // no decoder/encoder for the codec, a pixel format we cannot convert
+  kTooLarge,         // frames above DecoderOptions::max_dimension / max_pixels
   kIndexOutOfRange,  // a requested frame index outside [0, frame_count)
   kIo,               // cannot read/write the file (permissions, disk full, rename)
   kEncode,           // the encoder or muxer failed or was given bad frames
@@ -141,8 +142,12 @@ struct DecoderOptions {
   // pts can be skipped.
   bool skip_unneeded = true;
   ScalePath scale_path = ScalePath::kPlanarRgb;
-  // Refuse frames larger than this (corrupt headers can claim huge sizes).
+  // Refuse frames larger than this (corrupt headers can claim huge sizes): width or height above
+  // max_dimension, or width x height above max_pixels (a 8192x4320 DCI-8K frame is the default
+  // limit; a decoded 8K frame takes ~53 MB as YUV 4:2:0, and the decoder keeps several). Smaller
+  // frames of any size are decoded and scaled. Checked on open(), before any frame is decoded.
   int max_dimension = 16384;
+  std::int64_t max_pixels = std::int64_t(8192) * 4320;
 };
 
 // What the last decode() did, for tests and profiling.

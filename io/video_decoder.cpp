@@ -79,6 +79,8 @@ const char* to_string(VideoErrorKind kind) {
       return "corrupt";
     case VideoErrorKind::kUnsupported:
       return "unsupported";
+    case VideoErrorKind::kTooLarge:
+      return "too_large";
     case VideoErrorKind::kIndexOutOfRange:
       return "index_out_of_range";
     case VideoErrorKind::kIo:
@@ -353,7 +355,13 @@ void VideoDecoder::Impl::open(const std::string& p) {
   coded_h = st->codecpar->height;
   if (coded_w <= 0 || coded_h <= 0) fail(VideoErrorKind::kCorrupt, "video stream without a frame size");
   if (coded_w > opt.max_dimension || coded_h > opt.max_dimension)
-    fail(VideoErrorKind::kUnsupported, fmt::format("frame size {}x{} above the limit", coded_w, coded_h));
+    fail(VideoErrorKind::kTooLarge, fmt::format("frame size {}x{} above the limit of {} pixels per side",
+                                                coded_w, coded_h, opt.max_dimension));
+  if (std::int64_t(coded_w) * coded_h > opt.max_pixels)
+    fail(VideoErrorKind::kTooLarge,
+         fmt::format(
+             "frame size {}x{} ({:.1f} Mpixels) above the limit of {:.1f} Mpixels (decode param max_pixels)",
+             coded_w, coded_h, coded_w * double(coded_h) * 1e-6, double(opt.max_pixels) * 1e-6));
   rotation = opt.apply_rotation ? stream_rotation(st) : 0;
 
   dec.reset(avcodec_alloc_context3(codec));
@@ -571,9 +579,17 @@ Frames VideoDecoder::Impl::decode(const std::vector<int>& indices, const ResizeS
   if (!input) throw VideoError(VideoErrorKind::kIo, path, "decode() before open()");
   stats = DecodeStats{};
   const bool swap = rotation == 90 || rotation == 270;
-  const auto [out_w, out_h] = resized_size(swap ? coded_h : coded_w, swap ? coded_w : coded_h, resize);
-  if (out_w <= 0 || out_h <= 0 || out_w > opt.max_dimension || out_h > opt.max_dimension)
+  // Plain ints, not a structured binding: C++17 lambdas (below) cannot capture those (clang refuses).
+  const std::pair<int, int> out_size =
+      resized_size(swap ? coded_h : coded_w, swap ? coded_w : coded_h, resize);
+  const int out_w = out_size.first, out_h = out_size.second;
+  if (out_w <= 0 || out_h <= 0)
     fail(VideoErrorKind::kUnsupported, fmt::format("bad output size {}x{}", out_w, out_h));
+  if (out_w > opt.max_dimension || out_h > opt.max_dimension)
+    fail(VideoErrorKind::kTooLarge,
+         fmt::format(
+             "{}x{} frames scale to {}x{}, above the limit of {} pixels per side (extreme aspect ratio)",
+             swap ? coded_h : coded_w, swap ? coded_w : coded_h, out_w, out_h, opt.max_dimension));
 
   Frames out;
   out.width = out_w;

@@ -138,10 +138,22 @@ bool autocast_enabled(c10::DeviceType device) {
 
 c10::Device resolve_device(const std::string& name) {
   if (name == "auto") return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA, 0) : c10::Device(c10::kCPU);
-  c10::Device d(name);  // throws c10::Error on malformed names
+  const std::string expected = " (expected cpu, cuda, cuda:N or auto)";
+  c10::optional<c10::Device> parsed;
+  try {
+    parsed = c10::Device(name);
+  } catch (const c10::Error&) {  // malformed names ("tpu", "cuda:x", "")
+    throw std::invalid_argument("param \"device\": unknown device '" + name + "'" + expected);
+  }
+  const c10::Device d = *parsed;
+  if (!d.is_cpu() && !d.is_cuda())
+    throw std::invalid_argument("param \"device\": unsupported device '" + name + "'" + expected);
   if (d.is_cuda() && !at::hasCUDA())
-    throw std::runtime_error("device '" + name + "' requested but this build/machine has no CUDA");
-  if (!d.is_cpu() && !d.is_cuda()) throw std::invalid_argument("unsupported device '" + name + "'");
+    throw std::invalid_argument("param \"device\": device '" + name +
+                                "' requested but this build/machine has no CUDA (use cpu or auto)");
+  if (d.is_cuda() && d.has_index() && std::size_t(d.index()) >= at::getNumGPUs())
+    throw std::invalid_argument("param \"device\": device '" + name + "' requested but this machine has " +
+                                std::to_string(int(at::getNumGPUs())) + " CUDA device(s)");
   return d;
 }
 

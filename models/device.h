@@ -44,7 +44,8 @@ class AutocastGuard {
 
 bool autocast_enabled(c10::DeviceType device);
 
-// "cpu", "cuda", "cuda:N", or "auto" (CUDA when present). Throws for CUDA requests without CUDA.
+// "cpu", "cuda", "cuda:N", or "auto" (CUDA when present). Throws std::invalid_argument (message
+// `param "device": ...`) for malformed names and for CUDA requests the machine cannot serve.
 c10::Device resolve_device(const std::string& name);
 
 }  // namespace sefar::models

@@ -22,6 +22,7 @@ struct DecodeOptions {
   int min_short_side = 256, max_short_side = 320;
   int threads = 1;
   int test_clips = 5;
+  std::int64_t max_pixels = io::DecoderOptions().max_pixels;
   io::TemporalPerturbation perturbation = io::TemporalPerturbation::moderate;
 };
 
@@ -43,6 +44,7 @@ class DecodeNode final : public graph::Node {
     options_.min_short_side = int(side[0]);
     options_.max_short_side = int(side[1]);
     options_.threads = int(p.get_int("threads"));
+    options_.max_pixels = p.get_int("max_pixels");
     options_.perturbation = io::parse_perturbation(p.get_string("perturbation"));
     layout_ = io::make_layout(options_.views);
   }
@@ -54,6 +56,7 @@ class DecodeNode final : public graph::Node {
     try {
       io::DecoderOptions dopt;
       dopt.threads = options_.threads;
+      dopt.max_pixels = options_.max_pixels;
       io::VideoDecoder decoder(dopt);
       decoder.open(clip.path);
       const int n = decoder.frame_count();
@@ -89,7 +92,9 @@ class DecodeNode final : public graph::Node {
       decoded->frame_indices = draws;
       for (const auto& draw_positions : u.positions) decoded->draws.push_back(io::ElementSample{draw_positions});
     } catch (const io::VideoError& e) {
-      throw graph::InputError(e.what());
+      // The item's label names the clip already (split_source labels items with their path).
+      const bool labelled = item.label && *item.label == clip.path;
+      throw graph::InputError(labelled ? e.reason() : e.what(), io::to_string(e.kind()));
     }
     out.emit(0, DecodedClipPtr(std::move(decoded)));
   }
@@ -104,24 +109,32 @@ class DecodeNode final : public graph::Node {
 
 graph::NodeSpec decode_spec() {
   return graph::NodeSpec("decode")
-      .doc("Draws a clip's dual-level temporal elements and decodes the frames they need in one pass, "
-           "resized to a short side. Clips that cannot be decoded are reported and skipped.")
+      .doc(
+          "Draws a clip's dual-level temporal elements and decodes the frames they need in one pass, "
+          "resized to a short side. Clips that cannot be decoded are reported and skipped.")
       .input("in", clip_message(), "clips")
       .output("out", decoded_message(), "decoded frames with the draws' positions")
       .param_int_list("views", std::vector<std::int64_t>{2, 2, 4},
                       "frames per view; the last view is the coarse (context) element", 1, 256, 1)
-      .param_choice("draws", "train", {"train", "weak_strong", "eval", "test"},
-                    "train: one random draw; weak_strong: two independent random draws (SeFAR's unlabeled "
-                    "clips); eval: segment centres; test: test_clips evenly offset draws (multi-view testing)")
+      .param_choice(
+          "draws", "train", {"train", "weak_strong", "eval", "test"},
+          "train: one random draw; weak_strong: two independent random draws (SeFAR's unlabeled "
+          "clips); eval: segment centres; test: test_clips evenly offset draws (multi-view testing)")
       .param_int("test_clips", 5, "test mode: temporal draws per clip", 1, 64)
       .param_int_list("short_side", std::vector<std::int64_t>{256, 320},
-                      "[min, max] short side after resizing; random in range when training, min in eval", 8, 4096,
-                      2)
-      .param_choice("perturbation", "moderate",
-                    {"none", "moderate", "all_reverse", "local_shuffle", "all_shuffle", "warping", "t_drop", "t_half"},
-                    "temporal perturbation of the strong draw (weak_strong only); moderate reverses every fine "
-                    "view and keeps the coarse one")
+                      "[min, max] short side after resizing; random in range when training, min in eval", 8,
+                      4096, 2)
+      .param_choice(
+          "perturbation", "moderate",
+          {"none", "moderate", "all_reverse", "local_shuffle", "all_shuffle", "warping", "t_drop", "t_half"},
+          "temporal perturbation of the strong draw (weak_strong only); moderate reverses every fine "
+          "view and keeps the coarse one")
       .param_int("threads", 1, "FFmpeg decoder threads per clip (frame threading delays output)", 1, 64)
+      .param_int(
+          "max_pixels", io::DecoderOptions().max_pixels,
+          "clips whose frames have more pixels (width x height) are skipped as too large; smaller ones "
+          "of any size are decoded and scaled (default: 8192x4320, DCI 8K)",
+          1, double(std::int64_t(16384) * 16384))
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<DecodeNode>(ctx); });
 }
 

@@ -64,7 +64,9 @@ models::Evaluation evaluate_split(const EvalSetup& s, models::Trainer& trainer, 
   p["nodes"]["batch"] = {{"type", "batch"}, {"params", {{"size", s.batch}}}};
   p["nodes"]["predict"] = {{"type", "predict"}};
   p["edges"] = {"clips -> decode", "decode -> views", "views -> batch", "batch -> predict"};
-  auto doc = graph::parse_pipeline("<evaluation>", p.dump());
+  // safe_dump: a list path that is not valid UTF-8 gets U+FFFD (and is reported as not found)
+  // instead of a type_error.
+  auto doc = graph::parse_pipeline("<evaluation>", graph::safe_dump(p));
   auto validated = graph::validate(doc, registry);
   graph::Runtime runtime(validated, registry);
   graph::RunOptions options;

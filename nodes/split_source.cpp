@@ -75,6 +75,8 @@ class SplitSource final : public graph::Source {
     }
   }
 
+  std::uint64_t items_per_pass() const override { return list_.clips.size(); }
+
   bool produce(Produced& out) override {
     const std::uint64_t epoch = next_ / per_epoch_;
     if (options_.epochs > 0 && epoch >= std::uint64_t(options_.epochs)) return false;

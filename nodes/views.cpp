@@ -3,6 +3,7 @@
 // channel dropout.
 #include <fmt/format.h>
 
+#include "graph/diagnostics.h"
 #include "graph/node.h"
 #include "io/random.h"
 #include "io/temporal.h"
@@ -43,9 +44,10 @@ class ViewsNode final : public graph::Node {
     const DecodedClip& clip = *item.as<DecodedClipPtr>();
     const io::Size size{clip.frames.width, clip.frames.height};
     if (size.width < options_.crop || size.height < options_.crop)
-      throw std::invalid_argument(fmt::format("frames of {}x{} are smaller than the {} crop: raise the decode "
-                                              "node's short_side",
-                                              size.width, size.height, options_.crop));
+      throw graph::ConfigError(
+          fmt::format("param \"crop\": frames of {}x{} are smaller than the {} crop: raise "
+                      "the decode node's short_side",
+                      size.width, size.height, options_.crop));
     auto views = std::make_shared<ClipViews>();
     views->clip = clip.clip;
     const std::uint64_t pass = clip.clip.pass, index = clip.clip.index;

@@ -3,15 +3,39 @@
 add_library(sefar_test_main STATIC ${CMAKE_CURRENT_LIST_DIR}/test_main.cpp)
 target_link_libraries(sefar_test_main PUBLIC doctest::doctest sefar_core)
 
+# sefar_add_test(name sources... [CASES "label=pattern[|subcase]" ...]): with CASES, one ctest
+# entry per doctest filter (name_label runs `name -tc=pattern [-sc=subcase]`), so a long binary stays
+# a few short tests.
 function(sefar_add_test name)
-  add_executable(${name} ${ARGN})
+  cmake_parse_arguments(ARG "" "" "CASES" ${ARGN})
+  add_executable(${name} ${ARG_UNPARSED_ARGUMENTS})
   target_link_libraries(${name} PRIVATE sefar_test_main)
   target_compile_definitions(${name} PRIVATE
     SEFAR_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     SEFAR_BINARY="$<TARGET_FILE:sefar>")
   add_dependencies(${name} sefar)
-  add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 600)
+  if(ARG_CASES)
+    foreach(case ${ARG_CASES})
+      # label=pattern[|subcase]
+      string(FIND "${case}" "=" eq)
+      string(SUBSTRING "${case}" 0 ${eq} label)
+      math(EXPR from "${eq} + 1")
+      string(SUBSTRING "${case}" ${from} -1 filters)
+      string(REPLACE "|" ";" filters "${filters}")
+      list(GET filters 0 pattern)
+      set(extra "")
+      list(LENGTH filters count)
+      if(count GREATER 1)
+        list(GET filters 1 subcase)
+        set(extra "-sc=${subcase}")
+      endif()
+      add_test(NAME ${name}_${label} COMMAND ${name} "-tc=${pattern}" ${extra})
+      set_tests_properties(${name}_${label} PROPERTIES TIMEOUT 600)
+    endforeach()
+  else()
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 600)
+  endif()
 endfunction()
 
 sefar_add_test(test_graph_pipeline ${CMAKE_CURRENT_LIST_DIR}/test_graph_pipeline.cpp)
@@ -31,3 +55,8 @@ sefar_add_test(test_resume ${CMAKE_CURRENT_LIST_DIR}/test_resume.cpp)
 sefar_add_test(test_faults ${CMAKE_CURRENT_LIST_DIR}/test_faults.cpp)
 sefar_add_test(test_interrupt ${CMAKE_CURRENT_LIST_DIR}/test_interrupt.cpp)
 sefar_add_test(test_pipelines ${CMAKE_CURRENT_LIST_DIR}/test_pipelines.cpp)
+sefar_add_test(test_bad_data ${CMAKE_CURRENT_LIST_DIR}/test_bad_data.cpp)
+sefar_add_test(test_cli_corpus ${CMAKE_CURRENT_LIST_DIR}/test_cli_corpus.cpp
+  CASES "pipelines1=every malformed pipeline*(1/2)" "pipelines2=every malformed pipeline*(2/2)"
+        "flags1=malformed command lines*|first half" "flags2=malformed command lines*|second half"
+        "misc=an extends chain*,a configuration*")

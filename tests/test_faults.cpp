@@ -139,10 +139,12 @@ TEST_CASE("a checkpoint that cannot be written: exit 74 naming the path, earlier
   CHECK(resumed.status == 0);
   check_same_records(reference, run);
 
-  // A run directory that cannot be created at all (its parent is a regular file).
+  // A run directory that cannot be created at all (its parent is a regular file): found before the
+  // run starts, so it is reported like any other invalid setting (exit 2), naming the setting.
   std::ofstream(dir.path / "file") << "not a folder\n";
   auto bad = run_sefar("run " + train_args(dir.path / "file" / "run"));
-  CHECK(bad.status == 74);
+  CHECK(bad.status == 2);
+  CHECK(bad.output.find("runtime \"run_dir\": cannot write") != std::string::npos);
   CHECK(bad.output.find("cannot create the folder " + (dir.path / "file" / "run").string()) !=
         std::string::npos);
 }

@@ -1,12 +1,14 @@
 // Execution: bounded in-flight items, order restoring, failures, skips, profiling counts, traces.
 #include <doctest/doctest.h>
 
-#include <filesystem>
 #include <unistd.h>
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 
 #include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "graph/pipeline.h"
 #include "graph/runtime.h"
@@ -157,7 +159,107 @@ TEST_CASE("bad input is skipped and counted; order is kept with a placeholder") 
   CHECK(picky.skipped.load() == 1);
   REQUIRE(picky.skip_reasons.size() == 1);
   CHECK(picky.skip_reasons[0] == "item 5 (t5): unreadable");
-  CHECK(result.profile->table().find("item 5 (t5): unreadable") != std::string::npos);
+  CHECK(result.profile->table().find("skipped by 'work': 1") != std::string::npos);
+  CHECK(result.profile->skip_summary().find("[work] t5: unreadable") != std::string::npos);
+  REQUIRE(result.profile->skips().size() == 1);
+  CHECK(result.profile->skips()[0].first_seq == 5);
+}
+
+namespace {
+
+// Rejects odd values as bad input (category "odd"); with `nested` > 0, each item also runs a small
+// pipeline of that many items through a rejecting node, inside this node's body.
+class RejectOdd final : public sefar::graph::Node {
+ public:
+  RejectOdd(const NodeContext& ctx, Registry* registry)
+      : nested_(ctx.params.get_int("nested")), registry_(registry) {}
+  void process(int, const Item& item, Output& out) override {
+    const auto v = item.as<sefar::testing::TrackedPtr>()->value;
+    if (nested_ > 0) {
+      auto doc = parse_pipeline("inner.json", R"({"name": "inner", "runtime": {"threads": 2},
+        "nodes": {"src": {"type": "tsource", "params": {"count": )" +
+                                                  std::to_string(nested_) + R"(}},
+                  "check": {"type": "reject_odd"}, "sink": {"type": "collect"}},
+        "edges": ["src -> check", "check -> sink"]})");
+      auto pipeline = validate(doc, *registry_);
+      Runtime(pipeline, *registry_).run(Run::quiet());
+    }
+    if (v % 2 == 1) throw InputError("odd value " + std::to_string(v), "odd");
+    out.emit(0, item.as<sefar::testing::TrackedPtr>());
+  }
+
+ private:
+  std::int64_t nested_;
+  Registry* registry_;
+};
+
+void add_reject_odd(Registry& registry) {
+  Registry* r = &registry;
+  registry.add(NodeSpec("reject_odd")
+                   .doc("rejects odd values")
+                   .input("in", sefar::testing::tracked_msg(), "payloads")
+                   .output("out", sefar::testing::tracked_msg(), "payloads")
+                   .param_int("nested", 0, "items of a pipeline run inside every body call", 0, 100)
+                   .factory([r](const NodeContext& ctx) { return std::make_unique<RejectOdd>(ctx, r); }));
+}
+
+}  // namespace
+
+TEST_CASE("skip records: one per distinct item and reason, a bounded summary, nested runs included") {
+  auto probe = std::make_shared<Probe>();
+  auto registry = test_registry(probe);
+  add_reject_odd(registry);
+  auto doc = parse_pipeline("outer.json", R"({"name": "outer", "runtime": {"threads": 2},
+    "nodes": {"src": {"type": "tsource", "params": {"count": 30}},
+              "check": {"type": "reject_odd", "params": {"nested": 0}, "concurrency": 2},
+              "sink": {"type": "collect"}},
+    "edges": ["src -> check", "check -> sink"]})");
+  SUBCASE("flat") {
+    auto pipeline = validate(doc, registry);
+    auto result = Runtime(pipeline, registry).run(Run::quiet());
+    const auto& profile = *result.profile;
+    CHECK(profile.skips_total() == 15);
+    auto records = profile.skips();
+    REQUIRE(records.size() == 15);
+    for (const auto& r : records) {
+      CHECK(r.pipeline == "outer");
+      CHECK(r.node == "check");
+      CHECK(r.category == "odd");
+      CHECK(r.count == 1);
+      CHECK(r.item == "t" + std::to_string(r.first_seq));
+      CHECK(r.reason == "odd value " + std::to_string(r.first_seq));
+    }
+    const auto summary = profile.skip_summary(5, "run/skipped.jsonl");
+    CHECK(summary.find("skipped 15 items (bad input):") == 0);
+    CHECK(std::count(summary.begin(), summary.end(), '\n') == 1 + 5 + 1);
+    CHECK(summary.find("... and 10 more: every one in run/skipped.jsonl") != std::string::npos);
+    const auto jsonl = profile.skips_jsonl();
+    CHECK(std::count(jsonl.begin(), jsonl.end(), '\n') == 15);
+    auto first = nlohmann::json::parse(jsonl.substr(0, jsonl.find('\n')));
+    CHECK(first["node"] == "check");
+    CHECK(first["category"] == "odd");
+    CHECK(first["count"] == 1);
+    CHECK(profile.to_json()["skipped"]["total"] == 15);
+    CHECK(Profiler({}, {}, {}, 1, false).skip_summary().empty());
+  }
+  SUBCASE("a pipeline run inside a body reports its skips to the outer run, repeats counted") {
+    apply_overrides(doc, {"src.count=2", "check.nested=4"});
+    auto pipeline = validate(doc, registry);
+    auto result = Runtime(pipeline, registry).run(Run::quiet());
+    auto records = result.profile->skips();
+    // Outer: t1 once. Inner (run twice): t1 and t3, twice each.
+    CHECK(result.profile->skips_total() == 1 + 2 * 2);
+    REQUIRE(records.size() == 3);
+    int inner = 0;
+    for (const auto& r : records) {
+      if (r.pipeline != "inner") continue;
+      ++inner;
+      CHECK(r.count == 2);
+    }
+    CHECK(inner == 2);
+    CHECK(result.profile->skip_summary().find("[inner/check] t3: odd value 3 (2 times)") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("profiling counts match the items processed") {
@@ -312,4 +414,111 @@ TEST_CASE("a stop request cancels the run: no finish(), interrupted() hooks, Int
   CHECK_THROWS_AS(second.run(Run::quiet()), Interrupted);
   clear_stop();
   CHECK(log->processed <= 8);
+}
+
+namespace {
+
+// Cycles over values 0..size-1, `passes` times (0: endless), like split_source over a list.
+class CycleSource final : public sefar::graph::Source {
+ public:
+  CycleSource(const NodeContext& ctx, std::shared_ptr<Probe> probe)
+      : size_(ctx.params.get_int("size")), passes_(ctx.params.get_int("passes")), probe_(std::move(probe)) {}
+  bool produce(Produced& out) override {
+    if (passes_ > 0 && next_ >= size_ * passes_) return false;
+    out.value =
+        sefar::testing::TrackedPtr(std::make_shared<sefar::testing::Tracked>(probe_->live, next_ % size_));
+    out.label = "c" + std::to_string(next_ % size_);
+    ++next_;
+    return true;
+  }
+  std::uint64_t items_per_pass() const override { return std::uint64_t(size_); }
+
+ private:
+  std::int64_t size_, passes_, next_ = 0;
+  std::shared_ptr<Probe> probe_;
+};
+
+// Skips every value but `good`.
+class OnlyGood final : public sefar::graph::Node {
+ public:
+  explicit OnlyGood(const NodeContext& ctx) : good_(ctx.params.get_int("good")) {}
+  void process(int, const Item& item, Output& out) override {
+    const auto& t = item.as<sefar::testing::TrackedPtr>();
+    if (t->value != good_) throw InputError("unusable " + std::to_string(t->value));
+    out.emit(0, t);
+  }
+
+ private:
+  std::int64_t good_;
+};
+
+Registry cycle_registry(std::shared_ptr<Probe> probe) {
+  auto registry = test_registry(probe);
+  registry.add(
+      NodeSpec("cycle")
+          .doc("cycles over a list")
+          .output("out", sefar::testing::tracked_msg(), "payloads")
+          .param_int("size", 10, "items per pass", 1, 1000)
+          .param_int("passes", 0, "passes (0: endless)", 0, 1000)
+          .factory([probe](const NodeContext& ctx) { return std::make_unique<CycleSource>(ctx, probe); }));
+  registry.add(NodeSpec("only_good")
+                   .doc("skips all but one value")
+                   .input("in", sefar::testing::tracked_msg(), "payloads")
+                   .output("out", sefar::testing::tracked_msg(), "payloads")
+                   .param_int("good", 3, "the usable value (-1: none)", -1, 1000)
+                   .factory([](const NodeContext& ctx) { return std::make_unique<OnlyGood>(ctx); }));
+  return registry;
+}
+
+const char* kCycle = R"({
+  "name": "cycle",
+  "runtime": {"threads": 2, "max_in_flight": 8},
+  "nodes": {
+    "src": {"type": "cycle", "params": {"size": 10, "passes": 0}},
+    "check": {"type": "only_good", "params": {"good": -1}, "concurrency": 2},
+    "batch": {"type": "tbatch", "params": {"size": 4}},
+    "sink": {"type": "discard"}
+  },
+  "edges": ["src -> check", "check -> batch", "batch -> sink"]
+})";
+
+}  // namespace
+
+TEST_CASE("a source none of whose items is usable stops the run as bad input instead of spinning") {
+  auto probe = std::make_shared<Probe>();
+  auto registry = cycle_registry(probe);
+  auto run = [&](const std::vector<std::string>& sets) {
+    auto doc = parse_pipeline("cycle.json", kCycle);
+    apply_overrides(doc, sets);
+    auto pipeline = validate(doc, registry);
+    Runtime runtime(pipeline, registry);
+    return runtime.run(Run::quiet());
+  };
+  SUBCASE("endless, every item bad: stops after two passes' worth") {
+    try {
+      run({});
+      FAIL("the run did not stop");
+    } catch (const NodeFailure& e) {
+      CHECK(e.bad_input());
+      CHECK(e.node_id() == "src");
+      CHECK(e.reason().find(
+                "no usable item: the last 20 items it produced were all skipped as bad input (10 items "
+                "per pass)") != std::string::npos);
+    }
+  }
+  SUBCASE("finite, every item bad") {
+    try {
+      run({"src.passes=1"});
+      FAIL("the run did not fail");
+    } catch (const NodeFailure& e) {
+      CHECK(e.bad_input());
+      CHECK(e.reason().find("all 10 items it produced were skipped") != std::string::npos);
+    }
+  }
+  SUBCASE("one usable item per pass, held by a batcher for four passes: runs to the end") {
+    auto result = run({"src.passes=40", "check.good=3"});
+    CHECK(probe->batches.size() == 10);
+    CHECK(result.profile->skips_total() == 40 * 9);
+  }
+  CHECK(probe->live->live.load() == 0);
 }

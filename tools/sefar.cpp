@@ -1,7 +1,11 @@
 // sefar: the command-line interface. Exit status: 0 success, 2 invalid pipeline, flags or input,
 // 1 runtime failure, 74 outputs could not be written, 130/143 stopped by SIGINT/SIGTERM.
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <malloc.h>
 #include <filesystem>
@@ -165,20 +169,27 @@ Args parse_args(const std::string& command, int argc, char** argv) {
       if (i + 1 >= argc) throw UsageError(fmt::format("{} needs a value", flag));
       return argv[++i];
     };
+    const bool pipeline_command = command == "run" || command == "validate" || command == "graph";
     if (arg == "--help" || arg == "-h") a.help = true;
-    else if (arg == "--set") a.sets.push_back(value("--set"));
-    else if (arg.rfind("--set=", 0) == 0) a.sets.push_back(arg.substr(6));
-    else if (arg == "--threads") a.sets.push_back("runtime.threads=" + value("--threads"));
+    else if (command == "infer" && arg == "--non-strict")
+      a.options.emplace_back("non-strict", "");
+    else if ((command == "synth" || command == "infer") && arg.rfind("--", 0) == 0 && arg.size() > 2)
+      a.options.emplace_back(arg.substr(2), value(arg.c_str()));
+    else if (arg == "--set" && pipeline_command)
+      a.sets.push_back(value("--set"));
+    else if (arg.rfind("--set=", 0) == 0 && pipeline_command)
+      a.sets.push_back(arg.substr(6));
+    else if (arg == "--threads" && pipeline_command)
+      a.sets.push_back("runtime.threads=" + value("--threads"));
     else if (arg == "--trace" && command == "run") a.trace = value("--trace");
     else if (arg == "--profile" && command == "run") a.profile = value("--profile");
     else if (arg == "--resume" && command == "run")
       a.resume = value("--resume");
-    else if (arg == "--quiet") a.quiet = true;
+    else if (arg == "--quiet" && command != "synth" && command != "infer")
+      a.quiet = true;
     else if (arg == "--dot" && command == "graph") a.dot = true;
-    else if (arg == "--json" && command == "nodes") a.json = true;
-    else if (command == "infer" && arg == "--non-strict") a.options.emplace_back("non-strict", "");
-    else if ((command == "synth" || command == "infer") && arg.rfind("--", 0) == 0)
-      a.options.emplace_back(arg.substr(2), value(arg.c_str()));
+    else if (arg == "--json" && command == "nodes")
+      a.json = true;
     else if (!arg.empty() && arg[0] == '-') throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
     else if (command == "nodes" && a.type.empty()) a.type = arg;
     else if (command != "nodes" && a.path.empty()) a.path = arg;
@@ -335,7 +346,7 @@ int cmd_validate(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
   auto validated = resolve(a, registry, &doc);
-  if (!a.quiet) std::cout << graph::to_json(doc).dump(2) << "\n";
+  if (!a.quiet) std::cout << graph::safe_dump(graph::to_json(doc), 2) << "\n";
   std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(), validated.edges.size());
   if (!doc.base.empty()) {
     auto base_doc = graph::load_pipeline(doc.base);
@@ -362,14 +373,20 @@ int cmd_synth(const Args& a) {
   o.out_dir = a.path;
   o.threads = int(std::thread::hardware_concurrency());
   auto as_int = [](const std::string& name, const std::string& v) {
+    long long x = 0;
     try {
       std::size_t used = 0;
-      long long x = std::stoll(v, &used);
+      x = std::stoll(v, &used);
       if (used != v.size()) throw std::invalid_argument(v);
-      return x;
     } catch (const std::exception&) {
       throw UsageError(fmt::format("--{}: expected an integer, got \"{}\"", name, v));
     }
+    // Every integer option but the seed is an int.
+    if (name != "seed" && (x < INT_MIN || x > INT_MAX))
+      throw UsageError(fmt::format("--{}: {} is out of range", name, v));
+    if (name == "seed" && x < 0)
+      throw UsageError(fmt::format("--seed: expected a non-negative integer, got {}", v));
+    return x;
   };
   auto as_float = [](const std::string& name, const std::string& v) {
     try {
@@ -540,6 +557,26 @@ std::vector<graph::Diagnostic> resume_differences(const nlohmann::json& referenc
   return problems;
 }
 
+// Empty when `path` can be written (its folder is created if needed), else why not. Checked before a
+// run starts so a bad output path fails at once with status 2, not after hours of training.
+std::string unwritable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return "it is a directory";
+  fs::path target(path);
+  if (target.has_parent_path()) {
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) return fmt::format("cannot create {}: {}", target.parent_path().string(), ec.message());
+  }
+  const bool existed = fs::exists(target, ec);
+  {
+    std::ofstream probe(path, std::ios::app);
+    if (!probe) return std::strerror(errno);
+  }
+  if (!existed) fs::remove(target, ec);
+  return {};
+}
+
 int cmd_run(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
@@ -603,18 +640,46 @@ int cmd_run(const Args& a) {
       std::cerr << fmt::format("resuming {}: no checkpoint yet, starting from the beginning\n", run_dir);
     }
   }
+  for (const auto& [flag, path] :
+       {std::pair<const char*, std::string>{"--trace", a.trace}, {"--profile", a.profile}}) {
+    if (path.empty()) continue;
+    auto why = unwritable(path);
+    if (!why.empty()) throw UsageError(fmt::format("{}: cannot write {}: {}", flag, path, why));
+  }
   const std::string& run_dir = validated.runtime.run_dir;
   if (!run_dir.empty()) {
-    graph::write_file_atomic(run_dir + "/pipeline.json", graph::to_json(doc).dump(2) + "\n");
+    try {
+      graph::write_file_atomic(run_dir + "/pipeline.json", graph::safe_dump(graph::to_json(doc), 2) + "\n");
+    } catch (const std::exception& e) {
+      const auto& cli = doc.runtime_from_cli;
+      const bool from_cli = std::find(cli.begin(), cli.end(), "run_dir") != cli.end();
+      throw graph::PipelineError(graph::Diagnostic{
+          from_cli ? "--set" : doc.file, from_cli ? 0 : doc.line_of(doc.file, {"runtime", "run_dir"}), 0, "",
+          "", "run_dir", fmt::format("runtime \"run_dir\": cannot write {}: {}", run_dir, e.what())});
+    }
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
   graph::Runtime runtime(validated, registry);
   options.trace_path = a.trace;
   options.print_table = !a.quiet;
-  auto result = runtime.run(options);
-  if (!a.profile.empty()) graph::write_file_atomic(a.profile, result.profile->to_json().dump(2));
+  // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
+  // one in the run directory.
+  const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
+  graph::RunResult result;
+  try {
+    result = runtime.run(options);
+  } catch (const graph::NodeFailure&) {
+    if (auto profile = runtime.profile()) {
+      std::cerr << profile->skip_summary(20, skipped_list);
+      if (!run_dir.empty()) graph::write_file_atomic(skipped_list, profile->skips_jsonl());
+    }
+    throw;
+  }
+  std::cerr << result.profile->skip_summary(20, skipped_list);
+  if (!a.profile.empty()) graph::write_file_atomic(a.profile, graph::safe_dump(result.profile->to_json(), 2));
   if (!run_dir.empty()) {
-    graph::write_file_atomic(run_dir + "/profile.json", result.profile->to_json().dump(2));
+    graph::write_file_atomic(skipped_list, result.profile->skips_jsonl());
+    graph::write_file_atomic(run_dir + "/profile.json", graph::safe_dump(result.profile->to_json(), 2));
     // A training run leaves metrics: turn them into the self-contained HTML report.
     if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
       io::write_report(run_dir);
@@ -641,7 +706,18 @@ int main(int argc, char** argv) {
     return argc < 2 ? kExitInvalid : kExitOk;
   }
   std::string command = argv[1];
-  sefar::io::set_ffmpeg_log(sefar::io::FfmpegLog::kErrors);
+  // FFmpeg's own messages about damaged clips (one per bad packet, every pass) would bury the run's
+  // output; skipped clips are reported with their reason at the end instead. SEFAR_FFMPEG_LOG=error,
+  // warning or info shows them.
+  auto ffmpeg_log = sefar::io::FfmpegLog::kQuiet;
+  if (const char* level = std::getenv("SEFAR_FFMPEG_LOG")) {
+    const std::string l = level;
+    ffmpeg_log = l == "error"     ? sefar::io::FfmpegLog::kErrors
+                 : l == "warning" ? sefar::io::FfmpegLog::kWarnings
+                 : l == "info"    ? sefar::io::FfmpegLog::kInfo
+                                  : sefar::io::FfmpegLog::kQuiet;
+  }
+  sefar::io::set_ffmpeg_log(ffmpeg_log);
   const char* usage = command == "run" ? kRunUsage
                       : command == "validate" ? kValidateUsage
                       : command == "graph" ? kGraphUsage
