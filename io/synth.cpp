@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -94,13 +93,7 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
   const int w = o.width, h = o.height;
   const double s = std::min(w, h);
 
-  // Experimental knobs (calibration only).
-  auto knob = [](const char* name, double fallback) {
-    const char* v = std::getenv(name);
-    return v ? std::atof(v) : fallback;
-  };
-  const double nuis = knob("SYN_NUIS", 1.0);   // scales colour spread, texture
-  const double scale = knob("SYN_SCALE", 1.0);  // figure size
+  const double nuis = o.nuisance, scale = o.figure_scale;
 
   // Nuisances: colours, a textured background, position, size, starting orientation, timing.
   Rgb bg1 = random_colour(rng, 50 - 40 * nuis, 50 + 40 * nuis), bg2 = random_colour(rng, 50 - 40 * nuis, 50 + 40 * nuis);
@@ -193,6 +186,11 @@ SynthResult generate_synth_dataset(const SynthOptions& o, const std::function<vo
     throw std::invalid_argument("synthetic dataset: at most 1000000 clips per class and split");
   if (!(o.fps > 0 && o.fps <= 1000))
     throw std::invalid_argument(fmt::format("synthetic dataset: fps must be in (0, 1000], got {}", o.fps));
+  if (!(o.nuisance >= 0 && o.nuisance <= 1))
+    throw std::invalid_argument(fmt::format("synthetic dataset: nuisance must be in [0, 1], got {}", o.nuisance));
+  if (!(o.figure_scale >= 0.25 && o.figure_scale <= 1.6))
+    throw std::invalid_argument(
+        fmt::format("synthetic dataset: figure_scale must be in [0.25, 1.6], got {}", o.figure_scale));
   if (!(o.noise >= 0 && o.noise <= 255))
     throw std::invalid_argument(fmt::format("synthetic dataset: noise must be in [0, 255], got {}", o.noise));
   if (o.threads < 1 || o.threads > 1024)

@@ -25,6 +25,11 @@ struct SynthOptions {
   int min_frames = 40, max_frames = 75;
   double fps = 30;
   double noise = 6.0;             // std-dev of per-pixel noise, in 8-bit levels
+  // Strength of the appearance nuisances (spread of background and body colours, contrast of the
+  // background texture): 1 is the widest; the default keeps every nuisance but lets the tiny model
+  // learn the routines from a few thousand labeled steps (measured: docs/RESULTS.md).
+  double nuisance = 0.3;
+  double figure_scale = 1.3;  // figure size relative to the frame's short side (1: body 0.3 of it)
   std::uint64_t seed = 0;
   VideoCodec codec = VideoCodec::kAuto;
   int threads = 1;                // clips rendered and encoded in parallel

@@ -90,6 +90,14 @@ AttentionImpl attention_impl_from_string(const std::string& s) {
                               "' (expected auto, explicit, fused)");
 }
 
+std::string to_string(ParamInit init) { return init == ParamInit::kTorch ? "torch" : "official"; }
+
+ParamInit param_init_from_string(const std::string& s) {
+  if (s == "official") return ParamInit::kOfficial;
+  if (s == "torch") return ParamInit::kTorch;
+  throw std::invalid_argument("unknown initialisation '" + s + "' (expected official, torch)");
+}
+
 ModelConfig model_config_from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("model config must be a JSON object");
   ModelConfig c;
@@ -105,7 +113,7 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
   static const std::set<std::string> known = {
       "size",      "img_size",       "patch_size",     "in_chans",     "embed_dim",   "depth",
       "num_heads", "mlp_ratio",      "qkv_bias",       "views",        "num_classes", "fusion_dim",
-      "drop_rate", "attn_drop_rate", "drop_path_rate", "head_dropout", "attention"};
+      "drop_rate", "attn_drop_rate", "drop_path_rate", "head_dropout", "attention", "init"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) throw std::invalid_argument("model config: unknown field '" + it.key() + "'");
   try {
@@ -129,6 +137,7 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
     get("head_dropout", c.head_dropout);
     if (j.contains("attention"))
       c.attention = attention_impl_from_string(j.at("attention").get<std::string>());
+    if (j.contains("init")) c.init = param_init_from_string(j.at("init").get<std::string>());
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("model config: ") + e.what());
   }
@@ -153,7 +162,8 @@ nlohmann::json model_config_to_json(const ModelConfig& c) {
           {"attn_drop_rate", c.attn_drop_rate},
           {"drop_path_rate", c.drop_path_rate},
           {"head_dropout", c.head_dropout},
-          {"attention", to_string(c.attention)}};
+          {"attention", to_string(c.attention)},
+          {"init", to_string(c.init)}};
 }
 
 }  // namespace sefar::models

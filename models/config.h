@@ -16,6 +16,14 @@ enum class AttentionImpl {
   kFused,     // at::scaled_dot_product_attention; an error where it does not exist
 };
 
+// How a model built from scratch is initialised (weights loaded afterwards replace it either way).
+enum class ParamInit {
+  kOfficial,  // timm/TimeSformer: truncated normal (std 0.02) for linear layers, temporal_fc of every
+              // block after the first zeroed, position and CLS embeddings ~ N(0, 0.02)
+  kTorch,     // LibTorch's default for every layer (Kaiming-uniform linears), zero embeddings; small
+              // models trained from scratch leave their initial plateau much sooner (docs/RESULTS.md)
+};
+
 struct ModelConfig {
   std::string size = "tiny";  // preset this was built from ("tiny", "S", "B" or "custom"); informational
   int64_t img_size = 32;      // square input side the position embeddings are laid out for
@@ -35,6 +43,7 @@ struct ModelConfig {
   double drop_path_rate = 0.1;  // stochastic depth, linearly increasing from 0 over the blocks
   double head_dropout = 0.5;    // before fc
   AttentionImpl attention = AttentionImpl::kAuto;
+  ParamInit init = ParamInit::kOfficial;
 
   // Presets. tiny: 32 px, patch 8, D 64, 2 blocks, 4 heads (tests, quickstart). S: ViT-S/16 (D 384,
   // 12 blocks, 6 heads). B: ViT-B/16 (D 768, 12 blocks, 12 heads). S and B use 224 px input.
@@ -60,6 +69,8 @@ ModelConfig model_config_from_json(const nlohmann::json& j);
 nlohmann::json model_config_to_json(const ModelConfig& c);
 
 std::string to_string(AttentionImpl impl);
+std::string to_string(ParamInit init);
+ParamInit param_init_from_string(const std::string& s);
 AttentionImpl attention_impl_from_string(const std::string& s);
 
 }  // namespace sefar::models

@@ -209,6 +209,19 @@ class VisionTransformer : public torch::nn::Module {
 
   void reset_parameters() {
     at::NoGradGuard no_grad;
+    if (c_.init == ParamInit::kTorch) {
+      pos_embed.zero_();
+      cls_token.zero_();
+      for (auto& t : time_embed) t.zero_();
+      for (auto& blk : block_list)
+        for (auto& m : blk->modules(/*include_self=*/false)) {
+          if (auto* l = m->as<torch::nn::Linear>()) l->reset_parameters();
+          if (auto* n = m->as<torch::nn::LayerNorm>()) n->reset_parameters();
+        }
+      norm->reset_parameters();
+      patch_embed->proj->reset_parameters();
+      return;
+    }
     trunc_normal_(pos_embed, 0.02);
     trunc_normal_(cls_token, 0.02);
     for (auto& t : time_embed) t.zero_();

@@ -72,6 +72,7 @@ class TrainNode final : public graph::Node {
     if (p.get_int("patch") > 0) t.model.patch_size = p.get_int("patch");
     t.model.drop_path_rate = p.get_float("drop_path");
     t.model.head_dropout = p.get_float("head_dropout");
+    t.model.init = models::param_init_from_string(p.get_string("init"));
     t.device = p.get_string("device");
     t.seed = ctx.seed;
     t.optimizer = p.get_string("optimizer");
@@ -533,6 +534,9 @@ graph::NodeSpec sefar_train_spec() {
       .param_float("drop_path", 0.1, "stochastic depth rate", 0, 0.9)
       .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0,
                    0.95)
+      .param_choice("init", "official", {"official", "torch"},
+                    "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch "
+                    "(LibTorch's layer defaults; small models from scratch learn much sooner)")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .param_choice("optimizer", "sgd", {"sgd", "adamw"},

@@ -126,6 +126,8 @@ options:
   --frames MIN:MAX      clip length range in frames (default 40:75)
   --fps F               frame rate (default 30)
   --noise S             per-pixel noise std-dev in 8-bit levels (default 6)
+  --nuisance F          strength of the colour and texture nuisances, 0..1 (default 0.3)
+  --figure-scale F      figure size relative to the frame, 0.25..1.6 (default 1.3)
   --codec C             auto | h264 | mpeg4 (default auto: H.264 when available)
   --seed N              random seed (default 0)
   --threads N           clips generated in parallel (default: every core)
@@ -418,6 +420,8 @@ int cmd_synth(const Args& a) {
       o.max_frames = int(as_int(name, hi));
     } else if (name == "fps") o.fps = as_float(name, v);
     else if (name == "noise") o.noise = as_float(name, v);
+    else if (name == "nuisance") o.nuisance = as_float(name, v);
+    else if (name == "figure-scale") o.figure_scale = as_float(name, v);
     else if (name == "seed") o.seed = std::uint64_t(as_int(name, v));
     else if (name == "threads") o.threads = int(as_int(name, v));
     else if (name == "codec") {
@@ -427,7 +431,7 @@ int cmd_synth(const Args& a) {
       else throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
     } else {
       std::vector<std::string> known = {"classes", "train-per-class", "val-per-class", "labeled", "size", "frames",
-                                        "fps", "noise", "codec", "seed", "threads"};
+                                        "fps", "noise", "nuisance", "figure-scale", "codec", "seed", "threads"};
       auto guess = graph::closest_match(name, known);
       throw UsageError(fmt::format("unknown option --{}{}", name, guess.empty() ? "" : " (did you mean --" + guess + "?)"));
     }
