@@ -60,3 +60,5 @@ sefar_add_test(test_cli_corpus ${CMAKE_CURRENT_LIST_DIR}/test_cli_corpus.cpp
   CASES "pipelines1=every malformed pipeline*(1/2)" "pipelines2=every malformed pipeline*(2/2)"
         "flags1=malformed command lines*|first half" "flags2=malformed command lines*|second half"
         "misc=an extends chain*,a configuration*")
+sefar_add_test(test_learning ${CMAKE_CURRENT_LIST_DIR}/test_learning.cpp
+  CASES "accuracy=a short SeFAR run*" "concurrency=decode and view concurrency*")

@@ -165,7 +165,7 @@ TEST_CASE("--resume refuses what is not the same run, and needs a run directory"
   auto changed =
       run_sefar("run " + train_args(run, "--set epochs=1 --set train.lr=0.01 --resume " + run.string()));
   CHECK(changed.status == 2);
-  CHECK(changed.output.find("nodes.train.params.lr is 0.01 here but 0.001 in the run being resumed") !=
+  CHECK(changed.output.find("nodes.train.params.lr is 0.01 here but 0.0003 in the run being resumed") !=
         std::string::npos);
   // Settings that change how the run executes, not what it computes, may change.
   auto same = run_sefar(
