@@ -3,6 +3,8 @@
 // nodes with concurrency 1 (one thread) and 4 (four threads) log identical losses, step by step.
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include "run_helpers.h"
 
 using namespace sefar::testing;
@@ -66,18 +68,17 @@ TEST_CASE("decode and view concurrency 1 and 4 give identical losses, step by st
   fs::remove_all(base);
   const std::string common =
       "--set labeled_per_epoch=48 --set epochs=2 --set warmup_epochs=1 --set train.eval_limit=16 ";
-  auto serial = run_sefar(
-      "run " + sefar_args(base / "c1",
-                          common + "--set runtime.threads=1 --set decode_labeled.concurrency=1 "
-                                   "--set views_labeled.concurrency=1 --set decode_unlabeled.concurrency=1 "
-                                   "--set views_unlabeled.concurrency=1"));
+  // Every decode and views node at concurrency n, on n threads.
+  auto run_at = [&](int n) {
+    std::string sets = common + fmt::format("--set runtime.threads={} ", n);
+    for (const char* node : {"decode_labeled", "views_labeled", "decode_unlabeled", "views_unlabeled"})
+      sets += fmt::format("--set {}.concurrency={} ", node, n);
+    return run_sefar("run " + sefar_args(base / ("c" + std::to_string(n)), sets));
+  };
+  auto serial = run_at(1);
   INFO(serial.output);
   REQUIRE(serial.status == 0);
-  auto parallel = run_sefar(
-      "run " + sefar_args(base / "c4",
-                          common + "--set runtime.threads=4 --set decode_labeled.concurrency=4 "
-                                   "--set views_labeled.concurrency=4 --set decode_unlabeled.concurrency=4 "
-                                   "--set views_unlabeled.concurrency=4"));
+  auto parallel = run_at(4);
   INFO(parallel.output);
   REQUIRE(parallel.status == 0);
   int steps = 0;
