@@ -27,7 +27,7 @@ struct SynthOptions {
   double noise = 6.0;             // std-dev of per-pixel noise, in 8-bit levels
   // Strength of the appearance nuisances (spread of background and body colours, contrast of the
   // background texture): 1 is the widest; the default keeps every nuisance but lets the tiny model
-  // learn the routines from a few thousand labeled steps (measured: docs/RESULTS.md).
+  // learn the routines in a few hundred labeled steps (measured: docs/SYNTH_DIFFICULTY.md).
   double nuisance = 0.3;
   double figure_scale = 1.3;  // figure size relative to the frame's short side (1: body 0.3 of it)
   std::uint64_t seed = 0;

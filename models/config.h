@@ -21,7 +21,7 @@ enum class ParamInit {
   kOfficial,  // timm/TimeSformer: truncated normal (std 0.02) for linear layers, temporal_fc of every
               // block after the first zeroed, position and CLS embeddings ~ N(0, 0.02)
   kTorch,     // LibTorch's default for every layer (Kaiming-uniform linears), zero embeddings; small
-              // models trained from scratch leave their initial plateau much sooner (docs/RESULTS.md)
+              // models trained from scratch leave their initial plateau much sooner (pipelines/synthetic/sefar.json)
 };
 
 struct ModelConfig {

@@ -36,15 +36,22 @@ inline int decode_status(int status) {
   return -1;
 }
 
-// Runs `sefar ARGS` to completion, stdout and stderr together.
-inline Result run_sefar(const std::string& args) {
-  std::string cmd = std::string(SEFAR_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
+// Runs a shell command line to completion and returns what it wrote to stdout; status -2 when it
+// cannot be started. No assertions, so it may run on any thread.
+inline Result capture(const std::string& command_line) {
+  FILE* pipe = popen(command_line.c_str(), "r");
+  if (!pipe) return {-2, "popen failed: " + command_line};
   std::string out;
   std::array<char, 4096> buf;
   while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
   return {decode_status(pclose(pipe)), out};
+}
+
+// Runs `sefar ARGS` to completion, stdout and stderr together.
+inline Result run_sefar(const std::string& args) {
+  auto r = capture(std::string(SEFAR_BINARY) + " " + args + " 2>&1");
+  REQUIRE(r.status != -2);
+  return r;
 }
 
 // `sefar ARGS` as a child process (the child is sefar itself, not a shell), output to `log`.

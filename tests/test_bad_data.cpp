@@ -17,28 +17,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run_helpers.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status;
-  std::string output;
-};
+using sefar::testing::Result;
 
 Result shell(const std::string& cmd) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  auto r = sefar::testing::capture(cmd + " 2>&1");
+  REQUIRE(r.status != -2);
+  return r;
 }
 
 void write_file(const fs::path& p, const std::string& bytes) {
@@ -75,7 +65,7 @@ TEST_CASE("a training run over lists full of bad and unusual clips trains to the
     REQUIRE(std::getline(list, line));
     good_rel = line.substr(0, line.find(' '));
   }
-  const std::string good = read_file(data / good_rel);
+  const std::string good = sefar::testing::read_text(data / good_rel);
   REQUIRE(good.size() > 1000);
   const fs::path bad = data / "bad";
   fs::create_directories(bad);
@@ -188,7 +178,7 @@ TEST_CASE("a training run over lists full of bad and unusual clips trains to the
   CHECK(evals == 2);
   CHECK(steps >= 2 * 5);
   CHECK(fs::exists(run_dir / "model.safetensors"));
-  auto profile = nlohmann::json::parse(read_file(run_dir / "profile.json"));
+  auto profile = nlohmann::json::parse(sefar::testing::read_text(run_dir / "profile.json"));
   CHECK(profile["skipped"]["total"].get<std::uint64_t>() >= 2 * must_skip.size());
 
   // An unlabeled list without a single usable clip: the endless stream would skip forever; the run

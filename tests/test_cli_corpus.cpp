@@ -23,27 +23,25 @@
 #include <thread>
 #include <vector>
 
+#include "run_helpers.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status;  // exit status; -1 when killed by a signal (a crash)
-  std::string output;
-};
+using sefar::testing::capture;
+using sefar::testing::Result;  // status 128 + N when killed by signal N (a crash)
 
-// Runs the binary in `cwd` (relative paths in pipelines, such as split lists, resolve there).
-Result sefar(const std::string& args, const std::string& cwd = ".") {
-  // `timeout` turns a hang into a failure.
-  std::string cmd =
-      "cd '" + cwd + "' && timeout -k 5 60 " + std::string(SEFAR_BINARY) + " " + args + " 2>&1 </dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+// The binary in `cwd` (relative paths in pipelines, such as split lists, resolve there); `timeout`
+// turns a hang into a failure.
+std::string command_for(const std::string& args, const std::string& cwd) {
+  return "cd '" + cwd + "' && timeout -k 5 60 " + std::string(SEFAR_BINARY) + " " + args + " 2>&1 </dev/null";
+}
+
+Result run_cli(const std::string& args, const std::string& cwd = ".") {
+  auto r = capture(command_for(args, cwd));
+  REQUIRE(r.status != -2);
+  return r;
 }
 
 // Runs every command line, a few at a time (each start of the binary costs ~0.5 s of LibTorch
@@ -52,20 +50,7 @@ std::vector<Result> sefar_all(const std::vector<std::string>& args, const std::s
   std::vector<Result> results(args.size());
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
-    for (std::size_t i; (i = next++) < args.size();) {
-      std::string cmd = "cd '" + cwd + "' && timeout -k 5 60 " + std::string(SEFAR_BINARY) + " " + args[i] +
-                        " 2>&1 </dev/null";
-      FILE* pipe = popen(cmd.c_str(), "r");
-      if (!pipe) {
-        results[i] = {-2, "popen failed"};
-        continue;
-      }
-      std::string out;
-      std::array<char, 4096> buf;
-      while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-      int status = pclose(pipe);
-      results[i] = {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-    }
+    for (std::size_t i; (i = next++) < args.size();) results[i] = capture(command_for(args[i], cwd));
   };
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) threads.emplace_back(worker);
@@ -269,7 +254,7 @@ TEST_CASE(
     out << "{\n  \"extends\": \"d" << (i + 1) << ".json\"\n}\n";
   }
   std::ofstream(dir / "d20.json") << R"({"nodes": {"src": {"type": "range"}}})";
-  auto r = sefar("validate " + (dir / "d0.json").string());
+  auto r = run_cli("validate " + (dir / "d0.json").string());
   CAPTURE(r.output);
   CHECK(r.status == 2);
   CHECK(r.output.find(":2: \"extends\" chain deeper than 16 files") != std::string::npos);
@@ -277,13 +262,13 @@ TEST_CASE(
   const std::string deep = (dir / "deep.json").string();
   std::ofstream(deep) << "{\"nodes\": {\"src\": {\"type\": \"range\", \"params\": {\"count\": \n"
                       << std::string(100000, '[') << std::string(100000, ']') << "}}}}";
-  r = sefar("validate " + deep);
+  r = run_cli("validate " + deep);
   CAPTURE(r.output);
   CHECK(r.status == 2);
   CHECK(r.output.find(deep + ":2:61: JSON nested deeper than 64 levels") != std::string::npos);
 
   // Bytes that are not UTF-8 (a Latin-1 file name) are valid values: printed with U+FFFD.
-  r = sefar("validate " + kSource +
+  r = run_cli("validate " + kSource +
             "/pipelines/examples/concurrency.json --set 'runtime.run_dir=/tmp/caf\xe9'");
   CAPTURE(r.output);
   CHECK(r.status == 0);
@@ -307,7 +292,7 @@ TEST_CASE("a configuration the data cannot satisfy stops the run with status 2 n
   },
   "edges": ["clips -> decode", "decode -> views", "views -> sink"]
 })";
-  auto r = sefar("run " + t + "/p.json --quiet");
+  auto r = run_cli("run " + t + "/p.json --quiet");
   CAPTURE(r.output);
   CHECK(r.status == 2);
   CHECK(r.output.find("node 'views' (views) failed on item 0 (" + t +

@@ -669,21 +669,22 @@ int cmd_run(const Args& a) {
   // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
   // one in the run directory.
   const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
+  auto report_skips = [&](const graph::Profiler& profile) {
+    std::cerr << profile.skip_summary(20, skipped_list);
+    if (!run_dir.empty()) graph::write_file_atomic(skipped_list, profile.skips_jsonl());
+  };
   graph::RunResult result;
   try {
     result = runtime.run(options);
   } catch (const graph::NodeFailure&) {
-    if (auto profile = runtime.profile()) {
-      std::cerr << profile->skip_summary(20, skipped_list);
-      if (!run_dir.empty()) graph::write_file_atomic(skipped_list, profile->skips_jsonl());
-    }
+    if (auto profile = runtime.profile()) report_skips(*profile);
     throw;
   }
-  std::cerr << result.profile->skip_summary(20, skipped_list);
-  if (!a.profile.empty()) graph::write_file_atomic(a.profile, graph::safe_dump(result.profile->to_json(), 2));
+  report_skips(*result.profile);
+  const std::string profile_json = graph::safe_dump(result.profile->to_json(), 2);
+  if (!a.profile.empty()) graph::write_file_atomic(a.profile, profile_json);
   if (!run_dir.empty()) {
-    graph::write_file_atomic(skipped_list, result.profile->skips_jsonl());
-    graph::write_file_atomic(run_dir + "/profile.json", graph::safe_dump(result.profile->to_json(), 2));
+    graph::write_file_atomic(run_dir + "/profile.json", profile_json);
     // A training run leaves metrics: turn them into the self-contained HTML report.
     if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
       io::write_report(run_dir);
