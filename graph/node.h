@@ -3,11 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "graph/item.h"
 #include "graph/schema.h"
+
+namespace sefar::models {
+class Communicator;  // models/distributed.h
+}
 
 namespace sefar::graph {
 
@@ -18,6 +23,10 @@ struct NodeContext {
   int concurrency = 1;
   std::uint64_t seed = 0;  // run seed; nodes derive their own streams from it
   std::string run_dir;     // where a run writes its outputs (empty: none)
+  // Data-parallel job: this process's rank among world_size (0 of 1 alone). Sources shard their
+  // lists by it; the training node averages gradients through `communicator` (null alone).
+  int rank = 0, world_size = 1;
+  std::shared_ptr<models::Communicator> communicator;
   std::vector<bool> connected_inputs;  // per input port: has at least one edge
   // Per input port: the ids of the source nodes whose items reach it (through any path).
   std::vector<std::vector<std::string>> input_sources;

@@ -180,6 +180,35 @@ nlohmann::json Profiler::to_json() const {
   return out;
 }
 
+std::string Profiler::rank_table(const std::vector<nlohmann::json>& profiles) {
+  if (profiles.empty()) return "";
+  std::string out = fmt::format("per-rank profile ({} processes): items in / busy seconds\n{:<18}", profiles.size(), "node");
+  for (std::size_t r = 0; r < profiles.size(); ++r) out += fmt::format(" {:>17}", fmt::format("rank {}", r));
+  out += fmt::format(" {:>17}\n", "all ranks");
+  const auto& first = profiles[0].at("nodes");
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    const std::string id = first[i].value("id", "");
+    out += fmt::format("{:<18}", id);
+    std::uint64_t items = 0;
+    double busy = 0;
+    for (const auto& profile : profiles) {
+      const auto& nodes = profile.at("nodes");
+      auto it = std::find_if(nodes.begin(), nodes.end(), [&](const nlohmann::json& n) { return n.value("id", "") == id; });
+      if (it == nodes.end()) {
+        out += fmt::format(" {:>17}", "-");
+        continue;
+      }
+      auto in = it->value("items_in", std::uint64_t(0));
+      auto seconds = it->value("busy_seconds", 0.0);
+      items += in;
+      busy += seconds;
+      out += fmt::format(" {:>17}", fmt::format("{} / {:.1f}", in, seconds));
+    }
+    out += fmt::format(" {:>17}\n", fmt::format("{} / {:.1f}", items, busy));
+  }
+  return out;
+}
+
 std::string Profiler::table() const {
   auto j = to_json();
   std::string out = fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>6} {:>9} {:>9} {:>9} {:>6}\n", "node",
@@ -209,7 +238,7 @@ std::string Profiler::table() const {
   return out;
 }
 
-nlohmann::json Profiler::trace_json() const {
+nlohmann::json Profiler::trace_json(int pid) const {
   nlohmann::json events = nlohmann::json::array();
   std::vector<TraceEvent> all;
   for (const auto& v : events_) all.insert(all.end(), v.begin(), v.end());
@@ -226,15 +255,15 @@ nlohmann::json Profiler::trace_json() const {
                       {"ph", "X"},
                       {"ts", double(e.start_ns) / 1000.0},
                       {"dur", double(e.dur_ns) / 1000.0},
-                      {"pid", 0},
+                      {"pid", pid},
                       {"tid", tid},
                       {"args", args}});
   }
   std::sort(tids.begin(), tids.end());
   for (int tid : tids)
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", tid},
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
                       {"args", {{"name", fmt::format("worker {}", tid)}}}});
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", "sefar"}}}});
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", pid == 0 ? std::string("sefar") : fmt::format("sefar rank {}", pid)}}}});
   return nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}};
 }
 

@@ -103,7 +103,10 @@ class Profiler {
   std::string table() const;
   nlohmann::json to_json() const;
   // Chrome trace JSON ({"traceEvents": [...]}); empty events unless tracing was on.
-  nlohmann::json trace_json() const;
+  nlohmann::json trace_json(int pid = 0) const;
+  // A data-parallel job's summary: per node, the items and busy seconds of every rank and their
+  // total, from each rank's to_json() in rank order.
+  static std::string rank_table(const std::vector<nlohmann::json>& profiles);
   bool tracing() const { return trace_; }
 
  private:

@@ -509,6 +509,9 @@ struct Runtime::Impl {
       ctx.concurrency = decl(i).concurrency;
       ctx.seed = pipeline.runtime.seed;
       ctx.run_dir = pipeline.runtime.run_dir;
+      ctx.communicator = options.communicator;
+      ctx.rank = options.rank;
+      ctx.world_size = options.world_size;
       ctx.connected_inputs.assign(decl(i).spec->inputs().size(), false);
       ctx.input_sources.assign(decl(i).spec->inputs().size(), {});
       for (const auto& e : pipeline.edges)
@@ -554,7 +557,8 @@ struct Runtime::Impl {
       int c = decl(i).concurrency == 0 ? threads : std::min(decl(i).concurrency, threads);
       slots.push_back(std::max(1, c));
     }
-    profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads, !options.trace_path.empty());
+    profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads,
+                                          options.trace || !options.trace_path.empty());
     profiler->set_pipeline_name(pipeline.name);
     Impl* parent = current_body_runtime;
 
@@ -674,7 +678,7 @@ struct Runtime::Impl {
     RunResult result;
     result.wall_seconds = profiler->wall_seconds();
     result.profile = profiler;
-    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, safe_dump(profiler->trace_json()));
+    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, safe_dump(profiler->trace_json(options.rank)));
     if (options.print_table) std::fputs(profiler->table().c_str(), stderr);
     return result;
   }

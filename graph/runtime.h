@@ -14,13 +14,22 @@
 #include "graph/registry.h"
 #include "graph/validate.h"
 
+namespace sefar::models {
+class Communicator;  // models/distributed.h
+}
+
 namespace sefar::graph {
 
 struct RunOptions {
   std::string trace_path;  // write a Chrome trace here when not empty
+  bool trace = false;      // record the trace (also without trace_path: Profiler::trace_json)
   bool print_table = true;
   // Resuming: node id -> the state handed to that node (NodeContext::resume).
   json resume = json::object();
+  // Data-parallel job (models/distributed.h): this process's rank of world_size and the job's
+  // communicator (null: a single process). The rank is also the Chrome trace's process id.
+  int rank = 0, world_size = 1;
+  std::shared_ptr<models::Communicator> communicator;
 };
 
 struct RunResult {

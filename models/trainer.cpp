@@ -1,5 +1,6 @@
 #include "models/trainer.h"
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/device.h"
+#include "models/distributed.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
 
@@ -26,6 +28,7 @@ json StepStats::to_json() const {
          {"loss", loss},       {"loss_sup", loss_sup},   {"loss_un", loss_un}, {"loss_mix", loss_mix},
          {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi},       {"grad_norm", grad_norm}};
   if (nonfinite) j["skipped"] = "nonfinite";
+  if (comm_seconds > 0) j["comm_seconds"] = comm_seconds;
   if (semi) {
     j["eta_mean"] = eta_mean;
     j["eta_above_half"] = eta_above_half;
@@ -149,6 +152,20 @@ at::Tensor Trainer::to_device(const at::Tensor& t) const {
   return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
 }
 
+void Trainer::set_communicator(std::shared_ptr<Communicator> communicator) {
+  communicator_ = std::move(communicator);
+  if (!communicator_) return;
+  communicator_->broadcast_module(*student_);
+  if (teacher_) communicator_->broadcast_module(*teacher_);
+  if (communicator_->rank() > 0) {
+    // Dropout and stochastic depth draw from the CPU generator: each rank its own stream (rank 0
+    // keeps the single-process one).
+    auto* gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    gen->set_current_seed(io::derive_seed(options_.seed, 1, std::uint64_t(communicator_->rank()), io::Purpose::init));
+  }
+}
+
 void Trainer::set_learning_rate(double lr) { optimizer_->lr = lr; }
 
 void Trainer::ensure_teacher() {
@@ -264,13 +281,33 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, co
     }
   }
   stats.loss = scalar(loss);
-  if (!std::isfinite(stats.loss)) {
+  if (!std::isfinite(stats.loss) && !communicator_) {
     // Nothing is updated: the state stays the last good one.
     stats.nonfinite = true;
     ++step_;
     return stats;
   }
   loss.backward();
+  if (communicator_) {
+    // A non-finite loss on one rank makes its gradients non-finite, and so the averaged gradients on
+    // every rank: all ranks then skip the step together below.
+    stats.comm_seconds = communicator_->average_gradients(*student_);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<at::Tensor> logged{at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un,
+                                                                  stats.loss_mix, stats.eta_mean,
+                                                                  stats.eta_above_half},
+                                              at::kDouble)};
+    communicator_->all_reduce_sum(logged);
+    logged[0].div_(double(communicator_->world_size()));
+    auto* mean = logged[0].data_ptr<double>();
+    stats.loss = mean[0];
+    stats.loss_sup = mean[1];
+    stats.loss_un = mean[2];
+    stats.loss_mix = mean[3];
+    stats.eta_mean = mean[4];
+    stats.eta_above_half = mean[5];
+    stats.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   stats.grad_norm = detail::Sgd::grad_norm(*student_);
   if (!std::isfinite(stats.grad_norm)) {
     optimizer_->zero_grad(*student_);
@@ -383,6 +420,23 @@ void Evaluation::add(const at::Tensor& probs, const at::Tensor& labels) {
     for (int j = 0; j < k; ++j) top5_ += top[b][j].item<std::int64_t>() == truth;
     ++confusion_[truth][pred];
   }
+}
+
+std::vector<std::int64_t> Evaluation::counts() const {
+  std::vector<std::int64_t> out{count_, top1_, top5_};
+  for (const auto& row : confusion_) out.insert(out.end(), row.begin(), row.end());
+  return out;
+}
+
+void Evaluation::set_counts(const std::vector<std::int64_t>& counts) {
+  if (counts.size() != 3 + std::size_t(classes_) * std::size_t(classes_))
+    throw std::invalid_argument(fmt::format("evaluation: {} counts for {} classes", counts.size(), classes_));
+  count_ = counts[0];
+  top1_ = counts[1];
+  top5_ = counts[2];
+  auto it = counts.begin() + 3;
+  for (auto& row : confusion_)
+    for (auto& cell : row) cell = *it++;
 }
 
 double Evaluation::top1() const { return count_ ? double(top1_) / count_ : 0.0; }

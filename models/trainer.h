@@ -22,6 +22,7 @@ struct Sgd;
 }
 
 class MultiGranularViT;
+class Communicator;
 
 struct TrainerOptions {
   ModelConfig model;
@@ -62,6 +63,7 @@ struct StepStats {
   std::int64_t labeled = 0, unlabeled = 0;
   bool semi = false;  // the step used unlabeled clips
   double grad_norm = 0;  // global gradient norm before clipping
+  double comm_seconds = 0;  // data-parallel job: time spent averaging gradients and losses
   // The loss or the gradient norm was NaN or infinite: the step changed nothing (no parameter,
   // optimiser or teacher update); the losses say which part went wrong.
   bool nonfinite = false;
@@ -72,6 +74,12 @@ class Trainer {
  public:
   explicit Trainer(const TrainerOptions& options);
   ~Trainer();
+
+  // Data-parallel training: rank 0's parameters are copied to every rank now; from then on each
+  // step averages the gradients over ranks before the update (so every rank's student, optimiser
+  // and EMA teacher stay identical) and the logged losses are the ranks' mean. Call before the
+  // first step and after a checkpoint is loaded.
+  void set_communicator(std::shared_ptr<Communicator> communicator);
 
   // One step. `labeled`: per view [B, 3, T, S, S]; `labels` [B]. `weak`/`strong`: the unlabeled
   // draws (per view [U, ...]), `channel_scale` [U, 3] the strong draw's channel dropout, `truth`
@@ -108,6 +116,7 @@ class Trainer {
   c10::Device device_;
   std::shared_ptr<MultiGranularViT> student_, teacher_;
   std::unique_ptr<detail::Sgd> optimizer_;
+  std::shared_ptr<Communicator> communicator_;
   std::int64_t step_ = 0;
 };
 
@@ -123,6 +132,10 @@ class Evaluation {
   const std::vector<std::vector<std::int64_t>>& confusion() const { return confusion_; }
   double mean_class_accuracy() const;
   nlohmann::json to_json() const;
+  // The counts as one vector (count, top-1, top-5, confusion row by row) and back: evaluations of
+  // disjoint shards add up element by element (the data-parallel evaluation all-reduces them).
+  std::vector<std::int64_t> counts() const;
+  void set_counts(const std::vector<std::int64_t>& counts);
 
  private:
   int classes_;

@@ -50,7 +50,7 @@ models::Evaluation evaluate_split(const EvalSetup& s, models::Trainer& trainer, 
   p["name"] = "evaluation";
   p["runtime"] = {{"threads", s.threads}, {"max_in_flight", s.max_in_flight}, {"seed", s.seed}};
   p["nodes"]["clips"] = {{"type", "split_source"},
-                         {"params", {{"list", s.list}, {"root", s.root}, {"limit", s.limit}, {"strict", false}}}};
+                         {"params", {{"list", s.list}, {"root", s.root}, {"limit", s.limit}, {"strict", false}, {"shard", "exact"}}}};
   p["nodes"]["decode"] = {{"type", "decode"},
                           {"params",
                            {{"views", s.views},
@@ -71,7 +71,17 @@ models::Evaluation evaluate_split(const EvalSetup& s, models::Trainer& trainer, 
   graph::Runtime runtime(validated, registry);
   graph::RunOptions options;
   options.print_table = false;
+  options.communicator = s.communicator;
+  options.rank = s.rank;
+  options.world_size = s.world_size;
   runtime.run(options);
+  if (s.communicator) {
+    auto counts = evaluation.counts();
+    std::vector<at::Tensor> summed{at::tensor(counts, at::kLong)};
+    s.communicator->all_reduce_sum(summed);
+    evaluation.set_counts(std::vector<std::int64_t>(summed[0].data_ptr<std::int64_t>(),
+                                                    summed[0].data_ptr<std::int64_t>() + summed[0].numel()));
+  }
   return evaluation;
 }
 

@@ -2,9 +2,11 @@
 // used by the training node at epoch ends and by the evaluate node.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "models/distributed.h"
 #include "models/trainer.h"
 
 namespace sefar::nodes {
@@ -21,6 +23,10 @@ struct EvalSetup {
   int max_in_flight = 32;
   std::int64_t limit = 0;
   std::uint64_t seed = 0;
+  // Data-parallel job: each rank evaluates its share of the list and the counts are summed over
+  // ranks, so every rank returns the whole list's evaluation. Null: one process, the whole list.
+  std::shared_ptr<models::Communicator> communicator;
+  int rank = 0, world_size = 1;
 };
 
 // Runs the evaluation pipeline with `trainer.predict` as the classifier.

@@ -12,6 +12,7 @@
 // (SIGINT/SIGTERM) writes step_NNNNNNNN with the state after the last completed step.
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -61,7 +62,9 @@ std::string format_duration(double seconds) {
 
 class TrainNode final : public graph::Node {
  public:
-  explicit TrainNode(const graph::NodeContext& ctx) : id_(ctx.id), run_dir_(ctx.run_dir) {
+  // In a data-parallel job, rank 0 alone logs and writes metrics, checkpoints and the model.
+  explicit TrainNode(const graph::NodeContext& ctx)
+      : id_(ctx.id), run_dir_(ctx.rank == 0 ? ctx.run_dir : std::string()), quiet_(ctx.rank != 0) {
     const auto& p = ctx.params;
     auto& t = options_.trainer;
     t.model = models::ModelConfig::preset(p.get_string("model"));
@@ -114,6 +117,9 @@ class TrainNode final : public graph::Node {
     options_.eval.batch = int(p.get_int("eval_batch"));
     options_.eval.limit = p.get_int("eval_limit");
     options_.eval.seed = ctx.seed;
+    options_.eval.communicator = ctx.communicator;
+    options_.eval.rank = ctx.rank;
+    options_.eval.world_size = ctx.world_size;
     options_.eval_every = int(p.get_int("eval_every"));
     options_.log_every = int(p.get_int("log_every"));
     options_.keep_last = int(p.get_int("keep_last"));
@@ -138,6 +144,8 @@ class TrainNode final : public graph::Node {
     }
     const bool resuming = ctx.resume.is_object() && ctx.resume.contains("checkpoint");
     if (resuming) restore(ctx.resume["checkpoint"].get<std::string>());
+    communicator_ = ctx.communicator;
+    if (communicator_) trainer_->set_communicator(communicator_);
     if (!run_dir_.empty()) prepare_run_dir(resuming);
     start_ = std::chrono::steady_clock::now();
   }
@@ -192,7 +200,9 @@ class TrainNode final : public graph::Node {
   }
 
  private:
-  static void log(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+  void log(const std::string& line) const {
+    if (!quiet_) std::fprintf(stderr, "%s\n", line.c_str());
+  }
 
   bool semi_epoch(int epoch) const {
     return options_.trainer.semi_supervised && epoch >= options_.trainer.warmup_epochs;
@@ -283,7 +293,9 @@ class TrainNode final : public graph::Node {
 
   void drain() {
     while (!labeled_.empty()) {
-      if (graph::stop_requested()) return;  // stopping: no further step; the checkpoint comes next
+      // Stopping: no further step; the checkpoint comes next. In a data-parallel job the ranks decide
+      // together after each step (below), so that none waits for a step the others never take.
+      if (graph::stop_requested() && !communicator_) return;
       int epoch = int(labeled_.front().as<ViewBatchPtr>()->epoch);
       if (epoch != current_epoch_) {
         if (epoch_open_) end_epoch(current_epoch_, false);
@@ -301,6 +313,10 @@ class TrainNode final : public graph::Node {
         unlabeled_.pop_front();
       }
       step(*labeled.as<ViewBatchPtr>(), semi ? unlabeled.as<ViewBatchPtr>().get() : nullptr);
+      if (communicator_ && communicator_->any(graph::stop_requested())) {
+        if (!graph::stop_requested()) graph::request_stop(SIGTERM);  // another rank was signalled
+        return;
+      }
     }
   }
 
@@ -488,6 +504,8 @@ class TrainNode final : public graph::Node {
   }
 
   std::string id_, run_dir_;
+  bool quiet_ = false;
+  std::shared_ptr<models::Communicator> communicator_;
   TrainNodeOptions options_;
   bool has_unlabeled_ = false;
   std::unique_ptr<models::Trainer> trainer_;

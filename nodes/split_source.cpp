@@ -2,6 +2,13 @@
 // optionally shuffled per pass from the run seed. The stream is a pure function of the position in
 // it (item k belongs to epoch k / per_epoch and pass k / list length), so a resumed run starts it
 // at any position: NodeContext::resume {"next_item": k}.
+//
+// In a data-parallel job (NodeContext::world_size W > 1) every epoch's items are dealt round-robin:
+// rank r takes the epoch's items r, r + W, r + 2W, ... With `shard: padded` (training) the last round
+// is filled from the epoch's start, so every rank emits ceil(n / W) items per epoch and takes the
+// same number of steps; `exact` (evaluation) emits each item once over all ranks; `none` gives every
+// rank the whole stream. Positions stay global (items of the whole job), so a checkpoint resumes with
+// any number of processes.
 #include <cstdio>
 #include <filesystem>
 
@@ -28,6 +35,7 @@ struct SplitSourceOptions {
   bool check_exists = false;
   bool strict = true;
   int strip_components = 0;
+  std::string shard = "padded";  // padded | exact | none
 };
 
 class SplitSource final : public graph::Source {
@@ -44,6 +52,11 @@ class SplitSource final : public graph::Source {
     options_.check_exists = p.get_bool("check_exists");
     options_.strict = p.get_bool("strict");
     options_.strip_components = int(p.get_int("strip_components"));
+    options_.shard = p.get_string("shard");
+    if (options_.shard != "none" && ctx.world_size > 1) {
+      rank_ = std::uint64_t(ctx.rank);
+      world_ = std::uint64_t(ctx.world_size);
+    }
     std::string root = options_.root;
     if (root.empty()) root = std::filesystem::path(options_.list).parent_path().string();
     io::SplitListOptions lo;
@@ -67,10 +80,12 @@ class SplitSource final : public graph::Source {
       if (!next.is_number_unsigned() && !(next.is_number_integer() && next.get<std::int64_t>() >= 0))
         throw std::invalid_argument(
             fmt::format("resume state: \"next_item\" must be a count, got {}", next.dump()));
-      next_ = next.get<std::uint64_t>();
+      const std::uint64_t global = next.get<std::uint64_t>();
+      // This rank's first round not fully trained on (exact at epoch ends with any world size).
+      local_ = global / per_epoch_ * local_per_epoch() + (global % per_epoch_ + world_ - 1) / world_;
       std::fprintf(stderr, "%s\n",
                    fmt::format("split_source '{}': resumed at item {} (epoch {}, {} of {} in it)", ctx.id,
-                               next_, next_ / per_epoch_, next_ % per_epoch_, per_epoch_)
+                               global, global / per_epoch_, global % per_epoch_, per_epoch_)
                        .c_str());
     }
   }
@@ -78,11 +93,23 @@ class SplitSource final : public graph::Source {
   std::uint64_t items_per_pass() const override { return list_.clips.size(); }
 
   bool produce(Produced& out) override {
-    const std::uint64_t epoch = next_ / per_epoch_;
+    const std::uint64_t local_epoch = local_per_epoch();
+    const std::uint64_t epoch = local_ / local_epoch;
     if (options_.epochs > 0 && epoch >= std::uint64_t(options_.epochs)) return false;
-    const std::uint64_t pass = next_ / order_.size();
+    const std::uint64_t round = local_ % local_epoch;
+    std::uint64_t offset = round * world_ + rank_;  // the item's place in its epoch
+    if (offset >= per_epoch_) {
+      if (options_.shard == "exact") {  // this rank's share of the epoch is done
+        if (rank_ >= per_epoch_) return false;  // more ranks than items: nothing for this one
+        local_ = (epoch + 1) * local_epoch;
+        return produce(out);
+      }
+      offset %= per_epoch_;  // padding: the epoch's first items again
+    }
+    const std::uint64_t k = epoch * per_epoch_ + offset;  // position in the whole job's stream
+    const std::uint64_t pass = k / order_.size();
     if (pass != pass_ || !ordered_) order_pass(pass);
-    std::size_t i = order_[next_ % order_.size()];
+    std::size_t i = order_[k % order_.size()];
     const auto& entry = list_.clips[i];
     auto clip = std::make_shared<ClipRef>();
     clip->path = entry.path;
@@ -90,8 +117,11 @@ class SplitSource final : public graph::Source {
     clip->index = i;
     clip->epoch = epoch;
     clip->pass = pass;
-    clip->position = next_++;
+    // The job's position after this round: what every rank together has consumed once each rank
+    // trained on its item of the round (a checkpoint stores the largest position + 1).
+    clip->position = epoch * per_epoch_ + std::min(per_epoch_, (round + 1) * world_) - 1;
     clip->list_label = entry.label;
+    ++local_;
     out.label = entry.path;
     out.value = ClipRefPtr(std::move(clip));
     return true;
@@ -112,7 +142,11 @@ class SplitSource final : public graph::Source {
   io::SplitList list_;
   std::vector<std::size_t> order_;
   std::uint64_t per_epoch_ = 0;
-  std::uint64_t next_ = 0;  // position of the next item in the stream
+  // Items of one epoch on this rank.
+  std::uint64_t local_per_epoch() const { return (per_epoch_ + world_ - 1) / world_; }
+
+  std::uint64_t rank_ = 0, world_ = 1;
+  std::uint64_t local_ = 0;  // items this rank has emitted (its position in its own stream)
   std::uint64_t pass_ = 0;  // the pass order_ holds
   bool ordered_ = false;
 };
@@ -134,6 +168,10 @@ graph::NodeSpec split_source_spec() {
       .param_bool("check_exists", false, "check every clip exists when loading and report the missing ones")
       .param_bool("strict", true, "stop on a malformed line (false: report and skip it)")
       .param_int("strip_components", 0, "leading path components removed from listed paths", 0, 64)
+      .param_choice("shard", "padded", {"padded", "exact", "none"},
+                    "in a data-parallel job: padded (each rank its round-robin share of every epoch, the last "
+                    "round filled from the epoch's start so all ranks take the same number of steps), exact "
+                    "(each item once over all ranks: evaluation), none (every rank the whole list)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<SplitSource>(ctx); });
 }
 

@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "graph/diagnostics.h"
 #include "graph/dot.h"
@@ -31,6 +33,8 @@
 #include "io/synth.h"
 #include "io/video.h"
 #include "models/config.h"
+#include "models/device.h"
+#include "models/distributed.h"
 #include "models/infer.h"
 #include "models/weights.h"
 #include "nodes/builtin.h"
@@ -81,6 +85,15 @@ options:
   --trace FILE       write a Chrome trace of every node body (open in https://ui.perfetto.dev)
   --profile FILE     write the per-node profile as JSON
   --quiet            do not print the profile table
+  --dist-backend B   data-parallel backend: auto (gloo on CPU, nccl on CUDA), gloo or nccl
+
+Data-parallel training: start one process per device the way PyTorch jobs start, e.g.
+  torchrun --no_python --nproc_per_node 2 ./build/sefar run PIPELINE
+(torchrun 2.x spells it --no-python --nproc-per-node), under Slurm `srun ./build/sefar run PIPELINE`,
+or by hand with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set for every process (rank 0 then
+hosts the store). Each rank trains on its share of every epoch; gradients are averaged; rank 0 alone
+logs and writes metrics, checkpoints and the model. Without runtime.threads each process takes its
+share of the machine's cores. GLOO_SOCKET_IFNAME picks Gloo's network interface.
 
 SIGINT or SIGTERM stops a run cleanly: the running step finishes, a training node writes a
 checkpoint of the state after it (RUN_DIR/checkpoints/step_NNNNNNNN), and sefar exits with 130
@@ -159,6 +172,7 @@ struct Args {
   std::vector<std::string> sets;
   std::string trace, profile;
   std::string resume;  // run: RUN_DIR to continue
+  std::string dist_backend = "auto";  // run: data-parallel backend
   bool quiet = false, dot = false, json = false, help = false;
   std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
 };
@@ -187,6 +201,11 @@ Args parse_args(const std::string& command, int argc, char** argv) {
     else if (arg == "--profile" && command == "run") a.profile = value("--profile");
     else if (arg == "--resume" && command == "run")
       a.resume = value("--resume");
+    else if (arg == "--dist-backend" && command == "run") {
+      a.dist_backend = value("--dist-backend");
+      if (a.dist_backend != "auto" && a.dist_backend != "gloo" && a.dist_backend != "nccl")
+        throw UsageError(fmt::format("--dist-backend {}: valid are auto, gloo, nccl", a.dist_backend));
+    }
     else if (arg == "--quiet" && command != "synth" && command != "infer")
       a.quiet = true;
     else if (arg == "--dot" && command == "graph") a.dot = true;
@@ -581,6 +600,17 @@ std::string unwritable(const std::string& path) {
   return {};
 }
 
+// The device a pipeline trains on (the first node parameter named "device"), resolved: "cpu" or
+// "cuda[:N]". It picks the data-parallel backend.
+std::string pipeline_device(const graph::ValidatedPipeline& pipeline) {
+  for (const auto& node : pipeline.nodes) {
+    auto device = node.params.find("device");
+    if (device != node.params.end() && device->is_string())
+      return models::resolve_device(device->get<std::string>()).str();
+  }
+  return "cpu";
+}
+
 int cmd_run(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
@@ -650,6 +680,28 @@ int cmd_run(const Args& a) {
     auto why = unwritable(path);
     if (!why.empty()) throw UsageError(fmt::format("{}: cannot write {}: {}", flag, path, why));
   }
+  // A data-parallel job when torchrun, Slurm or RANK/WORLD_SIZE say so (models/distributed.h).
+  models::DistributedEnv dist;
+  try {
+    dist = models::distributed_env_from_process();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  std::shared_ptr<models::Communicator> communicator;
+  if (dist.distributed()) {
+    if (validated.runtime.threads == 0)
+      validated.runtime.threads = std::max(1, int(std::thread::hardware_concurrency()) / dist.local_world_size);
+    if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(validated.runtime.threads);
+    models::CommunicatorOptions co;
+    co.backend = a.dist_backend;
+    co.device = pipeline_device(validated);
+    std::cerr << fmt::format("distributed: {}, {} threads; connecting\n", dist.describe(), validated.runtime.threads);
+    communicator = std::make_shared<models::Communicator>(dist, co);
+    if (dist.rank == 0)
+      std::cerr << fmt::format("distributed: {} processes joined ({})\n", dist.world_size, communicator->backend());
+    // Rank 0 alone writes the run directory.
+    if (dist.rank > 0) validated.runtime.run_dir.clear();
+  }
   const std::string& run_dir = validated.runtime.run_dir;
   if (!run_dir.empty()) {
     try {
@@ -664,8 +716,13 @@ int cmd_run(const Args& a) {
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
   graph::Runtime runtime(validated, registry);
-  options.trace_path = a.trace;
-  options.print_table = !a.quiet;
+  // In a job, rank 0 writes the trace of every rank (pid = rank) once all have finished.
+  options.trace_path = communicator ? "" : a.trace;
+  options.trace = !a.trace.empty();
+  options.print_table = !a.quiet && dist.rank == 0;
+  options.communicator = communicator;
+  options.rank = dist.rank;
+  options.world_size = dist.world_size;
   // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
   // one in the run directory.
   const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
@@ -681,7 +738,27 @@ int cmd_run(const Args& a) {
     throw;
   }
   report_skips(*result.profile);
-  const std::string profile_json = graph::safe_dump(result.profile->to_json(), 2);
+  nlohmann::json profile = result.profile->to_json();
+  if (communicator) {
+    // Every rank's profile and trace reach rank 0 through the store.
+    auto profiles = communicator->all_gather_strings("profile", graph::safe_dump(profile));
+    std::vector<std::string> traces;
+    if (!a.trace.empty())
+      traces = communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(dist.rank)));
+    if (dist.rank > 0) return kExitOk;
+    profile["ranks"] = nlohmann::json::array();
+    for (const auto& text : profiles) profile["ranks"].push_back(nlohmann::json::parse(text));
+    if (!a.quiet) std::cerr << graph::Profiler::rank_table(profile["ranks"].get<std::vector<nlohmann::json>>());
+    if (!a.trace.empty()) {
+      nlohmann::json merged{{"traceEvents", nlohmann::json::array()}, {"displayTimeUnit", "ms"}};
+      for (const auto& text : traces) {
+        auto trace = nlohmann::json::parse(text);
+        for (auto& event : trace["traceEvents"]) merged["traceEvents"].push_back(std::move(event));
+      }
+      graph::write_file_atomic(a.trace, graph::safe_dump(merged));
+    }
+  }
+  const std::string profile_json = graph::safe_dump(profile, 2);
   if (!a.profile.empty()) graph::write_file_atomic(a.profile, profile_json);
   if (!run_dir.empty()) {
     graph::write_file_atomic(run_dir + "/profile.json", profile_json);
