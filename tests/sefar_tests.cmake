@@ -62,3 +62,10 @@ sefar_add_test(test_cli_corpus ${CMAKE_CURRENT_LIST_DIR}/test_cli_corpus.cpp
         "misc=an extends chain*,a configuration*")
 sefar_add_test(test_learning ${CMAKE_CURRENT_LIST_DIR}/test_learning.cpp
   CASES "accuracy=a short SeFAR run*" "concurrency=decode and view concurrency*")
+
+# Data parallelism: a one-step worker the test starts alone and as a two-process Gloo job.
+add_executable(dist_worker ${CMAKE_CURRENT_LIST_DIR}/dist_worker.cpp)
+target_link_libraries(dist_worker PRIVATE sefar_core)
+sefar_add_test(test_distributed ${CMAKE_CURRENT_LIST_DIR}/test_distributed.cpp)
+target_compile_definitions(test_distributed PRIVATE SEFAR_DIST_WORKER="$<TARGET_FILE:dist_worker>")
+add_dependencies(test_distributed dist_worker)
