@@ -277,3 +277,70 @@ TEST_CASE("two Gloo processes take the step one process takes with the combined 
   CHECK(overall <= 1e-6);
   fs::remove_all(dir);
 }
+
+namespace {
+
+// `sefar ARGS` as ranks 0..world-1 of one job (plain RANK/WORLD_SIZE variables, rank 0 hosting the
+// store), all at once; returns every rank's output, rank 0's first, and status 0 when all succeeded.
+Result run_job(int world, const std::string& args, const fs::path& logs) {
+  const int port = free_port();
+  std::string script;
+  for (int r = 0; r < world; ++r)
+    script += fmt::format("RANK={r} WORLD_SIZE={w} MASTER_ADDR=127.0.0.1 MASTER_PORT={p} {bin} {a} > {l}.{r} 2>&1 & p{r}=$!; ",
+                          fmt::arg("r", r), fmt::arg("w", world), fmt::arg("p", port), fmt::arg("bin", SEFAR_BINARY),
+                          fmt::arg("a", args), fmt::arg("l", logs.string()));
+  script += "s=0; ";
+  for (int r = 0; r < world; ++r) script += fmt::format("wait $p{} || s=1; ", r);
+  for (int r = 0; r < world; ++r) script += fmt::format("cat {}.{}; ", logs.string(), r);
+  script += "exit $s";
+  return capture("bash -c '" + script + "'");
+}
+
+int steps_in_epoch(const fs::path& run_dir, int epoch) {
+  int n = 0;
+  for (const auto& rec : records(run_dir)) n += rec.value("kind", "") == "step" && rec.value("epoch", -1) == epoch;
+  return n;
+}
+
+// Removes the last epoch's checkpoint: the run is as if it had died before the last epoch ended.
+void drop_last_checkpoint(const fs::path& run_dir) {
+  for (const char* ext : {".safetensors", ".json"}) fs::remove(run_dir / "checkpoints" / (std::string("epoch_0002") + ext));
+}
+
+}  // namespace
+
+TEST_CASE("a job trains with its ranks' shares, and --resume continues with another number of processes") {
+  TempDir dir("dist_resume");
+  // 9 labeled clips per epoch: 5 steps of 2 clips alone; 3 per rank (5 clips each, the last round
+  // padded) with 2 processes.
+  SUBCASE("2 processes, resumed by 1") {
+    auto job = run_job(2, "run " + train_args(dir.path / "run", "--set runtime.threads=1"), dir.path / "log");
+    INFO(job.output);
+    REQUIRE(job.status == 0);
+    CHECK(steps_in_epoch(dir.path / "run", 0) == 3);
+    CHECK(steps_in_epoch(dir.path / "run", 2) == 3);
+    CHECK(job.output.find("2 processes joined (gloo)") != std::string::npos);
+    drop_last_checkpoint(dir.path / "run");
+    auto resumed = run_sefar("run --resume " + (dir.path / "run").string() + " --quiet");
+    INFO(resumed.output);
+    REQUIRE(resumed.status == 0);
+    CHECK(resumed.output.find("(step 6)") != std::string::npos);
+    CHECK(steps_in_epoch(dir.path / "run", 2) == 5);
+  }
+  SUBCASE("1 process, resumed by 2") {
+    auto alone = run_sefar("run " + train_args(dir.path / "run"));
+    INFO(alone.output);
+    REQUIRE(alone.status == 0);
+    drop_last_checkpoint(dir.path / "run");
+    auto job = run_job(2, "run --resume " + (dir.path / "run").string() + " --quiet --set runtime.threads=1",
+                       dir.path / "log");
+    INFO(job.output);
+    REQUIRE(job.status == 0);
+    CHECK(job.output.find("(step 10)") != std::string::npos);
+    CHECK(steps_in_epoch(dir.path / "run", 2) == 3);
+    // Rank 0 alone wrote the run's records: one evaluation per epoch.
+    int evals = 0;
+    for (const auto& rec : records(dir.path / "run")) evals += rec.value("kind", "") == "eval";
+    CHECK(evals == kEpochs);
+  }
+}
