@@ -182,7 +182,11 @@ struct Loader {
 
   PipelineDoc load(const std::string& path, std::vector<std::string>& chain,
                    std::shared_ptr<JsonSource> preloaded = nullptr) {
-    std::string canonical = fs::weakly_canonical(fs::path(path)).string();
+    // The error_code forms: a name the file system rejects (too long, a bad component) is reported
+    // where it was written, not thrown as a filesystem_error (found by fuzzing).
+    std::error_code ec;
+    std::string canonical = fs::weakly_canonical(fs::path(path), ec).string();
+    if (ec) canonical = fs::path(path).lexically_normal().string();
     auto src = preloaded ? preloaded : std::make_shared<JsonSource>(JsonSource::load(path));
     if (!src->root().is_object())
       throw PipelineError(Diagnostic{path, 1, 1, "", "", "", "a pipeline must be a JSON object"});
@@ -195,14 +199,17 @@ struct Loader {
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        "\"extends\" must be a file name"});
       fs::path base = fs::path(path).parent_path() / ext.get<std::string>();
-      std::string base_canonical = fs::weakly_canonical(base).string();
+      std::string base_canonical = fs::weakly_canonical(base, ec).string();
+      if (ec)
+        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                                       fmt::format("base pipeline {} cannot be read: {}", base.string(), ec.message())});
       if (std::find(chain.begin(), chain.end(), base_canonical) != chain.end())
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        fmt::format("\"extends\" cycle: {} is already being loaded", base.string())});
       if (int(chain.size()) >= kMaxExtendsDepth)
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        fmt::format("\"extends\" chain deeper than {} files", kMaxExtendsDepth)});
-      if (!fs::exists(base))
+      if (!fs::exists(base, ec))
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        fmt::format("base pipeline {} does not exist", base.string())});
       doc = load(base.string(), chain);

@@ -97,6 +97,8 @@ commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || ec
     fi
     echo "| \`$t\` | $what | $seconds | ${runs:-?} | ${cov:-?} | ${corp:-?} | $result |"
   done
+  echo
+  cat bench/fuzz/findings.md
 } > "$doc.tmp"
 mv "$doc.tmp" "$doc"
 cat "$doc"

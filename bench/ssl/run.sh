@@ -51,14 +51,14 @@ for frac in $fractions; do
       --labeled "$labeled" --size 48x40 --frames 24:40 --seed 0 >/dev/null 2>&1
   fi
 done
-# Configurations outermost: an interrupted study has every fraction of its first configurations.
-for config in $configs; do
-  pipeline=${config%%+*}
-  extra=()
-  [[ "$config" == *+* ]] && extra=(--set "${config#*+}")
-  for frac in $fractions; do
-    data=$out/data_p${per_class}_v${val}_f${frac}
-    for seed in $seeds; do
+# Seeds outermost: an interrupted study has every configuration and fraction with its first seeds.
+for seed in $seeds; do
+  for config in $configs; do
+    pipeline=${config%%+*}
+    extra=()
+    [[ "$config" == *+* ]] && extra=(--set "${config#*+}")
+    for frac in $fractions; do
+      data=$out/data_p${per_class}_v${val}_f${frac}
       run=$runs/p${per_class}_f${frac}/${config}/seed${seed}
       if [ -f "$run/model.safetensors" ] && [ -f "$run/metrics.jsonl" ]; then
         echo "ssl: $frac% $config seed $seed: done before, reused"
