@@ -67,9 +67,8 @@ long parse_int_or(const Environment& env, const std::string& name, long fallback
 
 void check_ranks(const DistributedEnv& d, const std::string& rank_var, const std::string& world_var) {
   if (d.rank >= d.world_size)
-    throw std::invalid_argument(
-        fmt::format("environment: {}={} but {}={} (ranks are 0..{})", rank_var, d.rank, world_var, d.world_size,
-                    d.world_size - 1));
+    throw std::invalid_argument(fmt::format("environment: {}={} but {}={} (ranks are 0..{})", rank_var,
+                                            d.rank, world_var, d.world_size, d.world_size - 1));
   if (d.local_rank >= d.local_world_size || d.local_world_size > d.world_size)
     throw std::invalid_argument(fmt::format(
         "environment: local rank {} of {} processes on this machine does not fit a job of {} processes",
@@ -194,7 +193,8 @@ Communicator::Communicator(const DistributedEnv& env, const CommunicatorOptions&
   const bool cuda = options.device.rfind("cuda", 0) == 0;
   std::string backend = options.backend == "auto" ? (cuda ? "nccl" : "gloo") : options.backend;
   if (backend != "gloo" && backend != "nccl")
-    throw std::invalid_argument(fmt::format("distributed backend \"{}\": valid are auto, gloo, nccl", backend));
+    throw std::invalid_argument(
+        fmt::format("distributed backend \"{}\": valid are auto, gloo, nccl", backend));
   impl_->backend = backend;
 
   c10d::TCPStoreOptions store_options;
@@ -231,16 +231,19 @@ Communicator::Communicator(const DistributedEnv& env, const CommunicatorOptions&
     else
       gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     gloo_options->threads = 2;
-    impl_->bind(c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, gloo_options));
+    impl_->bind(
+        c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, gloo_options));
 #else
-    throw std::invalid_argument("distributed backend gloo: this LibTorch build has no Gloo headers (use nccl)");
+    throw std::invalid_argument(
+        "distributed backend gloo: this LibTorch build has no Gloo headers (use nccl)");
 #endif
   } else {
 #if SEFAR_HAVE_NCCL
     if (!cuda) throw std::invalid_argument("distributed backend nccl needs a CUDA device");
     auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
     nccl_options->timeout = options.timeout;
-    impl_->bind(c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, nccl_options));
+    impl_->bind(
+        c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, nccl_options));
 #else
     throw std::invalid_argument("distributed backend nccl: this LibTorch build has no NCCL (use gloo)");
 #endif
@@ -249,9 +252,15 @@ Communicator::Communicator(const DistributedEnv& env, const CommunicatorOptions&
 
 Communicator::~Communicator() = default;
 
-int Communicator::rank() const { return impl_->env.rank; }
-int Communicator::world_size() const { return impl_->env.world_size; }
-const std::string& Communicator::backend() const { return impl_->backend; }
+int Communicator::rank() const {
+  return impl_->env.rank;
+}
+int Communicator::world_size() const {
+  return impl_->env.world_size;
+}
+const std::string& Communicator::backend() const {
+  return impl_->backend;
+}
 
 namespace {
 
@@ -341,7 +350,9 @@ std::vector<std::string> Communicator::all_gather_strings(const std::string& key
   return out;
 }
 
-void Communicator::barrier() { impl_->barrier(); }
+void Communicator::barrier() {
+  impl_->barrier();
+}
 
 bool Communicator::any(bool flag) {
   at::Tensor t = at::full({1}, flag ? 1.0f : 0.0f, at::kFloat);

@@ -67,10 +67,11 @@ int main(int argc, char** argv) {
     std::vector<at::Tensor> views;
     for (std::int64_t t : {2, 2, 4})
       views.push_back(at::randn({batch, 3, t, 32, 32}, gen).narrow(0, rank * share, share).contiguous());
-    auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 2, 3, 3, 2, 1, 0}, at::kLong).narrow(0, rank * share, share);
+    auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 2, 3, 3, 2, 1, 0}, at::kLong)
+                      .narrow(0, rank * share, share);
     auto stats = trainer.step(0, views, labels);
-    std::printf("rank %d of %d: loss %.6f grad norm %.6f comm %.4f s\n", rank, world, stats.loss, stats.grad_norm,
-                stats.comm_seconds);
+    std::printf("rank %d of %d: loss %.6f grad norm %.6f comm %.4f s\n", rank, world, stats.loss,
+                stats.grad_norm, stats.comm_seconds);
     io::save_safetensors(out, models::state_dict(trainer.student()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_worker rank %d: %s\n", rank, e.what());

@@ -94,8 +94,10 @@ TEST_CASE("the job's layout from the environment") {
       }
       return std::string("no error");
     };
-    CHECK(message({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}}).find("RANK=2") != std::string::npos);
-    CHECK(message({{"RANK", "x"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}}).find("RANK") != std::string::npos);
+    CHECK(message({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}}).find("RANK=2") !=
+          std::string::npos);
+    CHECK(message({{"RANK", "x"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}}).find("RANK") !=
+          std::string::npos);
     CHECK(message({{"RANK", "0"}, {"WORLD_SIZE", "2"}}).find("MASTER_ADDR") != std::string::npos);
     CHECK(message({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "70000"}})
               .find("MASTER_PORT") != std::string::npos);
@@ -126,7 +128,8 @@ class CollectNode final : public graph::Node {
 };
 
 // The items rank `rank` of `world` gets from a split_source over a 10-line list.
-std::shared_ptr<Collected> shard(int rank, int world, const std::string& mode, int epochs, std::int64_t per_epoch = 0) {
+std::shared_ptr<Collected> shard(int rank, int world, const std::string& mode, int epochs,
+                                 std::int64_t per_epoch = 0) {
   static const fs::path list = [] {
     fs::path p = fs::temp_directory_path() / fmt::format("sefar_shard_{}.csv", ::getpid());
     std::string text;
@@ -140,7 +143,9 @@ std::shared_ptr<Collected> shard(int rank, int world, const std::string& mode, i
   registry.add(graph::NodeSpec("collect")
                    .ordered_input("in", nodes::clip_message(), "clips")
                    .serial()
-                   .factory([collected](const graph::NodeContext&) { return std::make_unique<CollectNode>(collected); }));
+                   .factory([collected](const graph::NodeContext&) {
+                     return std::make_unique<CollectNode>(collected);
+                   }));
   json p;
   p["name"] = "shard";
   p["runtime"] = {{"threads", 1}};
@@ -182,7 +187,8 @@ TEST_CASE("split sources deal every epoch to the ranks") {
           CHECK(s->epochs[std::size_t(epoch * 3 + j)] == std::uint64_t(epoch));
           all.insert(s->indices[std::size_t(epoch * 3 + j)]);
           // Positions count the whole job: after round j every rank together is at min(10, 4(j+1)).
-          CHECK(s->positions[std::size_t(epoch * 3 + j)] == std::uint64_t(epoch * 10 + std::min(10, 4 * (j + 1)) - 1));
+          CHECK(s->positions[std::size_t(epoch * 3 + j)] ==
+                std::uint64_t(epoch * 10 + std::min(10, 4 * (j + 1)) - 1));
         }
       }
       std::set<std::uint64_t> distinct(all.begin(), all.end());
@@ -286,9 +292,10 @@ Result run_job(int world, const std::string& args, const fs::path& logs) {
   const int port = free_port();
   std::string script;
   for (int r = 0; r < world; ++r)
-    script += fmt::format("RANK={r} WORLD_SIZE={w} MASTER_ADDR=127.0.0.1 MASTER_PORT={p} {bin} {a} > {l}.{r} 2>&1 & p{r}=$!; ",
-                          fmt::arg("r", r), fmt::arg("w", world), fmt::arg("p", port), fmt::arg("bin", SEFAR_BINARY),
-                          fmt::arg("a", args), fmt::arg("l", logs.string()));
+    script += fmt::format(
+        "RANK={r} WORLD_SIZE={w} MASTER_ADDR=127.0.0.1 MASTER_PORT={p} {bin} {a} > {l}.{r} 2>&1 & p{r}=$!; ",
+        fmt::arg("r", r), fmt::arg("w", world), fmt::arg("p", port), fmt::arg("bin", SEFAR_BINARY),
+        fmt::arg("a", args), fmt::arg("l", logs.string()));
   script += "s=0; ";
   for (int r = 0; r < world; ++r) script += fmt::format("wait $p{} || s=1; ", r);
   for (int r = 0; r < world; ++r) script += fmt::format("cat {}.{}; ", logs.string(), r);
@@ -298,13 +305,15 @@ Result run_job(int world, const std::string& args, const fs::path& logs) {
 
 int steps_in_epoch(const fs::path& run_dir, int epoch) {
   int n = 0;
-  for (const auto& rec : records(run_dir)) n += rec.value("kind", "") == "step" && rec.value("epoch", -1) == epoch;
+  for (const auto& rec : records(run_dir))
+    n += rec.value("kind", "") == "step" && rec.value("epoch", -1) == epoch;
   return n;
 }
 
 // Removes the last epoch's checkpoint: the run is as if it had died before the last epoch ended.
 void drop_last_checkpoint(const fs::path& run_dir) {
-  for (const char* ext : {".safetensors", ".json"}) fs::remove(run_dir / "checkpoints" / (std::string("epoch_0002") + ext));
+  for (const char* ext : {".safetensors", ".json"})
+    fs::remove(run_dir / "checkpoints" / (std::string("epoch_0002") + ext));
 }
 
 }  // namespace
