@@ -154,6 +154,16 @@ JsonSource JsonSource::parse(const std::string& path, std::string text) {
     if (pos != std::string::npos) pos = what.find(": ", pos);
     std::string reason = pos == std::string::npos ? what : what.substr(pos + 2);
     throw PipelineError(Diagnostic{path, line, column, "", "", "", "JSON syntax error: " + reason});
+  } catch (const json::out_of_range& e) {
+    // A number too large for a double (e.g. 1e999) carries no offset: find the literal the message
+    // quotes (found by fuzzing: it escaped as an uncaught exception).
+    std::string what = e.what();
+    auto open = what.find('\''), close = what.rfind('\'');
+    std::string literal = open != std::string::npos && close > open ? what.substr(open + 1, close - open - 1) : "";
+    const std::size_t at = literal.empty() ? std::string::npos : src.text_.find(literal);
+    int line = at == std::string::npos ? 0 : src.line_at(at);
+    throw PipelineError(Diagnostic{path, line, 0, "", "", "",
+                                   fmt::format("JSON number out of range: {}", literal.empty() ? what : literal)});
   }
   blank_comments(src.text_);
   if (!duplicate.empty()) {
