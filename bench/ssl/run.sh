@@ -19,6 +19,7 @@
 #   DOC        report path                                       [docs/RESULTS.md]
 #   TITLE      report title                                      [SeFAR on synthetic fine-grained data]
 #   SET        extra `--set` arguments for every run             []
+#   REPORT_ONLY=1  train nothing: write the report from the runs already finished
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
@@ -31,7 +32,7 @@ doc=${DOC:-docs/RESULTS.md}
 out=data/generated/ssl
 # Runs are reused only under the same extra settings: SET names its own runs folder.
 runs=$out/runs${SET:+_$(printf '%s' "$SET" | md5sum | cut -c1-8)}
-command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" PER_CLASS="$per_class" VAL="$val" SET="${SET:-}") bash bench/ssl/run.sh"
+command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY}) bash bench/ssl/run.sh"
 
 [ -x build/sefar ] || bash scripts/build.sh
 cmake --build build --target sefar >/dev/null
@@ -52,7 +53,8 @@ for frac in $fractions; do
   fi
 done
 # Seeds outermost: an interrupted study has every configuration and fraction with its first seeds.
-for seed in $seeds; do
+[ "${REPORT_ONLY:-0}" = 1 ] && seeds_to_train="" || seeds_to_train=$seeds
+for seed in $seeds_to_train; do
   for config in $configs; do
     pipeline=${config%%+*}
     extra=()
