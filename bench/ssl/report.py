@@ -40,7 +40,8 @@ for frac in fractions:
             if os.path.exists(sec):
                 with open(sec) as f:
                     run_seconds.append(int(f.read().strip() or 0))
-            if os.path.exists(p):
+            # A run counts once finished (its model written): an unfinished one has a partial curve.
+            if os.path.exists(p) and os.path.exists(os.path.join(os.path.dirname(p), "model.safetensors")):
                 c = read_evals(p)
                 if c:
                     curves.append(c)
