@@ -6,9 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-data=data/generated/quickstart
-if [ ! -f "$data/val.csv" ]; then
-  ./build/sefar synth "$data" --classes 8 --train-per-class 100 --val-per-class 16 --labeled 0.25 \
-    --size 48x40 --frames 24:40 --seed 0
-fi
+bash scripts/quickstart_data.sh
 ./build/sefar run pipelines/quickstart.json "$@"

@@ -28,10 +28,7 @@ data=data/generated/quickstart
 [ -x build/sefar ] || bash scripts/build.sh
 cmake --build build --target sefar >/dev/null
 command -v torchrun >/dev/null || { echo "bench/dist: torchrun not found (Debian: apt-get install python3-torch)" >&2; exit 2; }
-if [ ! -f "$data/val.csv" ]; then
-  ./build/sefar synth "$data" --classes 8 --train-per-class 100 --val-per-class 16 --labeled 0.25 \
-    --size 48x40 --frames 24:40 --seed 0 >/dev/null 2>&1
-fi
+bash scripts/quickstart_data.sh >/dev/null 2>&1
 rm -rf "$out"
 mkdir -p "$out"
 
