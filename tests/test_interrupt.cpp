@@ -69,6 +69,9 @@ TEST_CASE("SIGTERM and SIGINT stop the run with a checkpoint of the last step; -
       CHECK(latest->sidecar["node"]["epoch_open"] == true);
     }
     CHECK_FALSE(fs::exists(run / "model.safetensors"));
+    // What the run measured up to the stop is kept: its profile and its report.
+    CHECK(fs::exists(run / "profile.json"));
+    CHECK(fs::exists(run / "report.html"));
 
     auto resumed = run_sefar("run --resume " + run.string() + " --quiet");
     INFO(resumed.output);

@@ -56,9 +56,6 @@ std::vector<at::Tensor> toy_views(const at::Tensor& labels, std::uint64_t seed) 
 TEST_CASE("supervised steps fit a separable toy problem") {
   at::set_num_threads(1);
   auto o = toy_options();
-  if (const char* lr = std::getenv("LR")) o.lr = std::atof(lr);
-  if (const char* m = std::getenv("MOM")) o.momentum = std::atof(m);
-  if (const char* d = std::getenv("DP")) o.model.head_dropout = std::atof(d);
   o.semi_supervised = false;
   Trainer trainer(o);
   auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 0, 1, 1, 0, 1, 0}, at::kLong);

@@ -730,11 +730,36 @@ int cmd_run(const Args& a) {
     std::cerr << profile.skip_summary(20, skipped_list);
     if (!run_dir.empty()) graph::write_file_atomic(skipped_list, profile.skips_jsonl());
   };
+  // The profile and the HTML report, written by rank 0 at the end of a run.
+  auto write_profile = [&](const nlohmann::json& profile) {
+    const std::string profile_json = graph::safe_dump(profile, 2);
+    if (!a.profile.empty()) graph::write_file_atomic(a.profile, profile_json);
+    if (!run_dir.empty()) {
+      graph::write_file_atomic(run_dir + "/profile.json", profile_json);
+      // A training run leaves metrics: turn them into the self-contained HTML report.
+      if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
+        io::write_report(run_dir);
+        std::cerr << fmt::format("report: {}/report.html\n", run_dir);
+      }
+    }
+  };
   graph::RunResult result;
   try {
     result = runtime.run(options);
   } catch (const graph::NodeFailure&) {
     if (auto profile = runtime.profile()) report_skips(*profile);
+    throw;
+  } catch (const graph::Interrupted&) {
+    // A stopped run still leaves what it measured: skips, profile, trace and report up to the stop.
+    // Ranks are not gathered here (a rank may be gone); each writes nothing but rank 0 its own.
+    if (auto profile = runtime.profile(); profile && dist.rank == 0) {
+      report_skips(*profile);
+      write_profile(profile->to_json());
+      if (!a.trace.empty() && !communicator) {
+        graph::write_file_atomic(a.trace, graph::safe_dump(profile->trace_json(0)));
+        std::cerr << fmt::format("trace written to {}\n", a.trace);
+      }
+    }
     throw;
   }
   report_skips(*result.profile);
@@ -758,16 +783,7 @@ int cmd_run(const Args& a) {
       graph::write_file_atomic(a.trace, graph::safe_dump(merged));
     }
   }
-  const std::string profile_json = graph::safe_dump(profile, 2);
-  if (!a.profile.empty()) graph::write_file_atomic(a.profile, profile_json);
-  if (!run_dir.empty()) {
-    graph::write_file_atomic(run_dir + "/profile.json", profile_json);
-    // A training run leaves metrics: turn them into the self-contained HTML report.
-    if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
-      io::write_report(run_dir);
-      std::cerr << fmt::format("report: {}/report.html\n", run_dir);
-    }
-  }
+  write_profile(profile);
   if (!a.trace.empty()) std::cerr << fmt::format("trace written to {}\n", a.trace);
   return kExitOk;
 }
