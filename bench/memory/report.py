@@ -48,7 +48,7 @@ def svg(samples, path, title):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(fromfile_prefix_chars="@")  # @FILE: one argument per line
     ap.add_argument("--dir", required=True)
     ap.add_argument("--doc", required=True)
     ap.add_argument("--commit", required=True)
@@ -97,7 +97,8 @@ def main():
             break
         s = min(samples, key=lambda s: abs(s[0] - minute * 60))
         marks.append((minute, s))
-    marks.append((end / 60, samples[-1]))
+    if not marks or end - marks[-1][1][0] > a.interval:
+        marks.append((end / 60, samples[-1]))
 
     svg_path = os.path.splitext(a.doc)[0] + "_rss.svg"
     svg(samples, svg_path, "resident memory of sefar run pipelines/quickstart.json")
@@ -132,6 +133,27 @@ def main():
         f"to {mib(last[1]):.0f} MiB at {last[0] / 60:.1f} min.",
         f"- Least-squares trend: {slope:+.1f} MiB per hour over that span, {slope_half:+.1f} MiB per hour "
         "over its second half.",
+        "",
+        "Lowest and highest RSS in each 5-minute window (a leak shows as rising window minima; a buffer "
+        "that comes and goes, as a window whose maximum is above its minimum):",
+        "",
+        "| window | lowest | highest |",
+        "|---|---|---|",
+    ]
+    w0 = 0.0
+    minima = []
+    while w0 < end:
+        window = [s for s in samples if w0 <= s[0] < w0 + 300]
+        if len(window) > 1 and window[-1][0] - window[0][0] >= 60:  # a last sliver is no window
+            if w0 >= warm:
+                minima.append(min(s[1] for s in window))
+            lines.append(f"| {w0 / 60:.0f}-{min(end, w0 + 300) / 60:.0f} min | {mib(min(s[1] for s in window)):.0f} MiB "
+                         f"| {mib(max(s[1] for s in window)):.0f} MiB |")
+        w0 += 300
+    if len(minima) > 1:
+        lines += ["", f"Window minima after start-up go from {mib(minima[0]):.0f} MiB to {mib(minima[-1]):.0f} MiB "
+                      f"({mib(minima[-1] - minima[0]):+.0f} MiB over {len(minima) - 1} windows)."]
+    lines += [
         "",
         f"![RSS over time]({os.path.basename(svg_path)})",
         "",

@@ -9,7 +9,8 @@
 # samples the process's resident set (VmRSS in /proc/PID/status) every INTERVAL seconds, then stops
 # it with SIGTERM (a clean stop that writes a checkpoint and the profile). Writes docs/MEMORY.md and
 # docs/MEMORY_rss.svg from the samples and the run's profile (items in flight per source against
-# their budget). Environment: DURATION (default 1800), INTERVAL (default 5), DOC, THREADS.
+# their budget). Environment: DURATION (default 1800), INTERVAL (default 5), DOC, THREADS;
+# REPORT_ONLY=1 rewrites the report from the last run's samples without running.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
@@ -17,6 +18,9 @@ duration=${DURATION:-1800}
 interval=${INTERVAL:-5}
 doc=${DOC:-docs/MEMORY.md}
 out=data/generated/bench_memory
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+  exec python3 bench/memory/report.py --dir "$out" --doc "$doc" @"$out/report_args.txt"
+fi
 [ -x build/sefar ] || bash scripts/build.sh
 cmake --build build --target sefar >/dev/null
 bash scripts/quickstart_data.sh >/dev/null 2>&1
@@ -52,5 +56,7 @@ status=0
 wait "$pid" || status=$?
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "run ended with exit status $status"
-python3 bench/memory/report.py --dir "$out" --doc "$doc" --commit "$commit" --status "$status" \
-  --duration "$duration" --interval "$interval" --load "$load_start" "$load_end" --cores "$(nproc)"
+# What the report needs besides the samples, kept so that REPORT_ONLY=1 can rewrite it.
+printf '%s\n' "--commit" "$commit" "--status" "$status" "--duration" "$duration" "--interval" "$interval" \
+  "--load" "$load_start" "$load_end" "--cores" "$(nproc)" > "$out/report_args.txt"
+python3 bench/memory/report.py --dir "$out" --doc "$doc" @"$out/report_args.txt"
