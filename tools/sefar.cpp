@@ -751,7 +751,7 @@ int cmd_run(const Args& a) {
     throw;
   } catch (const graph::Interrupted&) {
     // A stopped run still leaves what it measured: skips, profile, trace and report up to the stop.
-    // Ranks are not gathered here (a rank may be gone); each writes nothing but rank 0 its own.
+    // No gathering across ranks here (another rank may be gone): rank 0 writes its own profile only.
     if (auto profile = runtime.profile(); profile && dist.rank == 0) {
       report_skips(*profile);
       write_profile(profile->to_json());
