@@ -5,8 +5,11 @@ import argparse, json, math, os, platform, datetime
 ap = argparse.ArgumentParser()
 for a in ("root", "per-class", "fractions", "configs", "seeds", "doc", "svg", "command", "commit", "elapsed", "title"):
     ap.add_argument("--" + a, required=True)
+ap.add_argument("--full-fraction", default="", help="the fraction (100) at which only supervised ran, or empty")
 args = ap.parse_args()
-fractions = args.fractions.split()
+study_fractions = args.fractions.split()
+full = args.full_fraction.strip()
+fractions = study_fractions + ([full] if full else [])
 configs = args.configs.split()
 seeds = args.seeds.split()
 
@@ -68,6 +71,9 @@ for config in configs:
         finals = [c[-1] for c in results[(frac, config)]]
         m, s = mean_std(finals)
         spread = f" ± {s:.1f}" if len(finals) > 1 else ""  # no spread from one seed
+        if frac == full and config != "supervised":
+            cells.append("—")  # not run: with every label nothing is left unlabeled
+            continue
         cells.append("n/a" if not finals else f"{m:.1f}{spread} (n={len(finals)}: {', '.join(f'{x:.1f}' for x in finals)})")
     lines.append(f"| {config} | " + " | ".join(cells) + " |")
 lines.append("")
@@ -80,9 +86,30 @@ def final_mean(frac, config):
     return (sum(finals) / len(finals), len(finals)) if finals else (None, 0)
 
 
+# The dataset's difficulty: supervised with every label against the study's fractions, same schedule.
+difficulty = []
+full_sup, n_full = final_mean(full, "supervised") if full else (None, 0)
+if full_sup is not None:
+    for frac in study_fractions:
+        sup, n_sup = final_mean(frac, "supervised")
+        sefar, n_sefar = final_mean(frac, "sefar")
+        if sup is None:
+            continue
+        line = f"- supervised with {full}% labels {full_sup:.1f} (n={n_full}) vs with {frac}% {sup:.1f} (n={n_sup}): "
+        if full_sup > sup:
+            line += f"a gap of {full_sup - sup:.1f} points"
+            if sefar is not None:
+                line += f"; SeFAR at {frac}% ({sefar:.1f}) closes {100 * (sefar - sup) / (full_sup - sup):.0f}% of it"
+        else:
+            line += f"no gap: {frac}% labels is {sup - full_sup:.1f} points ahead on this schedule"
+        difficulty.append(line + ".")
+    calibrated = full_sup >= 90
+    difficulty.append(f"- calibration (supervised with {full}% labels at least 90% top-1): "
+                      f"{'met' if calibrated else 'not met'} ({full_sup:.1f}).")
+
 # The study's targets, checked from the table above (only when the configurations are in it).
 checks = []
-for frac in fractions:
+for frac in study_fractions:
     sefar, n_sefar = final_mean(frac, "sefar")
     sup, n_sup = final_mean(frac, "supervised")
     if sefar is not None and sup is not None:
@@ -97,7 +124,7 @@ for frac in fractions:
                           f"{'lowers' if value < sefar else 'does not lower'} the mean.")
 # The temporal-perturbation variants (the paper's Table 4) against SeFAR's default (moderate).
 variants = []
-for frac in fractions:
+for frac in study_fractions:
     sefar, _ = final_mean(frac, "sefar")
     for config in configs:
         if config.startswith("sefar+"):
@@ -105,6 +132,12 @@ for frac in fractions:
             if sefar is not None and value is not None:
                 variants.append(f"- {frac}% labels: {config.split('=', 1)[-1]} {value:.1f} (n={n}) vs moderate "
                                 f"{sefar:.1f}: {value - sefar:+.1f}.")
+if difficulty:
+    lines.append("The dataset's difficulty (every run has the same schedule and number of labeled steps; only the "
+                 "labeled list differs):")
+    lines.append("")
+    lines.extend(difficulty)
+    lines.append("")
 if checks:
     lines.append("Targets (computed from the table): SeFAR's mean top-1 at least 5 points above supervised at each "
                  "fraction; each component's removal lowers the mean.")

@@ -6,8 +6,12 @@
 # For every labeled fraction in FRACTIONS and every seed in SEEDS it trains and evaluates each
 # configuration in CONFIGS (pipelines/synthetic/<config>.json; "config+perturbation=KIND" adds
 # `--set perturbation=KIND`), then writes docs/RESULTS.md (final top-1, mean ± std over seeds) and
-# docs/RESULTS_curves.svg (validation top-1 per epoch, mean over seeds). Runs already finished (their
-# run directory holds model.safetensors) are reused, so an interrupted study continues.
+# docs/RESULTS_curves.svg (validation top-1 per epoch, mean over seeds). It also trains the supervised
+# baseline with every label (100%) on the same schedule: the dataset's difficulty, the gap between
+# 100% and the small fractions that semi-supervised learning should close. A finished run (its run
+# directory holds model.safetensors) is reused when its resolved pipeline is the one this invocation
+# would run (`sefar validate` output, byte for byte but for the run directory), so an interrupted study continues and a changed
+# setting retrains.
 #
 # Environment (defaults in brackets):
 #   FRACTIONS  labeled fractions in percent                      [5 10]
@@ -19,6 +23,7 @@
 #   DOC        report path                                       [docs/RESULTS.md]
 #   TITLE      report title                                      [SeFAR on synthetic fine-grained data]
 #   SET        extra `--set` arguments for every run             []
+#   FULL_LABELS=0  skip the supervised runs with 100% labels     [1]
 #   REPORT_ONLY=1  train nothing: write the report from the runs already finished
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,7 +37,7 @@ doc=${DOC:-docs/RESULTS.md}
 out=data/generated/ssl
 # Runs are reused only under the same extra settings: SET names its own runs folder.
 runs=$out/runs${SET:+_$(printf '%s' "$SET" | md5sum | cut -c1-8)}
-command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY}) bash bench/ssl/run.sh"
+command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY}) bash bench/ssl/run.sh"
 
 [ -x build/sefar ] || bash scripts/build.sh
 cmake --build build --target sefar >/dev/null
@@ -43,7 +48,9 @@ cp build/sefar "$sefar"
 trap 'rm -f "$sefar"' EXIT
 
 start=$(date +%s)
-for frac in $fractions; do
+full_fraction=""
+[ "${FULL_LABELS:-1}" = 1 ] && full_fraction=100
+for frac in $fractions $full_fraction; do
   data=$out/data_p${per_class}_v${val}_f${frac}
   if [ ! -f "$data/val.csv" ]; then
     labeled=$(awk "BEGIN{print $frac/100}")
@@ -59,22 +66,29 @@ for seed in $seeds_to_train; do
     pipeline=${config%%+*}
     extra=()
     [[ "$config" == *+* ]] && extra=(--set "${config#*+}")
-    for frac in $fractions; do
+    # With every label only the supervised baseline means anything (nothing is left unlabeled).
+    [ "$config" = supervised ] && config_fractions="$fractions $full_fraction" || config_fractions=$fractions
+    for frac in $config_fractions; do
       data=$out/data_p${per_class}_v${val}_f${frac}
       run=$runs/p${per_class}_f${frac}/${config}/seed${seed}
+      # shellcheck disable=SC2086
+      args=("pipelines/synthetic/$pipeline.json" --set train_list="$data/train.csv"
+        --set unlabeled_list="$data/unlabel.csv" --set val_list="$data/val.csv" --set runtime.seed="$seed"
+        --set runtime.run_dir="$run" "${extra[@]}" ${SET:-})
       if [ -f "$run/model.safetensors" ] && [ -f "$run/metrics.jsonl" ]; then
-        echo "ssl: $frac% $config seed $seed: done before, reused"
-        continue
+        # The run directory is the one setting allowed to differ (a study's runs may be moved).
+        if cmp -s <("$sefar" validate "${args[@]}" 2>/dev/null | grep -v '"run_dir":') \
+          <(grep -v '"run_dir":' "$run/pipeline.json"); then
+          echo "ssl: $frac% $config seed $seed: done before, reused"
+          continue
+        fi
+        echo "ssl: $frac% $config seed $seed: settings changed since it ran, training again"
       fi
       rm -rf "$run"
       t0=$(date +%s)
       log=$runs/log.$$.tmp
       mkdir -p "$runs"
-      # shellcheck disable=SC2086
-      "$sefar" run "pipelines/synthetic/$pipeline.json" --quiet \
-        --set train_list="$data/train.csv" --set unlabeled_list="$data/unlabel.csv" \
-        --set val_list="$data/val.csv" --set runtime.seed="$seed" --set runtime.run_dir="$run" \
-        "${extra[@]}" ${SET:-} > "$log" 2>&1 || { cat "$log"; exit 1; }
+      "$sefar" run "${args[@]}" --quiet > "$log" 2>&1 || { cat "$log"; exit 1; }
       mv "$log" "$run/log.txt"
       echo "$(( $(date +%s) - t0 ))" > "$run/seconds.txt"
       last=$(grep -o 'val top-1 [0-9.]*%' "$run/log.txt" | tail -1)
@@ -84,6 +98,7 @@ for seed in $seeds_to_train; do
 done
 elapsed=$(( $(date +%s) - start ))
 /usr/bin/python3 bench/ssl/report.py --root "$runs" --per-class "$per_class" --fractions "$fractions" \
+  --full-fraction "$full_fraction" \
   --configs "$configs" --seeds "$seeds" --doc "$doc" --svg "${doc%.md}_curves.svg" \
   --command "$command_line" --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')" \
   --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}"
