@@ -3,6 +3,7 @@
 // `--resume` continues either to exactly the records of a run never interrupted.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <random>
 
 #include <fmt/format.h>
@@ -79,6 +80,26 @@ TEST_CASE("SIGTERM and SIGINT stop the run with a checkpoint of the last step; -
     check_same_records(reference.run, run);
     CHECK(read_text(reference.run / "model.safetensors") == read_text(run / "model.safetensors"));
   }
+}
+
+TEST_CASE("a stop whose profile cannot be written still exits 143 with its checkpoint, and says what failed") {
+  TempDir dir("interrupt_unwritable");
+  const fs::path run = dir.path / "run", log = dir.path / "log.txt", out = dir.path / "out";
+  fs::create_directories(out);  // `run` checks that --profile can be written before it starts
+  pid_t pid = spawn_sefar("run " + train_args(run) + " --profile " + (out / "profile.json").string(), log);
+  REQUIRE(wait_for_step(pid, run, 3, 120));
+  // The profile's folder becomes a regular file: the write fails only on the stop path.
+  fs::remove_all(out);
+  std::ofstream(out) << "not a directory\n";
+  ::kill(pid, SIGTERM);
+  int status = wait_child(pid, 60);
+  const std::string output = read_text(log);
+  INFO(output);
+  CHECK(status == 143);
+  CHECK(output.find("stopped after") != std::string::npos);
+  CHECK(output.find("were not all written") != std::string::npos);
+  CHECK(output.find(out.string()) != std::string::npos);  // the path that failed
+  CHECK(io::latest_checkpoint((run / "checkpoints").string()));
 }
 
 TEST_CASE(
