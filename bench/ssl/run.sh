@@ -17,7 +17,8 @@
 #   FRACTIONS  labeled fractions in percent                      [5 10]
 #   SEEDS      run seeds                                         [0 1 2]
 #   CONFIGS    configurations, in run order     [supervised sefar no_dual no_perturb no_adareg
-#                                                 sefar+perturbation=all_reverse sefar+perturbation=local_shuffle]
+#                                                 supervised_ema sefar+perturbation=all_reverse
+#                                                 sefar+perturbation=local_shuffle]
 #   PER_CLASS  training clips per class (labeled + unlabeled)    [100: 5% is 5 labeled clips per class]
 #   VAL        validation clips per class                        [25]
 #   DOC        report path                                       [docs/RESULTS.md]
@@ -30,7 +31,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 fractions=${FRACTIONS:-5 10}
 seeds=${SEEDS:-0 1 2}
-configs=${CONFIGS:-supervised sefar no_dual no_perturb no_adareg sefar+perturbation=all_reverse sefar+perturbation=local_shuffle}
+configs=${CONFIGS:-supervised sefar no_dual no_perturb no_adareg supervised_ema sefar+perturbation=all_reverse sefar+perturbation=local_shuffle}
 per_class=${PER_CLASS:-100}
 val=${VAL:-25}
 doc=${DOC:-docs/RESULTS.md}
