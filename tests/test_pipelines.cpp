@@ -9,21 +9,49 @@ using namespace sefar::testing;
 
 namespace {
 
-std::string pipeline(const std::string& name) { return std::string(SEFAR_SOURCE_DIR) + "/pipelines/" + name; }
+std::string pipeline(const std::string& name) {
+  return std::string(SEFAR_SOURCE_DIR) + "/pipelines/" + name;
+}
 
 // The base pipeline's real-data settings replaced by the tiny model on the tiny dataset, one epoch,
 // semi-supervised from the first step.
 std::string tiny_overrides(const fs::path& run_dir) {
   const fs::path& data = tiny_dataset();
   return " --quiet --set train_list=" + (data / "train.csv").string() +
-         " --set unlabeled_list=" + (data / "unlabel.csv").string() + " --set val_list=" + (data / "val.csv").string() +
-         " --set num_classes=3 --set model=tiny --set crop=32 --set short_side=[36,44] --set eval_short_side=36"
+         " --set unlabeled_list=" + (data / "unlabel.csv").string() +
+         " --set val_list=" + (data / "val.csv").string() +
+         " --set num_classes=3 --set model=tiny --set crop=32 --set short_side=[36,44] --set "
+         "eval_short_side=36"
          " --set epochs=1 --set warmup_epochs=0 --set batch=2 --set unlabeled_batch=4 --set device=cpu"
          " --set train.teacher_passes=2 --set runtime.threads=2 --set runtime.run_dir=" +
          run_dir.string();
 }
 
 }  // namespace
+
+TEST_CASE("every synthetic-study pipeline validates and differs from its base where the study says") {
+  // bench/ssl/run.sh trains these; each configuration must differ from its base by what it names.
+  const std::vector<std::pair<std::string, std::string>> configs = {
+      {"sefar", "nodes.train.params.optimizer: \"sgd\" -> \"adamw\""},
+      {"supervised", "nodes.train.params.semi_supervised: true -> false"},
+      {"no_dual", "nodes.train.params.views: [2,2,4] -> [8]"},
+      {"no_perturb", "nodes.decode_unlabeled.params.perturbation: \"moderate\" -> \"warping\""},
+      {"no_adareg", "nodes.train.params.regulation: \"adaptive\" -> \"fixed\""},
+      {"supervised_ema", "nodes.train.params.gamma_un: 2.0 -> 0.0"},
+      {"supervised_long", "nodes.train.params.epochs: 30 -> 90"},
+  };
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(pipeline("synthetic")))
+    files += e.path().extension() == ".json";
+  CHECK(files == configs.size());
+  for (const auto& [name, difference] : configs) {
+    INFO(name);
+    auto v = run_sefar("validate " + pipeline("synthetic/" + name + ".json") + " --quiet");
+    INFO(v.output);
+    CHECK(v.status == 0);
+    CHECK(v.output.find(difference) != std::string::npos);
+  }
+}
 
 TEST_CASE("every ablation pipeline validates, names its difference from the base, and trains one epoch") {
   const std::vector<std::pair<std::string, std::string>> ablations = {
@@ -40,7 +68,8 @@ TEST_CASE("every ablation pipeline validates, names its difference from the base
   };
   // Every file in pipelines/ablations is covered.
   std::size_t files = 0;
-  for (const auto& e : fs::directory_iterator(pipeline("ablations"))) files += e.path().extension() == ".json";
+  for (const auto& e : fs::directory_iterator(pipeline("ablations")))
+    files += e.path().extension() == ".json";
   CHECK(files == ablations.size());
 
   TempDir dir("ablations");
@@ -85,7 +114,8 @@ TEST_CASE("eval.json and export_features.json on weights from a training run") {
   const std::string common = " --quiet --set list=" + val.string() + " --set weights=" + weights.string() +
                              " --set crop=32 --set short_side=36 --set device=cpu --set test_clips=2";
 
-  auto e = run_sefar("run " + pipeline("eval.json") + common + " --set runtime.run_dir=" + (dir.path / "eval").string());
+  auto e = run_sefar("run " + pipeline("eval.json") + common +
+                     " --set runtime.run_dir=" + (dir.path / "eval").string());
   INFO(e.output);
   REQUIRE(e.status == 0);
   CHECK(e.output.find("classify: top-1") != std::string::npos);
@@ -101,18 +131,20 @@ TEST_CASE("eval.json and export_features.json on weights from a training run") {
   CHECK(lines == std::int64_t(val_paths.size()));
   CHECK(double(correct) / double(lines) == doctest::Approx(result["top1"].get<double>()));
 
-  auto x = run_sefar("run " + pipeline("export_features.json") + common + " --set runtime.run_dir=" +
-                     (dir.path / "features").string());
+  auto x = run_sefar("run " + pipeline("export_features.json") + common +
+                     " --set runtime.run_dir=" + (dir.path / "features").string());
   INFO(x.output);
   REQUIRE(x.status == 0);
   std::map<std::string, std::string> metadata;
-  auto tensors = sefar::io::load_safetensors((dir.path / "features" / "features.safetensors").string(), &metadata);
+  auto tensors =
+      sefar::io::load_safetensors((dir.path / "features" / "features.safetensors").string(), &metadata);
   const auto n = std::int64_t(val_paths.size());
   CHECK(tensors.at("fused").sizes() == at::IntArrayRef({n, 256}));
   CHECK(tensors.at("views").sizes() == at::IntArrayRef({n, 3, 64}));
   CHECK(metadata.at("format") == "sefar-features-1");
   CHECK(json::parse(metadata.at("clips")).get<std::vector<std::string>>() == val_paths);  // list order
   auto labels = tensors.at("labels");
-  CHECK(std::vector<std::int64_t>(labels.data_ptr<std::int64_t>(), labels.data_ptr<std::int64_t>() + n) == val_labels);
+  CHECK(std::vector<std::int64_t>(labels.data_ptr<std::int64_t>(), labels.data_ptr<std::int64_t>() + n) ==
+        val_labels);
   CHECK(at::isfinite(tensors.at("fused")).all().item<bool>());
 }
