@@ -107,7 +107,9 @@ if full_sup is not None:
         line = f"- supervised with {full}% labels {full_sup:.1f} (n={n_full}) vs with {frac}% {sup:.1f} (n={n_sup}): "
         if full_sup > sup:
             line += f"a gap of {full_sup - sup:.1f} points"
-            if sefar is not None:
+            if sefar is not None and sefar >= full_sup:
+                line += f"; SeFAR at {frac}% ({sefar:.1f}) is above supervised with {full}% labels"
+            elif sefar is not None:
                 line += f"; SeFAR at {frac}% ({sefar:.1f}) closes {100 * (sefar - sup) / (full_sup - sup):.0f}% of it"
         else:
             line += f"no gap: {frac}% labels is {sup - full_sup:.1f} points ahead on this schedule"
@@ -142,6 +144,13 @@ for frac in study_fractions:
         if sup is not None:
             line += f"; supervised_ema vs supervised: {control - sup:+.1f} from evaluating the teacher's averaged weights"
         checks.append(line + ".")
+    # A longer supervised schedule (supervised_long.json) at the study's fraction: does SeFAR's lead
+    # survive a baseline given more steps?
+    longer, n_longer = final_mean(frac, "supervised_long")
+    if sefar is not None and longer is not None:
+        epochs_run = max(len(c) for c in results[(frac, "supervised_long")])
+        checks.append(f"- {frac}% labels: SeFAR {sefar:.1f} vs supervised_long {longer:.1f} (n={n_longer}; supervised "
+                      f"for {epochs_run} epochs): {sefar - longer:+.1f} points.")
     for ablation in ("no_dual", "no_perturb", "no_adareg"):
         value, n = final_mean(frac, ablation)
         if sefar is not None and value is not None:
