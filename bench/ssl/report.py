@@ -47,16 +47,18 @@ for frac in fractions:
         for seed in seeds:
             p = os.path.join(args.root, f"p{args.per_class}_f{frac}", config, f"seed{seed}", "metrics.jsonl")
             sec = os.path.join(os.path.dirname(p), "seconds.txt")
+            seconds = None
             if os.path.exists(sec):
                 with open(sec) as f:
-                    run_seconds.append(int(f.read().strip() or 0))
+                    seconds = int(f.read().strip() or 0)
+                run_seconds.append(seconds)
             # A run counts once finished (its model written): an unfinished one has a partial curve.
             if os.path.exists(p) and os.path.exists(os.path.join(os.path.dirname(p), "model.safetensors")):
                 c = read_evals(p)
                 if c:
                     curves.append(c)
-                    if os.path.exists(sec):
-                        seconds_of[(frac, config)].append(run_seconds[-1])
+                    if seconds is not None:
+                        seconds_of[(frac, config)].append(seconds)
         results[(frac, config)] = curves
 
 lines = [f"# {args.title}", ""]
@@ -88,6 +90,10 @@ for config in rows:
 lines.append("")
 lines.append(f"Validation top-1 per epoch (mean over seeds): [{os.path.basename(args.svg)}]({os.path.basename(args.svg)})")
 lines.append("")
+
+
+def epochs_of(frac, config):
+    return max(len(c) for c in results[(frac, config)])
 
 
 def final_mean(frac, config):
@@ -122,7 +128,7 @@ for config in full_configs:
     longest = max(seconds_of[(full, config)], default=None)
     within = longest is not None and longest <= BUDGET_SECONDS
     timing = f"longest run {longest} s" if longest is not None else "run time not recorded"
-    epochs_run = max(len(c) for c in results[(full, config)])
+    epochs_run = epochs_of(full, config)
     difficulty.append(f"- calibration, {config} with {full}% labels and {epochs_run} epochs: {value:.1f} (n={n}; {timing}, budget "
                       f"{BUDGET_SECONDS} s): {'met' if value >= 90 and within else 'not met'} (at least 90% top-1 "
                       "within the budget).")
@@ -148,7 +154,7 @@ for frac in study_fractions:
     # survive a baseline given more steps?
     longer, n_longer = final_mean(frac, "supervised_long")
     if sefar is not None and longer is not None:
-        epochs_run = max(len(c) for c in results[(frac, "supervised_long")])
+        epochs_run = epochs_of(frac, "supervised_long")
         checks.append(f"- {frac}% labels: SeFAR {sefar:.1f} vs supervised_long {longer:.1f} (n={n_longer}; supervised "
                       f"for {epochs_run} epochs): {sefar - longer:+.1f} points.")
     for ablation in ("no_dual", "no_perturb", "no_adareg"):
