@@ -17,7 +17,7 @@ std::string Diagnostic::format() const {
     out += ": ";
   }
   if (!node_id.empty()) {
-    out += fmt::format("node '{}'", node_id);
+    out += fmt::format("{} '{}'", model ? "model" : "node", node_id);
     if (!node_type.empty()) out += fmt::format(" ({})", node_type);
     out += ": ";
   }

@@ -20,6 +20,7 @@ struct Diagnostic {
   std::string node_type;  // empty when unknown
   std::string key;        // parameter, port or top-level key concerned
   std::string message;
+  bool model = false;     // node_id names an entry of the "models" section, not a node
 
   std::string format() const;
 };

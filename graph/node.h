@@ -2,8 +2,11 @@
 // outlives the TBB graph's copies of its bodies: state (decoders, models, generators) lives here.
 #pragma once
 
+#include <any>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,20 @@ struct NodeContext {
   json resume;
   // The resolved pipeline document (what `sefar validate` prints), e.g. to store in checkpoints.
   const json* document = nullptr;
+  // The pipeline's shared models by id (its "models" section), built before the nodes.
+  std::map<std::string, std::any> models;
+
+  // The model named by the string parameter `param` (declared with param_model), as the
+  // std::shared_ptr<T> its model type built.
+  template <class T>
+  std::shared_ptr<T> model(const std::string& param) const {
+    const std::string model_id = params.get_string(param);
+    auto it = models.find(model_id);
+    if (it == models.end())
+      throw std::invalid_argument("param \"" + param + "\": no model \"" + model_id + "\" in the pipeline's models");
+    if (auto* p = std::any_cast<std::shared_ptr<T>>(&it->second)) return *p;
+    throw std::invalid_argument("param \"" + param + "\": model \"" + model_id + "\" is not of the type this node needs");
+  }
 };
 
 // Where a body sends its results. Implemented by the runtime.

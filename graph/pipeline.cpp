@@ -13,9 +13,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"name",  "description", "extends",     "params",
-                                                "runtime", "nodes",     "edges",       "remove_edges"};
+const std::vector<std::string> kTopLevelKeys = {"name",  "description", "extends", "params",      "runtime",
+                                                "models", "nodes",      "edges",   "remove_edges"};
 const std::vector<std::string> kNodeKeys = {"type", "params", "concurrency", "description"};
+const std::vector<std::string> kModelKeys = {"type", "params", "description"};
 constexpr int kMaxExtendsDepth = 16;
 
 std::string trim(const std::string& s) {
@@ -70,12 +71,22 @@ struct Loader {
       json& target = std::string(block) == "params" ? doc.params : doc.runtime;
       for (auto it = b.begin(); it != b.end(); ++it) target[it.key()] = it.value();
     }
+    if (root.contains("models")) {
+      const json& models = root["models"];
+      if (!models.is_object()) {
+        problem(src, {"models"}, "", "models", "\"models\" must be an object mapping model ids to models");
+      } else {
+        for (auto it = models.begin(); it != models.end(); ++it)
+          overlay_node(doc, src, it.key(), it.value(), "models");
+      }
+    }
     if (root.contains("nodes")) {
       const json& nodes = root["nodes"];
       if (!nodes.is_object()) {
         problem(src, {"nodes"}, "", "nodes", "\"nodes\" must be an object mapping node ids to nodes");
       } else {
-        for (auto it = nodes.begin(); it != nodes.end(); ++it) overlay_node(doc, src, it.key(), it.value());
+        for (auto it = nodes.begin(); it != nodes.end(); ++it)
+          overlay_node(doc, src, it.key(), it.value(), "nodes");
       }
     }
     if (root.contains("remove_edges")) {
@@ -125,34 +136,45 @@ struct Loader {
     }
   }
 
-  void overlay_node(PipelineDoc& doc, const JsonSource& src, const std::string& id, const json& v) {
+  // A node (section "nodes") or a shared model (section "models", no concurrency and no edges).
+  void overlay_node(PipelineDoc& doc, const JsonSource& src, const std::string& id, const json& v,
+                    const std::string& section) {
+    const bool is_model = section == "models";
+    const char* what = is_model ? "model" : "node";
+    auto& list = is_model ? doc.models : doc.nodes;
+    auto find = [&]() -> NodeDecl* { return is_model ? doc.find_model(id) : doc.find_node(id); };
     if (v.is_null()) {
-      if (!doc.find_node(id))
-        problem(src, {"nodes", id}, id, "", "cannot remove: no such node in the base pipeline");
-      remove_node(doc, id);
+      if (!find())
+        problem(src, {section, id}, id, "", fmt::format("cannot remove: no such {} in the base pipeline", what));
+      if (is_model)
+        list.erase(std::remove_if(list.begin(), list.end(), [&](const NodeDecl& n) { return n.id == id; }),
+                   list.end());
+      else
+        remove_node(doc, id);
       return;
     }
     if (!v.is_object()) {
-      problem(src, {"nodes", id}, id, "", "a node must be an object with \"type\" and \"params\"");
+      problem(src, {section, id}, id, "", fmt::format("a {} must be an object with \"type\" and \"params\"", what));
       return;
     }
+    const auto& keys = is_model ? kModelKeys : kNodeKeys;
     for (auto it = v.begin(); it != v.end(); ++it) {
-      if (std::find(kNodeKeys.begin(), kNodeKeys.end(), it.key()) == kNodeKeys.end()) {
-        auto guess = closest_match(it.key(), kNodeKeys);
-        problem(src, {"nodes", id, it.key()}, id, it.key(),
-                fmt::format("unknown key \"{}\" in node{}", it.key(),
+      if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+        auto guess = closest_match(it.key(), keys);
+        problem(src, {section, id, it.key()}, id, it.key(),
+                fmt::format("unknown key \"{}\" in {}{}", it.key(), what,
                             guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess)));
       }
     }
     if (v.contains("type") && !v["type"].is_string()) {
-      problem(src, {"nodes", id, "type"}, id, "type", "\"type\" must be a string");
+      problem(src, {section, id, "type"}, id, "type", "\"type\" must be a string");
       return;
     }
     if (v.contains("params") && !v["params"].is_object()) {
-      problem(src, {"nodes", id, "params"}, id, "params", "\"params\" must be an object");
+      problem(src, {section, id, "params"}, id, "params", "\"params\" must be an object");
       return;
     }
-    NodeDecl* node = doc.find_node(id);
+    NodeDecl* node = find();
     std::string type = v.value("type", std::string());
     if (node && !type.empty() && type != node->type) {
       // A different type replaces the node (its parameters no longer apply); edges stay.
@@ -163,9 +185,9 @@ struct Loader {
       node->concurrency_file.clear();
     }
     if (!node) {
-      doc.nodes.push_back(NodeDecl{id, type, json::object(), json(), "", src.path(), {}});
-      node = &doc.nodes.back();
-      if (type.empty()) problem(src, {"nodes", id}, id, "type", "missing \"type\"");
+      list.push_back(NodeDecl{id, type, json::object(), json(), "", src.path(), {}});
+      node = &list.back();
+      if (type.empty()) problem(src, {section, id}, id, "type", "missing \"type\"");
     }
     node->file = src.path();
     if (v.contains("params")) {
@@ -174,7 +196,7 @@ struct Loader {
         node->param_files[it.key()] = src.path();
       }
     }
-    if (v.contains("concurrency")) {
+    if (!is_model && v.contains("concurrency")) {
       node->concurrency = v["concurrency"];
       node->concurrency_file = src.path();
     }
@@ -235,6 +257,18 @@ const NodeDecl* PipelineDoc::find_node(const std::string& id) const {
 NodeDecl* PipelineDoc::find_node(const std::string& id) {
   for (auto& n : nodes)
     if (n.id == id) return &n;
+  return nullptr;
+}
+
+const NodeDecl* PipelineDoc::find_model(const std::string& id) const {
+  for (const auto& m : models)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+
+NodeDecl* PipelineDoc::find_model(const std::string& id) {
+  for (auto& m : models)
+    if (m.id == id) return &m;
   return nullptr;
 }
 
@@ -318,6 +352,26 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
       doc.runtime_from_cli.push_back(key);
       continue;
     }
+    if (node_id == "models") {
+      // models.ID.PARAM=VALUE: a parameter of a shared model.
+      auto dot2 = key.find('.');
+      std::string model_id = key.substr(0, dot2), param = dot2 == std::string::npos ? "" : key.substr(dot2 + 1);
+      NodeDecl* model = doc.find_model(model_id);
+      if (!model || param.empty()) {
+        std::vector<std::string> ids;
+        for (const auto& m : doc.models) ids.push_back(m.id);
+        auto guess = closest_match(model_id, ids);
+        problems.push_back(Diagnostic{
+            "--set", 0, 0, "", "", target,
+            param.empty() ? fmt::format("\"{}\": expected models.ID.PARAM=VALUE", a)
+                          : fmt::format("\"{}\": no model \"{}\" in the pipeline{}", a, model_id,
+                                        guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+        continue;
+      }
+      model->params[param] = value;
+      model->param_files[param] = "--set";
+      continue;
+    }
     NodeDecl* node = doc.find_node(node_id);
     if (!node) {
       std::vector<std::string> ids;
@@ -395,6 +449,19 @@ void substitute_params(PipelineDoc& doc) {
   if (!params.contains("name")) params["name"] = doc.name;
   std::vector<std::string> names;
   for (auto it = params.begin(); it != params.end(); ++it) names.push_back(it.key());
+  for (auto& model : doc.models) {
+    for (auto it = model.params.begin(); it != model.params.end(); ++it) {
+      auto file_it = model.param_files.find(it.key());
+      std::string file = file_it == model.param_files.end() ? model.file : file_it->second;
+      it.value() = substitute(it.value(), params, [&](const std::string& name) {
+        auto guess = closest_match(name, names);
+        problems.push_back(Diagnostic{file, doc.line_of(file, {"models", model.id, "params", it.key()}), 0,
+                                      model.id, model.type, it.key(),
+                                      fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
+                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+      });
+    }
+  }
   for (auto& node : doc.nodes) {
     for (auto it = node.params.begin(); it != node.params.end(); ++it) {
       auto file_it = node.param_files.find(it.key());
@@ -433,6 +500,10 @@ json to_json(const PipelineDoc& doc) {
   if (!doc.description.empty()) out["description"] = doc.description;
   out["params"] = doc.params;
   out["runtime"] = doc.runtime;
+  if (!doc.models.empty()) {
+    out["models"] = json::object();
+    for (const auto& m : doc.models) out["models"][m.id] = {{"type", m.type}, {"params", m.params}};
+  }
   out["nodes"] = json::object();
   for (const auto& n : doc.nodes) {
     json node;

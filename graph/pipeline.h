@@ -7,6 +7,9 @@
 //     "extends": "base.json",            // optional; relative to this file
 //     "params": {"clips": 64},           // pipeline parameters, used as "${clips}" in node params
 //     "runtime": {"threads": 2, "max_in_flight": 32, "seed": 0},
+//     "models": {                        // shared objects several nodes name (a student and its teacher)
+//       "net": {"type": "sefar_model", "params": {"model": "tiny"}}
+//     },
 //     "nodes": {
 //       "decode": {"type": "decode", "params": {"size": 64}, "concurrency": 2},
 //       "old": null                      // in a derived file: removes a node of the base
@@ -54,7 +57,8 @@ struct PipelineDoc {
   std::string base;  // the file `file` extends directly (empty when it extends none)
   json params = json::object();
   json runtime = json::object();
-  std::vector<NodeDecl> nodes;  // declaration order (base first)
+  std::vector<NodeDecl> models;  // the "models" section: shared objects nodes name (no edges)
+  std::vector<NodeDecl> nodes;   // declaration order (base first)
   std::vector<EdgeDecl> edges;
   // Runtime settings given on the command line (--set runtime.KEY=...), reported as "--set".
   std::vector<std::string> runtime_from_cli;
@@ -63,6 +67,8 @@ struct PipelineDoc {
 
   const NodeDecl* find_node(const std::string& id) const;
   NodeDecl* find_node(const std::string& id);
+  const NodeDecl* find_model(const std::string& id) const;
+  NodeDecl* find_model(const std::string& id);
   // Best-effort line of `keys` inside `file`.
   int line_of(const std::string& file, const std::vector<std::string>& keys) const;
 };
@@ -71,8 +77,8 @@ struct PipelineDoc {
 PipelineDoc load_pipeline(const std::string& path);
 PipelineDoc parse_pipeline(const std::string& path, const std::string& text);
 
-// Applies command-line overrides "node.param=value", "runtime.key=value" or "name=value" (a
-// pipeline parameter). The value is read as JSON when it parses, as a string otherwise.
+// Applies command-line overrides "node.param=value", "runtime.key=value", "models.id.param=value"
+// or "name=value" (a pipeline parameter). The value is read as JSON when it parses, as a string otherwise.
 void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignments);
 
 // Replaces "${name}" in node parameters by pipeline parameters: a string that is exactly one

@@ -5,7 +5,8 @@
 namespace sefar::graph {
 
 void Registry::add(NodeSpec spec) {
-  if (!spec.factory()) throw std::logic_error("node type '" + spec.type() + "' has no factory");
+  if (!spec.factory() && !spec.is_model())
+    throw std::logic_error("node type '" + spec.type() + "' has no factory");
   std::string type = spec.type();
   if (!specs_.emplace(type, std::move(spec)).second)
     throw std::logic_error("node type '" + type + "' registered twice");

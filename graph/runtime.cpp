@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -177,6 +178,7 @@ struct Runtime::Impl {
 
   const ValidatedPipeline& pipeline;
   const Registry& registry;
+  std::map<std::string, std::any> models;  // the shared models by id, built before the nodes
   std::vector<std::unique_ptr<Node>> nodes;
   std::shared_ptr<Profiler> profiler;
 
@@ -216,10 +218,18 @@ struct Runtime::Impl {
   }
 
   // Stop: sources produce nothing more, bodies not started yet are cancelled, running ones finish.
+  // When a node completes what it received on a stop (the nodes of a training step), the graph is
+  // not cancelled: every other node drops its queued items unprocessed while those finish theirs.
   void interrupt() {
     interrupted = true;
+    if (completes_on_stop()) return;
     std::lock_guard<std::mutex> lock(graph_mutex);
     if (graph) graph->cancel();
+  }
+  bool completes_on_stop() const {
+    for (const auto& node : pipeline.nodes)
+      if (node.spec->completes_on_stop_flag()) return true;
+    return false;
   }
 
   class OutputImpl final : public Output {
@@ -271,8 +281,8 @@ struct Runtime::Impl {
   void run_body(int i, const Tagged& t) {
     auto& stats = const_cast<NodeStats&>(profiler->stats(i));
     stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    if (failed || interrupted || stop_requested()) return;
     const auto& spec = *decl(i).spec;
+    if (failed || ((interrupted || stop_requested()) && !spec.completes_on_stop_flag())) return;
     OutputImpl out(*this, i, &t.item);
     if (t.item.skipped() && !spec.renumbers_output()) {
       for (std::size_t p = 0; p < wiring->outputs[i].size(); ++p) out.forward(int(p), t.item);
@@ -437,8 +447,7 @@ struct Runtime::Impl {
     return {ids.begin(), ids.end()};
   }
 
-  Diagnostic constructor_problem(int i, const std::string& what) const {
-    const ResolvedNode& node = decl(i);
+  Diagnostic constructor_problem(const ResolvedNode& node, const std::string& what) const {
     Diagnostic d{node.file, node.line, 0, node.id, node.spec->type(), "", what};
     const std::string prefix = "param \"";
     auto start = what.find(prefix);
@@ -498,9 +507,35 @@ struct Runtime::Impl {
     failure.reset();
     failed = false;
     interrupted = false;
-    // Node objects first: constructors check their options (bad values are bad input, exit 2).
+    // Shared models, then the node objects: constructors check their options (bad values are bad
+    // input, exit 2).
+    models.clear();
     nodes.clear();
     std::vector<Diagnostic> problems;
+    for (const auto& m : pipeline.models) {
+      NodeContext ctx;
+      ctx.pipeline = pipeline.name;
+      ctx.id = m.id;
+      ctx.type = m.spec->type();
+      ctx.seed = pipeline.runtime.seed;
+      ctx.run_dir = pipeline.runtime.run_dir;
+      ctx.communicator = options.communicator;
+      ctx.rank = options.rank;
+      ctx.world_size = options.world_size;
+      ctx.params = Params(fmt::format("model '{}' ({})", m.id, m.spec->type()), m.params);
+      ctx.document = &pipeline.document;
+      try {
+        models[m.id] = m.spec->model_factory()(ctx);
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const StorageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        problems.push_back(constructor_problem(m, e.what()));
+        problems.back().model = true;
+      }
+    }
+    if (!problems.empty()) throw PipelineError(std::move(problems));
     for (int i = 0; i < n; ++i) {
       NodeContext ctx;
       ctx.pipeline = pipeline.name;
@@ -523,6 +558,7 @@ struct Runtime::Impl {
       if (auto it = options.resume.find(decl(i).id); options.resume.is_object() && it != options.resume.end())
         ctx.resume = *it;
       ctx.document = &pipeline.document;
+      ctx.models = models;
       try {
         nodes.push_back(decl(i).spec->factory()(ctx));
       } catch (const PipelineError& e) {
@@ -543,7 +579,7 @@ struct Runtime::Impl {
         // A constructor rejects what validation cannot see (a split list that does not exist, a device
         // this machine lacks, [min, max] out of order): the pipeline is invalid (exit 2). Messages of the
         // form `param "NAME": ...` are placed at the parameter.
-        problems.push_back(constructor_problem(i, e.what()));
+        problems.push_back(constructor_problem(decl(i), e.what()));
         nodes.emplace_back();
       }
     }
@@ -668,6 +704,7 @@ struct Runtime::Impl {
       wiring = nullptr;
     });
     nodes.clear();  // node state may hold items too; gates are closed by now
+    models.clear();
     if (parent && parent != this && parent->profiler) parent->profiler->merge_skips(*profiler);
     if (failure) throw *failure;
     if (interrupted) {

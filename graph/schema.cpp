@@ -188,6 +188,11 @@ NodeSpec& NodeSpec::param_float_list(std::string name, std::optional<std::vector
   if (min_size) s.min_size = min_size;
   return param(std::move(s));
 }
+NodeSpec& NodeSpec::param_model(std::string name, std::string def, std::string model_type, std::string d) {
+  auto s = make_spec(std::move(name), ParamType::String, std::optional<std::string>(def), std::move(d));
+  s.model_type = std::move(model_type);
+  return param(std::move(s));
+}
 NodeSpec& NodeSpec::param_string_list(std::string name,
                                       std::optional<std::vector<std::string>> def, std::string d) {
   return param(make_spec(std::move(name), ParamType::StringList, def, std::move(d)));

@@ -3,6 +3,7 @@
 // and registration live in one file under nodes/.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +29,9 @@ struct ParamSpec {
   std::optional<double> min, max;   // inclusive bounds, for numbers and list elements
   std::optional<std::size_t> min_size;  // for lists
   std::vector<std::string> choices;     // for strings: the allowed values
+  // For strings: the value names an entry of the pipeline's "models" section of this model type
+  // (checked by the validator, with "did you mean").
+  std::string model_type;
   std::string doc;
 
   // Checks `value` against this spec; returns an error message or empty when it is fine.
@@ -64,6 +68,9 @@ class Node;
 struct NodeContext;
 
 using NodeFactory = std::function<std::unique_ptr<Node>(const NodeContext&)>;
+// Builds a shared model (an entry of the pipeline's "models" section): a std::shared_ptr<T> in a
+// std::any, handed to every node that names it (NodeContext::model).
+using ModelFactory = std::function<std::any(const NodeContext&)>;
 
 // Everything the runtime knows about a node type.
 class NodeSpec {
@@ -80,6 +87,10 @@ class NodeSpec {
   // Declares that the node numbers its outputs itself (batching, ...): placeholders of skipped
   // items reach its body instead of being forwarded.
   NodeSpec& renumbers() { renumbers_ = true; return *this; }
+  // Declares that an item this node has received is still processed when the run is stopped
+  // (SIGINT/SIGTERM): the nodes of a training step, so a stop never cuts a step in half (a student
+  // updated but not its teacher). The node must not start new work once graph::stop_requested().
+  NodeSpec& completes_on_stop() { completes_on_stop_ = true; return *this; }
 
   NodeSpec& param_bool(std::string name, std::optional<bool> def, std::string doc);
   NodeSpec& param_int(std::string name, std::optional<std::int64_t> def, std::string doc,
@@ -99,9 +110,14 @@ class NodeSpec {
                              std::optional<double> max = std::nullopt, std::size_t min_size = 0);
   NodeSpec& param_string_list(std::string name, std::optional<std::vector<std::string>> def,
                               std::string doc);
+  // A string naming an entry of the pipeline's "models" section whose type is `model_type`.
+  NodeSpec& param_model(std::string name, std::string def, std::string model_type, std::string doc);
   NodeSpec& param(ParamSpec spec);
 
   NodeSpec& factory(NodeFactory f) { factory_ = std::move(f); return *this; }
+  // Makes this a model type: declared in the pipeline's "models" section (no ports), built once
+  // before the nodes, and shared by every node naming it.
+  NodeSpec& model_factory(ModelFactory f) { model_factory_ = std::move(f); return *this; }
 
   const std::string& type() const { return type_; }
   const std::string& doc() const { return doc_; }
@@ -111,7 +127,10 @@ class NodeSpec {
   bool is_serial() const { return serial_; }
   bool is_source() const { return inputs_.empty(); }
   bool renumbers_output() const { return renumbers_; }
+  bool completes_on_stop_flag() const { return completes_on_stop_; }
+  bool is_model() const { return bool(model_factory_); }
   const NodeFactory& factory() const { return factory_; }
+  const ModelFactory& model_factory() const { return model_factory_; }
 
   const PortSpec* find_input(const std::string& name) const;
   const PortSpec* find_output(const std::string& name) const;
@@ -125,7 +144,9 @@ class NodeSpec {
   std::vector<ParamSpec> params_;
   bool serial_ = false;
   bool renumbers_ = false;
+  bool completes_on_stop_ = false;
   NodeFactory factory_;
+  ModelFactory model_factory_;
 };
 
 // Validated parameter values of one node, defaults filled in. Nodes read them once, in their

@@ -100,6 +100,97 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
   std::vector<std::string> ids;
   for (const auto& n : doc.nodes) ids.push_back(n.id);
 
+  // Parameters of a node or model declaration against its type's schema: unknown names (with "did
+  // you mean"), missing required ones, wrong values; defaults filled in.
+  auto check_params = [&](const NodeDecl& decl, const std::string& section, const NodeSpec& spec,
+                          ResolvedNode& node) {
+    auto decl_problem = [&](const std::vector<std::string>& keys, const std::string& key, std::string message,
+                            const std::string& file) {
+      problems.push_back(
+          Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message), section == "models"});
+    };
+    std::vector<std::string> param_names;
+    for (const auto& p : spec.params()) param_names.push_back(p.name);
+    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
+      if (!spec.find_param(it.key())) {
+        auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
+        decl_problem({section, decl.id, "params", it.key()}, it.key(),
+                     fmt::format("no parameter \"{}\" in {} type \"{}\"{}", it.key(),
+                                 spec.is_model() ? "model" : "node", spec.type(), did_you_mean(it.key(), param_names)),
+                     f);
+      }
+    }
+    node.params = json::object();
+    for (const auto& p : spec.params()) {
+      auto f = decl.param_files.count(p.name) ? decl.param_files.at(p.name) : decl.file;
+      if (!decl.params.contains(p.name)) {
+        if (p.required) {
+          decl_problem({section, decl.id}, p.name,
+                       fmt::format("missing required parameter \"{}\" ({}: {})", p.name, to_string(p.type), p.doc),
+                       decl.file);
+        } else {
+          node.params[p.name] = p.default_value;
+        }
+        continue;
+      }
+      const json& v = decl.params[p.name];
+      std::string err = p.check(v);
+      if (!err.empty()) {
+        decl_problem({section, decl.id, "params", p.name}, p.name, fmt::format("param \"{}\": {}", p.name, err), f);
+        continue;
+      }
+      node.params[p.name] = v;
+    }
+    // Parameters naming a shared model: it must exist and be of the model type the node needs.
+    for (const auto& p : spec.params()) {
+      if (p.model_type.empty() || !node.params.contains(p.name)) continue;
+      const std::string id = node.params[p.name].get<std::string>();
+      auto f = decl.param_files.count(p.name) ? decl.param_files.at(p.name) : decl.file;
+      const NodeDecl* model = doc.find_model(id);
+      std::vector<std::string> model_ids;
+      for (const auto& m : doc.models) model_ids.push_back(m.id);
+      if (!model)
+        decl_problem({section, decl.id, "params", p.name}, p.name,
+                     fmt::format("param \"{}\": no model \"{}\" in the pipeline's \"models\"{}", p.name, id,
+                                 model_ids.empty() ? fmt::format(" (declare one of type \"{}\")", p.model_type)
+                                                   : did_you_mean(id, model_ids)),
+                     f);
+      else if (model->type != p.model_type)
+        decl_problem({section, decl.id, "params", p.name}, p.name,
+                     fmt::format("param \"{}\": model \"{}\" is a \"{}\"; this node needs a \"{}\"", p.name, id,
+                                 model->type, p.model_type),
+                     f);
+    }
+  };
+
+  // Shared models.
+  for (const auto& decl : doc.models) {
+    ResolvedNode model;
+    model.id = decl.id;
+    model.file = decl.file;
+    model.line = doc.line_of(decl.file, {"models", decl.id});
+    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
+      auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
+      model.param_places[it.key()] = {f, doc.line_of(f, {"models", decl.id, "params", it.key()})};
+    }
+    model.spec = registry.find(decl.type);
+    if (decl.type.empty()) continue;  // reported while loading
+    std::vector<std::string> model_types;
+    for (const auto* spec : registry.specs())
+      if (spec->is_model()) model_types.push_back(spec->type());
+    if (!model.spec || !model.spec->is_model()) {
+      problems.push_back(Diagnostic{decl.file, doc.line_of(decl.file, {"models", decl.id, "type"}), 0, decl.id,
+                                    decl.type, "type",
+                                    model.spec ? fmt::format("\"{}\" is a node type: declare it under \"nodes\"", decl.type)
+                                               : fmt::format("unknown model type \"{}\"{}", decl.type,
+                                                             did_you_mean(decl.type, model_types)),
+                                    true});
+      continue;
+    }
+    check_params(decl, "models", *model.spec, model);
+    out.models.push_back(std::move(model));
+  }
+
   for (const auto& decl : doc.nodes) {
     auto node_problem = [&](const std::vector<std::string>& keys, const std::string& key, std::string message,
                             const std::string& file_override = "") {
@@ -120,6 +211,13 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       out.nodes.push_back(std::move(node));
       continue;  // reported while loading
     }
+    if (node.spec && node.spec->is_model()) {
+      node_problem({"nodes", decl.id, "type"}, "type",
+                   fmt::format("\"{}\" is a model type: declare it under \"models\" and name it from nodes", decl.type));
+      node.spec = nullptr;
+      out.nodes.push_back(std::move(node));
+      continue;
+    }
     if (!node.spec) {
       node_problem({"nodes", decl.id, "type"}, "type",
                    fmt::format("unknown node type \"{}\"{}", decl.type, did_you_mean(decl.type, registry.types())));
@@ -127,37 +225,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       continue;
     }
     const NodeSpec& spec = *node.spec;
-    std::vector<std::string> param_names;
-    for (const auto& p : spec.params()) param_names.push_back(p.name);
-    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
-      if (!spec.find_param(it.key())) {
-        auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
-        node_problem({"nodes", decl.id, "params", it.key()}, it.key(),
-                     fmt::format("no parameter \"{}\" in node type \"{}\"{}", it.key(), spec.type(),
-                                 did_you_mean(it.key(), param_names)),
-                     f);
-      }
-    }
-    node.params = json::object();
-    for (const auto& p : spec.params()) {
-      auto f = decl.param_files.count(p.name) ? decl.param_files.at(p.name) : decl.file;
-      if (!decl.params.contains(p.name)) {
-        if (p.required) {
-          node_problem({"nodes", decl.id}, p.name,
-                       fmt::format("missing required parameter \"{}\" ({}: {})", p.name, to_string(p.type), p.doc));
-        } else {
-          node.params[p.name] = p.default_value;
-        }
-        continue;
-      }
-      const json& v = decl.params[p.name];
-      std::string err = p.check(v);
-      if (!err.empty()) {
-        node_problem({"nodes", decl.id, "params", p.name}, p.name, fmt::format("param \"{}\": {}", p.name, err), f);
-        continue;
-      }
-      node.params[p.name] = v;
-    }
+    check_params(decl, "nodes", spec, node);
     // Concurrency.
     const json& c = decl.concurrency;
     const std::string cfile = decl.concurrency_file.empty() ? decl.file : decl.concurrency_file;
@@ -312,6 +380,10 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
                   {"max_in_flight", out.runtime.max_in_flight},
                   {"seed", out.runtime.seed},
                   {"run_dir", out.runtime.run_dir}};
+  if (!out.models.empty()) {
+    d["models"] = json::object();
+    for (const auto& m : out.models) d["models"][m.id] = {{"type", m.spec->type()}, {"params", m.params}};
+  }
   d["nodes"] = json::object();
   for (const auto& n : out.nodes) {
     json node{{"type", n.spec->type()}, {"params", n.params}};

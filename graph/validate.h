@@ -38,6 +38,7 @@ struct ValidatedPipeline {
   std::string name;
   std::string file;
   RuntimeSettings runtime;
+  std::vector<ResolvedNode> models;  // the shared models, declaration order (no ports, no edges)
   std::vector<ResolvedNode> nodes;
   std::vector<ResolvedEdge> edges;
   std::vector<int> topo_order;  // ignoring feedback edges

@@ -16,6 +16,8 @@
 #include "io/safetensors.h"
 #include "models/device.h"
 #include "models/distributed.h"
+#include "models/optimizer.h"
+#include "models/train_step.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
 
@@ -38,83 +40,61 @@ json StepStats::to_json() const {
   return j;
 }
 
-namespace detail {
-
-// The optimisers, written out so their state has names (checkpoints) and reads the same on
-// LibTorch 1.13 and 2.x.
-// SGD, PyTorch's rule (dampening 0, no Nesterov): g = grad + wd p; buf = m buf + g (buf = g at
-// first); p -= lr buf.
-// AdamW (Loshchilov & Hutter): p -= lr wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-struct Sgd {
-  bool adamw = false;
-  double lr = 0, momentum = 0, weight_decay = 0, clip_grad_norm = 0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  std::int64_t steps = 0;
-  std::map<std::string, at::Tensor> momentum_buffers;  // SGD: buf; AdamW: m
-  std::map<std::string, at::Tensor> second_moments;    // AdamW: v
-
-  // The global gradient norm (0 without gradients).
-  static double grad_norm(torch::nn::Module& model) {
-    at::NoGradGuard no_grad;
-    at::Tensor total;
-    for (auto& p : model.parameters(true))
-      if (p.grad().defined()) {
-        auto sq = p.grad().to(at::kDouble).pow(2).sum();
-        total = total.defined() ? total + sq : sq;
-      }
-    return total.defined() ? std::sqrt(total.item<double>()) : 0.0;
-  }
-
-  // `norm`: the global gradient norm (grad_norm()).
-  void step(torch::nn::Module& model, double norm) {
-    at::NoGradGuard no_grad;
-    auto params = model.named_parameters(true);
-    if (clip_grad_norm > 0 && norm > clip_grad_norm)
-      for (auto& item : params)
-        if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
-    ++steps;
-    for (auto& item : params) {
-      at::Tensor& p = item.value();
-      if (!p.grad().defined()) continue;
-      at::Tensor g = p.grad();
-      if (adamw) {
-        if (weight_decay != 0) p.mul_(1 - lr * weight_decay);
-        auto m = momentum_buffers.find(item.key());
-        if (m == momentum_buffers.end()) m = momentum_buffers.emplace(item.key(), at::zeros_like(p)).first;
-        auto v = second_moments.find(item.key());
-        if (v == second_moments.end()) v = second_moments.emplace(item.key(), at::zeros_like(p)).first;
-        m->second.mul_(beta1).add_(g, 1 - beta1);
-        v->second.mul_(beta2).addcmul_(g, g, 1 - beta2);
-        double c1 = 1 - std::pow(beta1, double(steps)), c2 = 1 - std::pow(beta2, double(steps));
-        auto denom = (v->second / c2).sqrt_().add_(eps);
-        p.addcdiv_(m->second, denom, -lr / c1);
-        continue;
-      }
-      if (weight_decay != 0) g = g.add(p, weight_decay);
-      if (momentum != 0) {
-        auto it = momentum_buffers.find(item.key());
-        if (it == momentum_buffers.end()) {
-          it = momentum_buffers.emplace(item.key(), g.clone()).first;
-        } else {
-          it->second.mul_(momentum).add_(g);
-        }
-        g = it->second;
-      }
-      p.add_(g, -lr);
+double Optimizer::grad_norm(torch::nn::Module& model) {
+  at::NoGradGuard no_grad;
+  at::Tensor total;
+  for (auto& p : model.parameters(true))
+    if (p.grad().defined()) {
+      auto sq = p.grad().to(at::kDouble).pow(2).sum();
+      total = total.defined() ? total + sq : sq;
     }
-  }
-  void zero_grad(torch::nn::Module& model) {
-    for (auto& p : model.parameters(true))
-      if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-};
+  return total.defined() ? std::sqrt(total.item<double>()) : 0.0;
+}
 
-}  // namespace detail
+void Optimizer::step(torch::nn::Module& model, double norm) {
+  at::NoGradGuard no_grad;
+  auto params = model.named_parameters(true);
+  if (clip_grad_norm > 0 && norm > clip_grad_norm)
+    for (auto& item : params)
+      if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
+  ++steps;
+  for (auto& item : params) {
+    at::Tensor& p = item.value();
+    if (!p.grad().defined()) continue;
+    at::Tensor g = p.grad();
+    if (adamw) {
+      if (weight_decay != 0) p.mul_(1 - lr * weight_decay);
+      auto m = momentum_buffers.find(item.key());
+      if (m == momentum_buffers.end()) m = momentum_buffers.emplace(item.key(), at::zeros_like(p)).first;
+      auto v = second_moments.find(item.key());
+      if (v == second_moments.end()) v = second_moments.emplace(item.key(), at::zeros_like(p)).first;
+      m->second.mul_(beta1).add_(g, 1 - beta1);
+      v->second.mul_(beta2).addcmul_(g, g, 1 - beta2);
+      double c1 = 1 - std::pow(beta1, double(steps)), c2 = 1 - std::pow(beta2, double(steps));
+      auto denom = (v->second / c2).sqrt_().add_(eps);
+      p.addcdiv_(m->second, denom, -lr / c1);
+      continue;
+    }
+    if (weight_decay != 0) g = g.add(p, weight_decay);
+    if (momentum != 0) {
+      auto it = momentum_buffers.find(item.key());
+      if (it == momentum_buffers.end()) {
+        it = momentum_buffers.emplace(item.key(), g.clone()).first;
+      } else {
+        it->second.mul_(momentum).add_(g);
+      }
+      g = it->second;
+    }
+    p.add_(g, -lr);
+  }
+}
+
+void Optimizer::zero_grad(torch::nn::Module& model) {
+  for (auto& p : model.parameters(true))
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
 
 namespace {
-
-double scalar(const at::Tensor& t) { return t.detach().to(at::kCPU).to(at::kDouble).item<double>(); }
 
 at::CPUGeneratorImpl* cpu_generator() {
   return at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
@@ -138,7 +118,7 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
   student_->to(device_);
   if (options_.optimizer != "sgd" && options_.optimizer != "adamw")
     throw std::invalid_argument(fmt::format("trainer: unknown optimizer \"{}\" (sgd, adamw)", options_.optimizer));
-  optimizer_ = std::make_unique<detail::Sgd>();
+  optimizer_ = std::make_unique<Optimizer>();
   optimizer_->adamw = options_.optimizer == "adamw";
   optimizer_->clip_grad_norm = options_.clip_grad_norm;
   optimizer_->lr = options_.lr;
@@ -166,159 +146,41 @@ void Trainer::set_communicator(std::shared_ptr<Communicator> communicator) {
   }
 }
 
-void Trainer::set_learning_rate(double lr) { optimizer_->lr = lr; }
-
-void Trainer::ensure_teacher() {
-  if (teacher_) return;
-  // The teacher starts as a copy of the student when the semi-supervised phase begins.
+MultiGranularViT& Trainer::ensure_teacher() {
+  if (teacher_) return *teacher_;
   teacher_ = make_model(options_.model);
   teacher_->to(device_);
   load_state_dict(*teacher_, state_dict(*student_));
   for (auto& p : teacher_->parameters(true)) p.set_requires_grad(false);
+  return *teacher_;
 }
 
-StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled_in, const at::Tensor& labels_in,
-                        const std::vector<at::Tensor>* weak_in, const std::vector<at::Tensor>* strong_in,
-                        const at::Tensor* channel_scale_in, const at::Tensor* truth_in) {
-  StepStats stats;
-  stats.step = step_;
-  stats.epoch = epoch;
-  stats.lr = step_learning_rate(options_.lr, epoch, options_.milestones, options_.factors);
-  set_learning_rate(stats.lr);
-  const bool semi = options_.semi_supervised && weak_in && strong_in && epoch >= options_.warmup_epochs;
-  stats.xi = semi ? unlabeled_ramp(epoch, options_.warmup_epochs, options_.epochs) : 0.0;
-  stats.semi = semi;
-
-  std::vector<at::Tensor> labeled;
-  for (const auto& v : labeled_in) labeled.push_back(to_device(v));
-  if (step_ == options_.inject_nonfinite_step && !labeled.empty())
-    labeled[0] = labeled[0] * std::numeric_limits<float>::quiet_NaN();
-  at::Tensor labels = to_device(labels_in);
-  stats.labeled = labels.size(0);
-
-  student_->train();
-  optimizer_->zero_grad(*student_);
-  at::Tensor loss;
-  if (!semi) {
-    auto out = student_->forward(labeled);
-    auto sup = at::cross_entropy_loss(out.logits, labels);
-    loss = sup;
-    stats.loss_sup = scalar(sup);
-  } else {
-    ensure_teacher();
-    std::vector<at::Tensor> weak, strong;
-    for (const auto& v : *weak_in) weak.push_back(to_device(v));
-    for (const auto& v : *strong_in) strong.push_back(to_device(v));
-    const std::int64_t u = weak[0].size(0);
-    stats.unlabeled = u;
-
-    // Teacher: K Monte-Carlo passes. When only the head's dropout is random, the backbone runs
-    // once and the head K times (same distribution, a tenth of the cost); otherwise the K passes
-    // run as one batched forward.
-    TeacherStats t;
-    {
-      at::NoGradGuard no_grad;
-      const int k = options_.teacher_passes;
-      at::Tensor logits;
-      bool backbone_random = options_.model.drop_rate > 0 || options_.model.attn_drop_rate > 0;
-      if (!backbone_random) {
-        teacher_->eval();
-        auto features = teacher_->backbone(weak);
-        logits = teacher_->head_samples(features, k);  // [K, U, C]
-      } else {
-        teacher_->train();
-        std::vector<at::Tensor> repeated;
-        for (const auto& v : weak) repeated.push_back(v.repeat({k, 1, 1, 1, 1}));
-        logits = teacher_->forward(repeated).logits.reshape({k, u, -1});
-      }
-      t = teacher_stats(at::softmax(logits, 2));
-    }
-    at::Tensor eta = regulation_weights(options_.regulation, t.p_max, t.s_max, options_.threshold);
-
-    // Student inputs: the strong draw with its channel dropout.
-    at::Tensor scale = channel_scale_in ? to_device(*channel_scale_in) : at::ones({u, 3}, weak[0].options());
-    std::vector<at::Tensor> strong_dropped;
-    for (const auto& v : strong) strong_dropped.push_back(v * scale.view({u, 3, 1, 1, 1}));
-
-    // Labeled and strong clips in one forward pass (same view shapes).
-    std::vector<at::Tensor> joint;
-    for (std::size_t i = 0; i < labeled.size(); ++i) joint.push_back(at::cat({labeled[i], strong_dropped[i]}));
-    auto out = student_->forward(joint);
-    auto logits_l = out.logits.narrow(0, 0, stats.labeled);
-    auto logits_s = out.logits.narrow(0, stats.labeled, u);
-    auto sup = at::cross_entropy_loss(logits_l, labels);
-    auto un = unlabeled_loss(logits_s, t.label, eta);
-    at::Tensor mix = at::zeros({}, sup.options());
-    if (options_.token_mix && u > 1) {
-      io::Rng rng(options_.seed, std::uint64_t(step_), 0, io::Purpose::mix);
-      const auto patches = options_.model.num_patches();
-      auto draw = draw_token_mix(rng, int(u), int(strong.size()), int(patches), options_.mix_alpha);
-      auto perm = at::tensor(draw.perm, at::kLong).to(device_);
-      TokenMix token_mix;
-      for (std::size_t v = 0; v < strong.size(); ++v) {
-        // The second input: the perturbed strong views without channel dropout, batch-permuted.
-        token_mix.views.push_back(strong[v].index_select(0, perm));
-        std::vector<std::uint8_t> m(draw.masks[v].begin(), draw.masks[v].end());
-        token_mix.masks.push_back(at::tensor(m, at::kByte).to(at::kBool).to(device_));
-      }
-      auto mixed = student_->forward(strong_dropped, &token_mix);
-      mix = mix_loss(mixed.logits, t.mean_prob, eta, perm, draw.lambda, options_.mix_compare_logits);
-      stats.mix_lambda = draw.lambda;
-    }
-    loss = sup + stats.xi * (options_.gamma_un * un + options_.gamma_mix * mix);
-    stats.loss_sup = scalar(sup);
-    stats.loss_un = scalar(un);
-    stats.loss_mix = scalar(mix);
-    stats.eta_mean = scalar(eta.mean());
-    stats.eta_above_half = scalar((eta > 0.5).to(at::kFloat).mean());
-    auto hist = at::histc(eta.detach().to(at::kCPU).to(at::kFloat), 10, 0, 1).to(at::kLong);
-    stats.eta_hist.assign(hist.data_ptr<std::int64_t>(), hist.data_ptr<std::int64_t>() + 10);
-    if (truth_in && truth_in->defined()) {
-      auto truth = to_device(*truth_in);
-      auto known = truth >= 0;
-      auto n_known = scalar(known.sum());
-      if (n_known > 0) stats.pseudo_accuracy = scalar(((t.label == truth) & known).sum()) / n_known;
-    }
+StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
+                        const std::vector<at::Tensor>* weak, const std::vector<at::Tensor>* strong,
+                        const at::Tensor* channel_scale, const at::Tensor* truth) {
+  const bool semi = options_.semi_supervised && weak && strong && epoch >= options_.warmup_epochs;
+  TrainStep s = make_train_step(*this, epoch, options_.epochs, options_.warmup_epochs, semi, labeled, labels,
+                                weak, strong, channel_scale, truth);
+  if (semi) {
+    teacher_forward(*this, s, options_.teacher_passes);
+    regulate(s, options_.regulation, options_.threshold);
+    if (options_.token_mix) tube_token_mix(*this, s, options_.mix_alpha);
   }
-  stats.loss = scalar(loss);
-  if (!std::isfinite(stats.loss) && !communicator_) {
-    // Nothing is updated: the state stays the last good one.
-    stats.nonfinite = true;
-    ++step_;
-    return stats;
-  }
-  loss.backward();
-  if (communicator_) {
-    // A non-finite loss on one rank makes its gradients non-finite, and so the averaged gradients on
-    // every rank: all ranks then skip the step together below.
-    stats.comm_seconds = communicator_->average_gradients(*student_);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<at::Tensor> logged{at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un,
-                                                                  stats.loss_mix, stats.eta_mean,
-                                                                  stats.eta_above_half},
-                                              at::kDouble)};
-    communicator_->all_reduce_sum(logged);
-    logged[0].div_(double(communicator_->world_size()));
-    auto* mean = logged[0].data_ptr<double>();
-    stats.loss = mean[0];
-    stats.loss_sup = mean[1];
-    stats.loss_un = mean[2];
-    stats.loss_mix = mean[3];
-    stats.eta_mean = mean[4];
-    stats.eta_above_half = mean[5];
-    stats.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  stats.grad_norm = detail::Sgd::grad_norm(*student_);
-  if (!std::isfinite(stats.grad_norm)) {
-    optimizer_->zero_grad(*student_);
-    stats.nonfinite = true;
-    ++step_;
-    return stats;
-  }
-  optimizer_->step(*student_, stats.grad_norm);
-  if (semi) ema_update(*teacher_, *student_, options_.ema_decay);
-  ++step_;
-  return stats;
+  student_forward(*this, s, options_.inject_nonfinite_step);
+  regulated_loss(s, options_.gamma_un, options_.gamma_mix, options_.mix_compare_logits);
+  backward(*this, s);
+  OptimizerOptions o;
+  o.kind = options_.optimizer;
+  o.lr = options_.lr;
+  o.momentum = options_.momentum;
+  o.weight_decay = options_.weight_decay;
+  o.clip_grad_norm = options_.clip_grad_norm;
+  o.milestones = options_.milestones;
+  o.factors = options_.factors;
+  optimizer_step(*this, s, o);
+  ema_step(*this, s, options_.ema_decay);
+  finish_step();
+  return s.stats;
 }
 
 at::Tensor Trainer::predict(const std::vector<std::vector<at::Tensor>>& view_sets) {
@@ -358,7 +220,7 @@ void Trainer::save(const std::string& path, const json& extra) const {
   sidecar["optimizer_steps"] = optimizer_->steps;
   sidecar["has_teacher"] = bool(teacher_);
   sidecar["model"] = model_config_to_json(options_.model);
-  sidecar["optimizer"] = options_.optimizer;
+  sidecar["optimizer"] = optimizer_->adamw ? "adamw" : "sgd";
   // The sidecar inside the tensors file is the one that counts (io/checkpoint.h); the .json copy
   // follows.
   io::save_safetensors(path + ".safetensors", tensors,
@@ -367,10 +229,8 @@ void Trainer::save(const std::string& path, const json& extra) const {
 }
 
 json Trainer::load(const std::string& path) {
+  // The optimiser's kind is the pipeline's (a resumed run's pipeline is checked to be the same).
   json sidecar = io::read_checkpoint_sidecar(path);
-  if (sidecar.contains("optimizer") && sidecar["optimizer"] != options_.optimizer)
-    throw std::runtime_error(fmt::format("checkpoint {}: written with optimizer {}, this run uses {}", path,
-                                         sidecar["optimizer"].dump(), options_.optimizer));
   auto tensors = io::load_safetensors(path + ".safetensors");
   auto take = [&](const std::string& prefix) {
     std::map<std::string, at::Tensor> part;

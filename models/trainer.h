@@ -1,6 +1,7 @@
-// SeFAR training state and one optimisation step (DESIGN §2): the student, the EMA teacher created
-// when the semi-supervised phase starts, SGD with momentum and a step schedule, and the regulated
-// loss. Pure tensors in, statistics out: the training node is a thin wrapper around it.
+// SeFAR training state (DESIGN §2): the student, the EMA teacher created when the semi-supervised
+// phase starts, the optimiser's state and the step counter; checkpoints of all of it. A pipeline
+// declares it once (the sefar_model model type) and the step nodes name it; each node runs one
+// stage of models/train_step.h on it. Trainer::step runs every stage in order (tests, tools).
 #pragma once
 
 #include <cstdint>
@@ -17,10 +18,7 @@
 
 namespace sefar::models {
 
-namespace detail {
-struct Sgd;
-}
-
+struct Optimizer;
 class MultiGranularViT;
 class Communicator;
 
@@ -89,6 +87,8 @@ class Trainer {
   StepStats step(int epoch, const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
                  const std::vector<at::Tensor>* weak = nullptr, const std::vector<at::Tensor>* strong = nullptr,
                  const at::Tensor* channel_scale = nullptr, const at::Tensor* truth = nullptr);
+  // A step is over (whether it updated anything or not): step numbers name batches.
+  void finish_step() { ++step_; }
 
   // Class probabilities of the model to evaluate (the teacher once it exists, else the student),
   // averaged over view sets: `view_sets[s][v]` is [B, 3, T, S, S].
@@ -96,7 +96,13 @@ class Trainer {
 
   MultiGranularViT& student() { return *student_; }
   MultiGranularViT* teacher() { return teacher_.get(); }
+  // The teacher starts as a copy of the student when the semi-supervised phase begins.
+  MultiGranularViT& ensure_teacher();
+  Optimizer& optimizer() { return *optimizer_; }
+  Communicator* communicator() const { return communicator_.get(); }
   const TrainerOptions& options() const { return options_; }
+  const c10::Device& device() const { return device_; }
+  at::Tensor to_device(const at::Tensor& t) const;
   std::int64_t steps_done() const { return step_; }
 
   // Checkpoint (io/checkpoint.h): every tensor (student, teacher, optimiser state, the CPU and,
@@ -108,14 +114,10 @@ class Trainer {
   nlohmann::json load(const std::string& path);
 
  private:
-  void ensure_teacher();
-  void set_learning_rate(double lr);
-  at::Tensor to_device(const at::Tensor& t) const;
-
   TrainerOptions options_;
   c10::Device device_;
   std::shared_ptr<MultiGranularViT> student_, teacher_;
-  std::unique_ptr<detail::Sgd> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::shared_ptr<Communicator> communicator_;
   std::int64_t step_ = 0;
 };

@@ -14,7 +14,19 @@ graph::NodeSpec split_source_spec();
 graph::NodeSpec decode_spec();
 graph::NodeSpec views_spec();
 graph::NodeSpec batch_spec();
-graph::NodeSpec sefar_train_spec();
+// The SeFAR training step (nodes/train_step.h): the shared model, the loop, one node per stage.
+graph::NodeSpec sefar_model_spec();
+graph::NodeSpec train_loop_spec();
+graph::NodeSpec teacher_spec();
+graph::NodeSpec adaptive_regulation_spec();
+graph::NodeSpec fixed_threshold_spec();
+graph::NodeSpec no_regulation_spec();
+graph::NodeSpec tube_token_mix_spec();
+graph::NodeSpec student_spec();
+graph::NodeSpec regulated_loss_spec();
+graph::NodeSpec backward_spec();
+graph::NodeSpec optimizer_spec();
+graph::NodeSpec ema_update_spec();
 graph::NodeSpec classify_spec();
 graph::NodeSpec export_features_spec();
 

@@ -169,7 +169,7 @@ inline std::string train_args(const fs::path& run_dir, const std::string& extra 
          " --set unlabeled_list=" + (data / "unlabel.csv").string() +
          " --set val_list=" + (data / "val.csv").string() +
          " --set num_classes=3 --set epochs=3 --set warmup_epochs=1 --set batch=2 --set unlabeled_batch=4"
-         " --set train.threads=1 --set train.keep_last=10 --set train.log_every=1 --set runtime.threads=2"
+         " --set models.net.threads=1 --set train.keep_last=10 --set train.log_every=1 --set runtime.threads=2"
          " --set runtime.run_dir=" +
          run_dir.string() + (extra.empty() ? "" : " " + extra);
 }

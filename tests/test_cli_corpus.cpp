@@ -207,7 +207,7 @@ TEST_CASE("malformed command lines exit with status 2 and name the flag, key or 
       {"run " + q + " --set device=tpu --set runtime.run_dir= --set val_list= --set train_list=" + kSource +
            "/tests/data/splits/official_style.csv --set unlabeled_list=" + kSource +
            "/tests/data/splits/official_style.csv",
-       "node 'train' (sefar_train): model: param \"device\": unknown device 'tpu'"},
+       "model 'net' (sefar_model): param \"device\": unknown device 'tpu'"},
       {"run " + q + " --set runtime.run_dir= --set train_list=" + t + "/no_list.csv",
        "node 'labeled' (split_source): param \"list\": cannot open split list " + t + "/no_list.csv"},
       {"validate " + p + " extra", "unexpected argument extra"},

@@ -45,10 +45,10 @@ TEST_CASE("a NaN loss stops the run at its step with an error naming node, step,
   TempDir dir("faults_nan_stop");
   const fs::path run = dir.path / "run";
   // Step 7: the third step of epoch 2, semi-supervised.
-  auto r = run_sefar("run " + train_args(run, "--set train.inject_nonfinite_at_step=7"));
+  auto r = run_sefar("run " + train_args(run, "--set student.inject_nonfinite_at_step=7"));
   INFO(r.output);
   CHECK(r.status == 1);
-  CHECK(r.output.find("node 'train' (sefar_train) failed") != std::string::npos);
+  CHECK(r.output.find("node 'train' (train_loop) failed") != std::string::npos);
   CHECK(r.output.find("non-finite loss at step 7 (epoch 2): loss nan, sup nan") != std::string::npos);
   const std::string videos = (tiny_dataset() / "videos").string() + "/";
   CHECK(r.output.find("; labeled clips: " + videos) != std::string::npos);
@@ -60,7 +60,7 @@ TEST_CASE("a NaN loss stops the run at its step with an error naming node, step,
   CHECK_FALSE(fs::exists(run / "model.safetensors"));
   // The checkpoint is intact: resumed (without the injected fault), the run ends as the reference.
   auto resumed =
-      run_sefar("run " + train_args(run, "--set train.inject_nonfinite_at_step=-1 --resume " + run.string()));
+      run_sefar("run " + train_args(run, "--set student.inject_nonfinite_at_step=-1 --resume " + run.string()));
   INFO(resumed.output);
   CHECK(resumed.status == 0);
   check_same_records(reference, run);
@@ -71,7 +71,7 @@ TEST_CASE("on_nonfinite: skip skips the step without an update, counts it and re
   TempDir dir("faults_nan_skip");
   const fs::path run = dir.path / "run";
   auto r = run_sefar("run " +
-                     train_args(run, "--set train.inject_nonfinite_at_step=7 --set train.on_nonfinite=skip"));
+                     train_args(run, "--set student.inject_nonfinite_at_step=7 --set train.on_nonfinite=skip"));
   INFO(r.output);
   REQUIRE(r.status == 0);
   CHECK(r.output.find("non-finite loss at step 7 (epoch 2)") != std::string::npos);

@@ -41,7 +41,7 @@ TEST_CASE("a short SeFAR run on synthetic fine-grained clips ends well above cha
   // 8 supervised epochs of 40 steps, then 2 semi-supervised ones.
   auto r = run_sefar("run " + sefar_args(run,
                                          "--set labeled_per_epoch=320 --set epochs=10 --set warmup_epochs=8"
-                                         " --set train.milestones=[9] --set runtime.threads=2"));
+                                         " --set optimizer.milestones=[9] --set runtime.threads=2"));
   INFO(r.output);
   REQUIRE(r.status == 0);
   double first_loss = -1, last_top1 = -1;

@@ -23,7 +23,7 @@ std::string tiny_overrides(const fs::path& run_dir) {
          " --set num_classes=3 --set model=tiny --set crop=32 --set short_side=[36,44] --set "
          "eval_short_side=36"
          " --set epochs=1 --set warmup_epochs=0 --set batch=2 --set unlabeled_batch=4 --set device=cpu"
-         " --set train.teacher_passes=2 --set runtime.threads=2 --set runtime.run_dir=" +
+         " --set teacher.passes=2 --set runtime.threads=2 --set runtime.run_dir=" +
          run_dir.string();
 }
 

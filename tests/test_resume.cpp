@@ -163,9 +163,9 @@ TEST_CASE("--resume refuses what is not the same run, and needs a run directory"
   INFO(r.output);
   REQUIRE(r.status == 0);
   auto changed =
-      run_sefar("run " + train_args(run, "--set epochs=1 --set train.lr=0.01 --resume " + run.string()));
+      run_sefar("run " + train_args(run, "--set epochs=1 --set optimizer.lr=0.01 --resume " + run.string()));
   CHECK(changed.status == 2);
-  CHECK(changed.output.find("nodes.train.params.lr is 0.01 here but 0.0003 in the run being resumed") !=
+  CHECK(changed.output.find("nodes.optimizer.params.lr is 0.01 here but 0.0003 in the run being resumed") !=
         std::string::npos);
   // Settings that change how the run executes, not what it computes, may change.
   auto same = run_sefar(

@@ -242,6 +242,7 @@ std::string describe_param(const graph::ParamSpec& p) {
     out += fmt::format(", range [{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf", p.max ? fmt::format("{}", *p.max) : "inf");
   if (p.min_size) out += fmt::format(", at least {} element(s)", *p.min_size);
   if (!p.choices.empty()) out += fmt::format(", one of: {}", fmt::join(p.choices, " | "));
+  if (!p.model_type.empty()) out += fmt::format(", names a \"{}\" under \"models\"", p.model_type);
   out += "\n        " + p.doc + "\n";
   return out;
 }
@@ -252,6 +253,7 @@ nlohmann::json param_json(const graph::ParamSpec& p) {
   if (p.min) j["min"] = *p.min;
   if (p.max) j["max"] = *p.max;
   if (!p.choices.empty()) j["choices"] = p.choices;
+  if (!p.model_type.empty()) j["model_type"] = p.model_type;
   return j;
 }
 
@@ -273,7 +275,11 @@ int cmd_nodes(const Args& a) {
   if (a.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto* s : specs) {
-      nlohmann::json j{{"type", s->type()}, {"doc", s->doc()}, {"serial", s->is_serial()}};
+      nlohmann::json j{{"type", s->type()},
+                       {"doc", s->doc()},
+                       {"serial", s->is_serial()},
+                       {"model", s->is_model()},
+                       {"completes_on_stop", s->completes_on_stop_flag()}};
       for (const char* dir : {"inputs", "outputs"}) {
         j[dir] = nlohmann::json::array();
         for (const auto& p : std::string(dir) == "inputs" ? s->inputs() : s->outputs())
@@ -289,8 +295,10 @@ int cmd_nodes(const Args& a) {
   }
   std::string text;
   for (const auto* s : specs) {
-    text += fmt::format("{}\n  {}\n", s->type(), s->doc());
+    text += fmt::format("{}{}\n  {}\n", s->type(), s->is_model() ? " (model type: declare it under \"models\")" : "",
+                        s->doc());
     if (s->is_serial()) text += "  keeps state: runs with concurrency 1\n";
+    if (s->completes_on_stop_flag()) text += "  completes the step it has received when the run is stopped\n";
     if (!s->inputs().empty()) {
       text += "  inputs:\n";
       for (const auto& p : s->inputs())
@@ -543,7 +551,7 @@ bool may_change_on_resume(const std::string& key) {
   if (key == "name" || key == "description") return true;
   for (const auto& k : runtime_keys)
     if (key == k) return true;
-  if (key.rfind("nodes.", 0) != 0) return false;
+  if (key.rfind("nodes.", 0) != 0 && key.rfind("models.", 0) != 0) return false;
   auto ends_with = [&](const std::string& tail) {
     return key.size() > tail.size() && key.compare(key.size() - tail.size(), tail.size(), tail) == 0;
   };
@@ -600,9 +608,14 @@ std::string unwritable(const std::string& path) {
   return {};
 }
 
-// The device a pipeline trains on (the first node parameter named "device"), resolved: "cpu" or
+// The device a pipeline trains on (the first model or node parameter named "device"), resolved: "cpu" or
 // "cuda[:N]". It picks the data-parallel backend.
 std::string pipeline_device(const graph::ValidatedPipeline& pipeline) {
+  for (const auto& model : pipeline.models) {
+    auto device = model.params.find("device");
+    if (device != model.params.end() && device->is_string())
+      return models::resolve_device(device->get<std::string>()).str();
+  }
   for (const auto& node : pipeline.nodes) {
     auto device = node.params.find("device");
     if (device != node.params.end() && device->is_string())

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
     auto doc = sefar::graph::parse_pipeline("<fuzz>", text);
-    sefar::graph::apply_overrides(doc, {"epochs=3", "train.lr=0.1", "runtime.threads=2"});
+    sefar::graph::apply_overrides(doc, {"epochs=3", "optimizer.lr=0.1", "runtime.threads=2"});
     sefar::graph::substitute_params(doc);
     (void)sefar::graph::to_json(doc).dump();
   } catch (const sefar::graph::PipelineError&) {

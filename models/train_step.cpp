@@ -1,0 +1,207 @@
+#include "models/train_step.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "models/distributed.h"
+#include "models/optimizer.h"
+
+namespace sefar::models {
+
+namespace {
+
+double scalar(const at::Tensor& t) { return t.detach().to(at::kCPU).to(at::kDouble).item<double>(); }
+
+void require(bool ok, const char* stage, const char* what) {
+  if (!ok) throw std::invalid_argument(fmt::format("{}: {}", stage, what));
+}
+
+}  // namespace
+
+TrainStep make_train_step(const Trainer& trainer, int epoch, int epochs, int warmup_epochs, bool semi,
+                          const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
+                          const std::vector<at::Tensor>* weak, const std::vector<at::Tensor>* strong,
+                          const at::Tensor* channel_scale, const at::Tensor* truth) {
+  TrainStep s;
+  s.step = trainer.steps_done();
+  s.epoch = epoch;
+  s.epochs = epochs;
+  s.warmup_epochs = warmup_epochs;
+  s.semi = semi && weak && strong;
+  for (const auto& v : labeled) s.labeled.push_back(trainer.to_device(v));
+  s.labels = trainer.to_device(labels);
+  if (s.semi) {
+    for (const auto& v : *weak) s.weak.push_back(trainer.to_device(v));
+    for (const auto& v : *strong) s.strong.push_back(trainer.to_device(v));
+    const std::int64_t u = s.weak[0].size(0);
+    s.channel_scale = channel_scale && channel_scale->defined() ? trainer.to_device(*channel_scale)
+                                                                : at::ones({u, 3}, s.weak[0].options());
+    if (truth && truth->defined()) s.truth = trainer.to_device(*truth);
+  }
+  s.stats.step = s.step;
+  s.stats.epoch = epoch;
+  s.stats.semi = s.semi;
+  s.stats.labeled = s.labels.size(0);
+  s.stats.unlabeled = s.unlabeled();
+  return s;
+}
+
+void teacher_forward(Trainer& trainer, TrainStep& s, int passes) {
+  if (!s.semi) return;
+  MultiGranularViT& teacher = trainer.ensure_teacher();
+  at::NoGradGuard no_grad;
+  const auto& config = trainer.options().model;
+  const std::int64_t u = s.unlabeled();
+  at::Tensor logits;
+  const bool backbone_random = config.drop_rate > 0 || config.attn_drop_rate > 0;
+  if (!backbone_random) {
+    teacher.eval();
+    auto features = teacher.backbone(s.weak);
+    logits = teacher.head_samples(features, passes);  // [K, U, C]
+  } else {
+    teacher.train();
+    std::vector<at::Tensor> repeated;
+    for (const auto& v : s.weak) repeated.push_back(v.repeat({passes, 1, 1, 1, 1}));
+    logits = teacher.forward(repeated).logits.reshape({passes, u, -1});
+  }
+  s.teacher = teacher_stats(at::softmax(logits, 2));
+  s.has_teacher_stats = true;
+}
+
+void regulate(TrainStep& s, Regulation rule, double threshold) {
+  if (!s.semi) return;
+  require(s.has_teacher_stats, "regulation", "no teacher statistics: wire a teacher node before it");
+  s.eta = regulation_weights(rule, s.teacher.p_max, s.teacher.s_max, threshold);
+}
+
+void tube_token_mix(const Trainer& trainer, TrainStep& s, double alpha) {
+  const std::int64_t u = s.unlabeled();
+  if (!s.semi || u < 2) return;
+  io::Rng rng(trainer.options().seed, std::uint64_t(s.step), 0, io::Purpose::mix);
+  const auto patches = trainer.options().model.num_patches();
+  auto draw = draw_token_mix(rng, int(u), int(s.strong.size()), int(patches), alpha);
+  s.perm = at::tensor(draw.perm, at::kLong).to(trainer.device());
+  s.token_mix = TokenMix{};
+  for (std::size_t v = 0; v < s.strong.size(); ++v) {
+    // The second input: the perturbed strong views without channel dropout, batch-permuted.
+    s.token_mix.views.push_back(s.strong[v].index_select(0, s.perm));
+    std::vector<std::uint8_t> m(draw.masks[v].begin(), draw.masks[v].end());
+    s.token_mix.masks.push_back(at::tensor(m, at::kByte).to(at::kBool).to(trainer.device()));
+  }
+  s.stats.mix_lambda = draw.lambda;
+  s.mixed = true;
+}
+
+void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfinite_step) {
+  if (s.step == inject_nonfinite_step && !s.labeled.empty())
+    s.labeled[0] = s.labeled[0] * std::numeric_limits<float>::quiet_NaN();
+  MultiGranularViT& student = trainer.student();
+  student.train();
+  Optimizer::zero_grad(student);
+  if (!s.semi) {
+    s.logits_labeled = student.forward(s.labeled).logits;
+    return;
+  }
+  // Student inputs: the strong draw with its channel dropout; labeled and strong clips in one forward
+  // pass (same view shapes).
+  const std::int64_t u = s.unlabeled();
+  std::vector<at::Tensor> strong_dropped;
+  for (const auto& v : s.strong) strong_dropped.push_back(v * s.channel_scale.view({u, 3, 1, 1, 1}));
+  std::vector<at::Tensor> joint;
+  for (std::size_t i = 0; i < s.labeled.size(); ++i) joint.push_back(at::cat({s.labeled[i], strong_dropped[i]}));
+  auto out = student.forward(joint);
+  s.logits_labeled = out.logits.narrow(0, 0, s.stats.labeled);
+  s.logits_strong = out.logits.narrow(0, s.stats.labeled, u);
+  if (s.mixed) s.logits_mixed = student.forward(strong_dropped, &s.token_mix).logits;
+}
+
+void regulated_loss(TrainStep& s, double gamma_un, double gamma_mix, bool mix_compare_logits) {
+  require(s.logits_labeled.defined(), "loss", "no student logits: wire a student node before it");
+  auto& stats = s.stats;
+  stats.xi = s.semi ? unlabeled_ramp(s.epoch, s.warmup_epochs, s.epochs) : 0.0;
+  auto sup = at::cross_entropy_loss(s.logits_labeled, s.labels);
+  if (!s.semi) {
+    s.loss = sup;
+    stats.loss_sup = scalar(sup);
+    stats.loss = scalar(s.loss);
+    return;
+  }
+  require(s.eta.defined(), "loss", "no regulation weights (eta): wire a regulation node before the student");
+  auto un = unlabeled_loss(s.logits_strong, s.teacher.label, s.eta);
+  at::Tensor mix = at::zeros({}, sup.options());
+  if (s.mixed) mix = mix_loss(s.logits_mixed, s.teacher.mean_prob, s.eta, s.perm, stats.mix_lambda, mix_compare_logits);
+  s.loss = sup + stats.xi * (gamma_un * un + gamma_mix * mix);
+  stats.loss_sup = scalar(sup);
+  stats.loss_un = scalar(un);
+  stats.loss_mix = scalar(mix);
+  stats.eta_mean = scalar(s.eta.mean());
+  stats.eta_above_half = scalar((s.eta > 0.5).to(at::kFloat).mean());
+  auto hist = at::histc(s.eta.detach().to(at::kCPU).to(at::kFloat), 10, 0, 1).to(at::kLong);
+  stats.eta_hist.assign(hist.data_ptr<std::int64_t>(), hist.data_ptr<std::int64_t>() + 10);
+  if (s.truth.defined()) {
+    auto known = s.truth >= 0;
+    auto n_known = scalar(known.sum());
+    if (n_known > 0) stats.pseudo_accuracy = scalar(((s.teacher.label == s.truth) & known).sum()) / n_known;
+  }
+  stats.loss = scalar(s.loss);
+}
+
+void backward(Trainer& trainer, TrainStep& s) {
+  require(s.loss.defined(), "backward", "no loss: wire a loss node before it");
+  auto& stats = s.stats;
+  Communicator* communicator = trainer.communicator();
+  if (!std::isfinite(stats.loss) && !communicator) {
+    stats.nonfinite = true;  // nothing is updated: the state stays the last good one
+    return;
+  }
+  s.loss.backward();
+  if (communicator) {
+    // A non-finite loss on one rank makes its gradients non-finite, and so the averaged gradients on
+    // every rank: all ranks then skip the step together below.
+    stats.comm_seconds = communicator->average_gradients(trainer.student());
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<at::Tensor> logged{at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un,
+                                                                  stats.loss_mix, stats.eta_mean,
+                                                                  stats.eta_above_half},
+                                              at::kDouble)};
+    communicator->all_reduce_sum(logged);
+    logged[0].div_(double(communicator->world_size()));
+    auto* mean = logged[0].data_ptr<double>();
+    stats.loss = mean[0];
+    stats.loss_sup = mean[1];
+    stats.loss_un = mean[2];
+    stats.loss_mix = mean[3];
+    stats.eta_mean = mean[4];
+    stats.eta_above_half = mean[5];
+    stats.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  stats.grad_norm = Optimizer::grad_norm(trainer.student());
+  if (!std::isfinite(stats.grad_norm)) {
+    Optimizer::zero_grad(trainer.student());
+    stats.nonfinite = true;
+  }
+}
+
+void optimizer_step(Trainer& trainer, TrainStep& s, const OptimizerOptions& o) {
+  s.stats.lr = step_learning_rate(o.lr, s.epoch, o.milestones, o.factors);
+  if (s.stats.nonfinite) return;
+  Optimizer& optimizer = trainer.optimizer();
+  optimizer.adamw = o.kind == "adamw";
+  optimizer.lr = s.stats.lr;
+  optimizer.momentum = o.momentum;
+  optimizer.weight_decay = o.weight_decay;
+  optimizer.clip_grad_norm = o.clip_grad_norm;
+  optimizer.step(trainer.student(), s.stats.grad_norm);
+}
+
+void ema_step(Trainer& trainer, TrainStep& s, double decay) {
+  if (s.stats.nonfinite || !s.semi) return;
+  ema_update(trainer.ensure_teacher(), trainer.student(), decay);
+}
+
+}  // namespace sefar::models

@@ -1,0 +1,105 @@
+// One SeFAR training step as stages (DESIGN §2), each a function of the step's state: the teacher's
+// Monte-Carlo statistics, the regulation weights, the Tube TokenMix draw, the student's forward
+// passes, the regulated loss, the backward pass, the optimiser update and the EMA update. The step
+// nodes (nodes/step_*.cpp) call one stage each; Trainer::step calls them all in this order, so the
+// graph and the direct call compute the same thing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/sefar.h"
+#include "models/timesformer.h"
+#include "models/trainer.h"
+
+namespace sefar::models {
+
+// What one step knows, filled stage by stage. The training loop sets the inputs; a stage that
+// needs a field an earlier stage did not set says which stage is missing.
+struct TrainStep {
+  // The schedule and the batches (on the trainer's device).
+  std::int64_t step = 0;
+  int epoch = 0, epochs = 1, warmup_epochs = 0;
+  bool semi = false;  // the unlabeled losses take part (after warm-up, with unlabeled clips)
+  std::vector<at::Tensor> labeled;  // per view [B, 3, T, S, S]
+  at::Tensor labels;                // [B]
+  std::vector<at::Tensor> weak, strong;  // per view [U, 3, T, S, S]
+  at::Tensor channel_scale;              // [U, 3]: the strong draw's channel dropout
+  at::Tensor truth;                      // [U]: the unlabeled clips' labels when known, else -1
+  // Teacher: Monte-Carlo statistics on the weak draw.
+  bool has_teacher_stats = false;
+  TeacherStats teacher;
+  // Regulation: the weight of each unlabeled clip in the unlabeled losses, [U].
+  at::Tensor eta;
+  // Tube TokenMix: the second student input and its targets' permutation and ratio.
+  bool mixed = false;
+  TokenMix token_mix;
+  at::Tensor perm;
+  // Student logits (with autograd) on the labeled clips, the strong views and the mixed views.
+  at::Tensor logits_labeled, logits_strong, logits_mixed;
+  // The regulated loss (with autograd).
+  at::Tensor loss;
+  // Statistics of the step (its metrics record).
+  StepStats stats;
+
+  std::int64_t unlabeled() const { return weak.empty() ? 0 : weak[0].size(0); }
+};
+using TrainStepPtr = std::shared_ptr<TrainStep>;
+
+// The optimiser's settings (official: SGD, momentum 0.9, weight decay 1e-3, lr 0.005, x0.1 at epoch
+// 25, x0.01 at 28). AdamW (betas 0.9/0.999, decoupled weight decay) trains small models from scratch
+// far better.
+struct OptimizerOptions {
+  std::string kind = "sgd";  // sgd | adamw
+  double lr = 0.005, momentum = 0.9, weight_decay = 1e-3;
+  double clip_grad_norm = 0;  // 0: off
+  std::vector<int> milestones = {25, 28};
+  std::vector<double> factors = {0.1, 0.01};
+};
+
+// A step on the trainer's device: the batches moved there, the counters set. `weak`/`strong`/
+// `channel_scale`/`truth` may be null (a supervised step); `semi` says whether the unlabeled losses
+// take part.
+TrainStep make_train_step(const Trainer& trainer, int epoch, int epochs, int warmup_epochs, bool semi,
+                          const std::vector<at::Tensor>& labeled, const at::Tensor& labels,
+                          const std::vector<at::Tensor>* weak = nullptr,
+                          const std::vector<at::Tensor>* strong = nullptr,
+                          const at::Tensor* channel_scale = nullptr, const at::Tensor* truth = nullptr);
+
+// Teacher: K Monte-Carlo passes of the EMA teacher (created from the student at the first
+// semi-supervised step) on the weak views; p, s, y = argmax p. When only the head's dropout is
+// random, the backbone runs once and the head K times (same distribution, a tenth of the cost);
+// otherwise the K passes run as one batched forward.
+void teacher_forward(Trainer& trainer, TrainStep& step, int passes);
+
+// Regulation: eta from the teacher's statistics (adaptive, fixed threshold or none).
+void regulate(TrainStep& step, Regulation rule, double threshold = 0.95);
+
+// Tube TokenMix: lambda ~ Beta(alpha, alpha), one batch permutation for every view and the targets,
+// one tube mask per view, drawn from the step's own stream (seed, step, mix); the second input is
+// the permuted strong views without channel dropout. Needs at least 2 unlabeled clips.
+void tube_token_mix(const Trainer& trainer, TrainStep& step, double alpha);
+
+// Student: zeroes the gradients, then one forward pass over the labeled and channel-dropped strong
+// clips together and, when mixed, one over the Tube-TokenMix'ed strong views. `inject_nonfinite_step`:
+// the labeled input of that step is made NaN (fault injection for tests; -1: never).
+void student_forward(Trainer& trainer, TrainStep& step, std::int64_t inject_nonfinite_step = -1);
+
+// Regulated loss: L = L_sup + xi(e) (gamma_un L_un + gamma_mix L_mix), and the step's statistics.
+void regulated_loss(TrainStep& step, double gamma_un, double gamma_mix, bool mix_compare_logits = false);
+
+// Backward pass; in a data-parallel job the gradients (and the logged losses) are averaged over
+// ranks. A non-finite loss or gradient norm marks the step non-finite and leaves no gradient.
+void backward(Trainer& trainer, TrainStep& step);
+
+// Optimiser: the learning rate of the step's epoch and, unless the step is non-finite, the update.
+void optimizer_step(Trainer& trainer, TrainStep& step, const OptimizerOptions& options);
+
+// EMA: teacher = decay teacher + (1 - decay) student after a finite semi-supervised step.
+void ema_step(Trainer& trainer, TrainStep& step, double decay);
+
+}  // namespace sefar::models

@@ -1,0 +1,88 @@
+// The run directory's duties for a training run: metrics.jsonl (cut back to a checkpoint's length on
+// resume), checkpoint rotation and `best`, the final model, and the progress line. The training
+// loop node (nodes/train_loop.cpp) decides when; this component knows how and where.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/trainer.h"
+
+namespace sefar::nodes {
+
+// What the training loop keeps across a resume, stored in every checkpoint's sidecar as "node".
+// Serialised by one field list (the macro below), so saving and loading cannot drift apart.
+struct LoopState {
+  int epoch = -1;           // the epoch of the last batch taken
+  bool epoch_open = false;  // `epoch` has steps and is not closed (evaluated, checkpointed) yet
+  std::int64_t epoch_steps = 0, last_epoch_steps = 0;
+  double eta_sum = 0, eta_high = 0, eta_count = 0;  // eta over the epoch's unlabeled clips
+  std::vector<std::int64_t> eta_hist;              // per-clip eta histogram of the epoch
+  double best_top1 = -1;
+  std::int64_t skipped_total = 0, epoch_skipped = 0;  // steps skipped as non-finite
+  std::vector<std::int64_t> skipped_steps;            // the first 100
+  std::uint64_t metrics_bytes = 0;                    // length of metrics.jsonl after our records
+  std::uint64_t labeled_next = 0, unlabeled_next = 0;  // source positions after the batches trained on
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LoopState, epoch, epoch_open, epoch_steps, last_epoch_steps,
+                                                eta_sum, eta_high, eta_count, eta_hist, best_top1, skipped_total,
+                                                epoch_skipped, skipped_steps, metrics_bytes, labeled_next,
+                                                unlabeled_next)
+
+class RunDirectory {
+ public:
+  // `dir` empty: a run without outputs (every call below does nothing). `log` prints a line.
+  RunDirectory(std::string dir, int keep_last, std::function<void(const std::string&)> log);
+  bool enabled() const { return !dir_.empty(); }
+
+  // Creates checkpoints/, removes leftovers (temporary files of a write cut short; in a fresh run,
+  // the checkpoints of an earlier run in this folder, whose metrics start anew too) and opens
+  // metrics.jsonl, cut back to `state.metrics_bytes` when resuming.
+  void open(bool resuming, LoopState& state);
+  // Appends one record to metrics.jsonl and counts its bytes in `state`.
+  void write_metrics(const nlohmann::json& record, LoopState& state);
+  // Writes checkpoints/<name> through `save(path)` (and `best` when `top1` beats state.best_top1),
+  // then drops the oldest epoch/step checkpoints beyond keep_last. A write failure is a
+  // graph::StorageError; the earlier checkpoints are left as they are.
+  void save_checkpoint(const std::string& name, double top1, LoopState& state,
+                       const std::function<void(const std::string& path)>& save);
+  // RUN_DIR/model.safetensors: the model to use afterwards (sefar infer, feature export).
+  void save_model(models::MultiGranularViT& model);
+  void flush();
+
+ private:
+  std::string dir_;
+  int keep_last_;
+  std::function<void(const std::string&)> log_;
+  std::ofstream metrics_;
+  std::vector<std::string> saved_;  // epoch/step checkpoints, oldest first
+};
+
+// The console's progress line, and the run's clips/s and time left.
+class Progress {
+ public:
+  explicit Progress(int epochs) : epochs_(epochs), start_(now()), epoch_start_(start_) {}
+  void start_epoch() { epoch_start_ = now(); }
+  double epoch_seconds() const { return seconds_since(epoch_start_); }
+  // `semi_configured`: the run has an unlabeled phase (warm-up steps say so).
+  std::string line(const models::StepStats& s, std::int64_t clips, const LoopState& state, bool semi_configured) const;
+
+  static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(now() - t).count();
+  }
+
+ private:
+  int epochs_;
+  std::chrono::steady_clock::time_point start_, epoch_start_;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace sefar::nodes

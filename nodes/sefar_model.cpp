@@ -1,0 +1,49 @@
+// sefar_model: the student and its EMA teacher, declared once in a pipeline's "models" section and
+// named by the step nodes (teacher, student, backward, optimizer, ema_update) and the training loop.
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include "models/timesformer.h"
+#include "nodes/builtin.h"
+#include "nodes/train_step.h"
+
+namespace sefar::nodes {
+
+graph::NodeSpec sefar_model_spec() {
+  return graph::NodeSpec(kSefarModelType)
+      .doc("The multi-granular TimeSformer being trained (the student), its EMA teacher (made from the student "
+           "at the first semi-supervised step), the optimiser's state and the step counter: what a checkpoint "
+           "holds. Declared under \"models\"; nodes name it with their \"model\" parameter.")
+      .param_choice("model", "tiny", {"tiny", "S", "B"}, "model size (tiny: tests and the quickstart)")
+      .param_int("num_classes", std::nullopt, "number of classes", 2, 100000)
+      .param_int_list("views", std::vector<std::int64_t>{2, 2, 4}, "frames per view (match the decode node)", 1, 256,
+                      1)
+      .param_int("crop", 224, "input size (match the views node's crop)", 8, 4096)
+      .param_int("patch", 0, "patch size (0: the model size's own: 8 tiny, 16 S/B)", 0, 256)
+      .param_float("drop_path", 0.1, "stochastic depth rate", 0, 0.9)
+      .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0, 0.95)
+      .param_choice("init", "official", {"official", "torch"},
+                    "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch (LibTorch's "
+                    "layer defaults; small models from scratch learn much sooner)")
+      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
+      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+      .model_factory([](const graph::NodeContext& ctx) -> std::any {
+        const auto& p = ctx.params;
+        models::TrainerOptions t;
+        t.model = models::ModelConfig::preset(p.get_string("model"));
+        t.model.num_classes = p.get_int("num_classes");
+        t.model.views.clear();
+        for (auto k : p.get_int_list("views")) t.model.views.push_back(k);
+        t.model.img_size = p.get_int("crop");
+        if (p.get_int("patch") > 0) t.model.patch_size = p.get_int("patch");
+        t.model.drop_path_rate = p.get_float("drop_path");
+        t.model.head_dropout = p.get_float("head_dropout");
+        t.model.init = models::param_init_from_string(p.get_string("init"));
+        t.device = p.get_string("device");
+        t.seed = ctx.seed;
+        if (p.get_int("threads") > 0) at::set_num_threads(int(p.get_int("threads")));
+        return std::make_shared<models::Trainer>(t);
+      });
+}
+
+}  // namespace sefar::nodes

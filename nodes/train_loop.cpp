@@ -1,0 +1,388 @@
+// train_loop: the training loop as a graph node. Pairs the k-th labeled batch with the k-th
+// unlabeled one (in source order), decides the step's phase (warm-up or semi-supervised), sends it
+// down the step nodes (teacher, regulation, token mix, student, loss, backward, optimizer, EMA) and
+// starts the next one when the finished step comes back on the `done` feedback input: one step in
+// flight, so every step sees the state the previous one left. At epoch ends it evaluates on a
+// validation list (a nested pipeline) and has the run directory write metrics and checkpoints.
+// Without an unlabeled input every step is supervised: the baseline, same model.
+//
+// Checkpoints hold the shared model's whole state (models::Trainer::save), this node's LoopState,
+// the position in each source's stream of the first item not trained on yet, and the resolved
+// pipeline. A resumed run (`sefar run --resume RUN_DIR`) gets the checkpoint through
+// NodeContext::resume, its sources restart at those positions and the run goes on exactly as the
+// uninterrupted one would have.
+#include <csignal>
+#include <deque>
+
+#include <ATen/ops/tensor.h>
+#include <fmt/format.h>
+
+#include "graph/diagnostics.h"
+#include "graph/stop.h"
+#include "models/distributed.h"
+#include "nodes/batch.h"
+#include "nodes/builtin.h"
+#include "nodes/evaluate.h"
+#include "nodes/run_directory.h"
+#include "nodes/train_step.h"
+
+namespace sefar::nodes {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct TrainLoopOptions {
+  int epochs = 30, warmup_epochs = 5;
+  EvalSetup eval;
+  int eval_every = 1;
+  int log_every = 10;
+  int keep_last = 2;
+  bool stop_on_nonfinite = true;
+};
+
+enum Port { kLabeled = 0, kUnlabeled = 1, kDone = 2 };
+
+std::uint64_t next_position(const ViewBatch& batch, std::uint64_t current) {
+  for (const auto& c : batch.clips) current = std::max(current, c.position + 1);
+  return current;
+}
+
+std::string clip_paths(const ViewBatch& batch) {
+  std::vector<std::string> paths;
+  for (const auto& c : batch.clips) paths.push_back(c.path);
+  return fmt::format("{}", fmt::join(paths, ", "));
+}
+
+class TrainLoopNode final : public graph::Node {
+ public:
+  // In a data-parallel job, rank 0 alone logs and writes metrics, checkpoints and the model.
+  explicit TrainLoopNode(const graph::NodeContext& ctx)
+      : id_(ctx.id),
+        run_dir_path_(ctx.run_dir),
+        quiet_(ctx.rank != 0),
+        trainer_(ctx.model<models::Trainer>("model")),
+        run_dir_(ctx.rank == 0 ? ctx.run_dir : std::string(), int(ctx.params.get_int("keep_last")),
+                 [this](const std::string& line) { log(id_ + ": " + line); }),
+        progress_(int(ctx.params.get_int("epochs"))) {
+    const auto& p = ctx.params;
+    const auto& model = trainer_->options().model;
+    options_.epochs = int(p.get_int("epochs"));
+    options_.warmup_epochs = int(p.get_int("warmup_epochs"));
+    if (options_.warmup_epochs > options_.epochs)
+      throw std::invalid_argument(fmt::format("param \"warmup_epochs\": {} is more than epochs ({})",
+                                              options_.warmup_epochs, options_.epochs));
+    options_.eval.list = p.get_string("val_list");
+    options_.eval.root = p.get_string("val_root");
+    options_.eval.views.assign(model.views.begin(), model.views.end());
+    options_.eval.crop = int(model.img_size);
+    options_.eval.short_side = int(p.get_int("eval_short_side"));
+    options_.eval.mode = p.get_string("eval_mode");
+    options_.eval.test_clips = int(p.get_int("test_clips"));
+    options_.eval.batch = int(p.get_int("eval_batch"));
+    options_.eval.limit = p.get_int("eval_limit");
+    options_.eval.seed = ctx.seed;
+    options_.eval.communicator = ctx.communicator;
+    options_.eval.rank = ctx.rank;
+    options_.eval.world_size = ctx.world_size;
+    options_.eval_every = int(p.get_int("eval_every"));
+    options_.log_every = int(p.get_int("log_every"));
+    options_.stop_on_nonfinite = p.get_string("on_nonfinite") == "stop";
+    if (options_.eval.short_side < options_.eval.crop)
+      throw std::invalid_argument(fmt::format("param \"eval_short_side\": {} is below the model's crop {}",
+                                              options_.eval.short_side, options_.eval.crop));
+    has_unlabeled_ = ctx.connected_inputs.size() > kUnlabeled && ctx.connected_inputs[kUnlabeled];
+    // Where each input's items come from: a checkpoint names the source to restart at a position.
+    for (int port : {kLabeled, kUnlabeled}) {
+      if (std::size_t(port) >= ctx.input_sources.size() || !ctx.connected_inputs[port]) continue;
+      if (ctx.input_sources[port].size() == 1)
+        source_ids_[port] = ctx.input_sources[port][0];
+      else
+        resumable_ = false;  // several sources merge into one input: positions cannot be told apart
+    }
+    if (ctx.document) document_ = *ctx.document;
+    const bool resuming = ctx.resume.is_object() && ctx.resume.contains("checkpoint");
+    if (resuming) restore(ctx.resume["checkpoint"].get<std::string>());
+    communicator_ = ctx.communicator;
+    if (communicator_) trainer_->set_communicator(communicator_);
+    run_dir_.open(resuming, state_);
+  }
+
+  void process(int port, const graph::Item& item, graph::Output& out) override {
+    if (port == kDone) {
+      complete(*item.as<models::TrainStepPtr>());
+    } else {
+      // Keep the item, not only its value: its ticket holds the source's in-flight budget, so a
+      // stream that is not consumed yet (unlabeled batches during warm-up) stops its source.
+      (port == kLabeled ? labeled_ : unlabeled_).push_back(item);
+    }
+    advance(out);
+  }
+
+  void finish(graph::Output& out) override {
+    input_ended_ = true;
+    advance(out);
+  }
+
+  // Stopped by a signal: the step in flight has completed (the step nodes finish it), so the state is
+  // the one after the last completed step. Save it, unless the last checkpoint already holds it.
+  void interrupted() override {
+    labeled_.clear();
+    unlabeled_.clear();
+    if (!run_dir_.enabled()) return;
+    const auto steps = trainer_->steps_done();
+    if (steps == saved_step_ && state_.epoch_open == saved_epoch_open_) {
+      log(fmt::format("{}: stopped after {} steps; the last checkpoint holds this state", id_, steps));
+      return;
+    }
+    const std::string name = fmt::format("step_{:08d}", steps);
+    save_checkpoint(name, -1);
+    log(fmt::format(
+        "{}: stopped after {} steps (epoch {}: {} of its steps done): wrote checkpoints/{}; continue with sefar "
+        "run --resume {}",
+        id_, steps, state_.epoch + 1, state_.epoch_steps, name, run_dir_path_));
+  }
+
+ private:
+  void log(const std::string& line) const {
+    if (!quiet_) std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+  bool semi_epoch(int epoch) const { return has_unlabeled_ && epoch >= options_.warmup_epochs; }
+
+  // Loads a checkpoint: the shared model's state and this node's.
+  void restore(const std::string& path) {
+    json sidecar;
+    try {
+      sidecar = trainer_->load(path);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("resume: cannot load checkpoint {}: {}", path, e.what()));
+    }
+    state_ = sidecar.value("node", json::object()).get<LoopState>();
+    saved_step_ = trainer_->steps_done();
+    saved_epoch_open_ = state_.epoch_open;
+    log(fmt::format("{}: resumed from {} (step {}, epoch {}{})", id_, path, trainer_->steps_done(), state_.epoch + 1,
+                    state_.epoch_open ? fmt::format(", {} step(s) into it", state_.epoch_steps) : " complete"));
+  }
+
+  // Starts the next step when none is in flight and its batches are here; at the end of the input,
+  // once the last step is back, closes the run.
+  void advance(graph::Output& out) {
+    while (!in_flight_ && !stopping_ && !labeled_.empty()) {
+      // Stopping: no further step; the checkpoint comes next. In a data-parallel job the ranks decide
+      // together after each step (complete()), so that none waits for a step the others never take.
+      if (graph::stop_requested() && !communicator_) return;
+      const int epoch = int(labeled_.front().as<ViewBatchPtr>()->epoch);
+      if (epoch != state_.epoch) {
+        if (state_.epoch_open) end_epoch(state_.epoch, false);
+        state_.epoch = epoch;
+        progress_.start_epoch();
+        state_.epoch_steps = 0;
+      }
+      const bool semi = semi_epoch(epoch);
+      if (semi && unlabeled_.empty()) return;  // wait for the unlabeled batch of this step
+      std::vector<graph::Item> parts{labeled_.front()};
+      labeled_.pop_front();
+      if (semi) {
+        parts.push_back(unlabeled_.front());
+        unlabeled_.pop_front();
+      }
+      start_step(parts, out);
+    }
+    if (input_ended_ && !in_flight_ && !closed_ && !stopping_ && !graph::stop_requested()) close_run();
+  }
+
+  void start_step(const std::vector<graph::Item>& parts, graph::Output& out) {
+    in_labeled_ = parts[0].as<ViewBatchPtr>();
+    in_unlabeled_ = parts.size() > 1 ? parts[1].as<ViewBatchPtr>() : nullptr;
+    const ViewBatch& labeled = *in_labeled_;
+    const int epoch = int(labeled.epoch);
+    models::TrainStep step;
+    if (in_unlabeled_) {
+      const ViewBatch& unlabeled = *in_unlabeled_;
+      if (unlabeled.draws.size() != 2)
+        throw std::invalid_argument("the unlabeled input needs two draws per clip (decode draws: weak_strong)");
+      std::vector<std::int64_t> truth;
+      for (const auto& c : unlabeled.clips) truth.push_back(c.list_label);
+      at::Tensor truth_t = at::tensor(truth, at::kLong);
+      step = models::make_train_step(*trainer_, epoch, options_.epochs, options_.warmup_epochs, true,
+                                     labeled.draws.at(0), labeled.labels, &unlabeled.draws[0], &unlabeled.draws[1],
+                                     &unlabeled.channel_scale, &truth_t);
+    } else {
+      step = models::make_train_step(*trainer_, epoch, options_.epochs, options_.warmup_epochs, false,
+                                     labeled.draws.at(0), labeled.labels);
+    }
+    auto message = std::make_shared<models::TrainStep>(std::move(step));
+    in_flight_ = true;
+    // The step item holds the batches' tickets (their sources' budget) until it comes back.
+    out.emit_item(0, graph::combine(std::uint64_t(message->step), models::TrainStepPtr(message), parts));
+  }
+
+  // A step came back from the step nodes: account for it, log it, and (data-parallel) agree on a stop.
+  void complete(const models::TrainStep& step) {
+    const models::StepStats& s = step.stats;
+    in_flight_ = false;
+    trainer_->finish_step();
+    if (s.nonfinite) {
+      std::string what = fmt::format(
+          "non-finite {} at step {} (epoch {}): loss {}, sup {}, un {}, mix {}, grad norm {}; labeled clips: {}{}",
+          std::isfinite(s.loss) ? "gradient" : "loss", s.step, s.epoch + 1, s.loss, s.loss_sup, s.loss_un, s.loss_mix,
+          s.grad_norm, clip_paths(*in_labeled_), in_unlabeled_ ? "; unlabeled clips: " + clip_paths(*in_unlabeled_) : "");
+      if (options_.stop_on_nonfinite)
+        throw std::runtime_error(what +
+                                 "; nothing was updated and the last checkpoint is kept (with on_nonfinite: skip "
+                                 "such steps are skipped)");
+      log(fmt::format("{}: {}: step skipped", id_, what));
+      ++state_.skipped_total;
+      ++state_.epoch_skipped;
+      if (state_.skipped_steps.size() < 100) state_.skipped_steps.push_back(s.step);
+    }
+    // The batches are consumed either way: a resumed run starts after them.
+    state_.labeled_next = next_position(*in_labeled_, state_.labeled_next);
+    if (in_unlabeled_) state_.unlabeled_next = next_position(*in_unlabeled_, state_.unlabeled_next);
+    in_labeled_.reset();
+    in_unlabeled_.reset();
+    state_.epoch_open = true;
+    ++state_.epoch_steps;
+    clips_ += s.labeled + s.unlabeled;
+    if (s.semi && !s.nonfinite) {
+      state_.eta_sum += s.eta_mean * double(s.unlabeled);
+      state_.eta_high += s.eta_above_half * double(s.unlabeled);
+      state_.eta_count += double(s.unlabeled);
+      state_.eta_hist.resize(s.eta_hist.size(), 0);
+      for (std::size_t b = 0; b < s.eta_hist.size(); ++b) state_.eta_hist[b] += s.eta_hist[b];
+    }
+    json record = s.to_json();
+    record["kind"] = "step";
+    run_dir_.write_metrics(record, state_);
+    if (options_.log_every > 0 && (s.step % options_.log_every == 0) && !s.nonfinite)
+      log(progress_.line(s, clips_, state_, has_unlabeled_));
+    if (communicator_ && communicator_->any(graph::stop_requested())) {
+      if (!graph::stop_requested()) graph::request_stop(SIGTERM);  // another rank was signalled
+      stopping_ = true;
+    }
+  }
+
+  // Closes an epoch: evaluation, the epoch's records, a checkpoint. Nothing changes before the
+  // evaluation is done, so a stop request during it (graph::Interrupted) leaves the epoch open and
+  // the checkpoint written then closes it again when resumed.
+  void end_epoch(int epoch, bool at_end) {
+    const bool last = at_end || epoch + 1 >= options_.epochs;
+    json summary{{"kind", "epoch"}, {"epoch", epoch}, {"steps", state_.epoch_steps}, {"seconds", progress_.epoch_seconds()}};
+    if (state_.eta_count > 0) {
+      summary["eta_mean"] = state_.eta_sum / state_.eta_count;
+      summary["eta_above_half"] = state_.eta_high / state_.eta_count;
+      summary["eta_hist"] = state_.eta_hist;
+    }
+    if (state_.epoch_skipped > 0) summary["skipped_steps"] = state_.epoch_skipped;
+    double top1 = -1;
+    json eval_record;
+    if (!options_.eval.list.empty() && (last || (epoch + 1) % options_.eval_every == 0)) {
+      const auto t0 = Progress::now();
+      auto evaluation = evaluate_split(options_.eval, *trainer_, int(trainer_->options().model.num_classes));
+      top1 = evaluation.top1();
+      eval_record = evaluation.to_json();
+      eval_record["kind"] = "eval";
+      eval_record["epoch"] = epoch;
+      eval_record["step"] = trainer_->steps_done();
+      eval_record["seconds"] = Progress::seconds_since(t0);
+      log(fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)", epoch + 1,
+                      options_.epochs, 100 * top1, 100 * evaluation.top5(), 100 * evaluation.mean_class_accuracy(),
+                      evaluation.count(), Progress::seconds_since(t0)));
+    }
+    run_dir_.write_metrics(summary, state_);
+    if (!eval_record.is_null()) run_dir_.write_metrics(eval_record, state_);
+    state_.last_epoch_steps = state_.epoch_steps;
+    state_.eta_hist.clear();
+    state_.eta_sum = state_.eta_high = state_.eta_count = 0;
+    state_.epoch_skipped = 0;
+    state_.epoch_open = false;
+    save_checkpoint(fmt::format("epoch_{:04d}", epoch), top1);
+  }
+
+  // The end of the input, every step done: the last epoch's close and the model to use afterwards.
+  void close_run() {
+    closed_ = true;
+    if (state_.epoch_open) end_epoch(state_.epoch, true);
+    if (state_.epoch >= 0) run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student());
+    if (state_.skipped_total > 0)
+      log(fmt::format("{}: skipped {} step(s) with a non-finite loss or gradient (steps {}{})", id_,
+                      state_.skipped_total, fmt::join(state_.skipped_steps, ", "),
+                      state_.skipped_total > std::int64_t(state_.skipped_steps.size()) ? ", ..." : ""));
+    labeled_.clear();
+    unlabeled_.clear();
+    run_dir_.flush();
+  }
+
+  void save_checkpoint(const std::string& name, double top1) {
+    if (!run_dir_.enabled()) return;
+    LoopState state = state_;
+    state.best_top1 = std::max(state_.best_top1, top1);
+    json extra{{"epoch", state_.epoch}, {"best_top1", state.best_top1}, {"node_id", id_},
+               {"node", state},         {"resumable", resumable_},     {"pipeline", document_}};
+    json resume = json::object();
+    if (!source_ids_[kLabeled].empty()) resume[source_ids_[kLabeled]] = {{"next_item", state_.labeled_next}};
+    if (!source_ids_[kUnlabeled].empty()) resume[source_ids_[kUnlabeled]] = {{"next_item", state_.unlabeled_next}};
+    extra["resume"] = resume;
+    run_dir_.save_checkpoint(name, top1, state_, [&](const std::string& path) { trainer_->save(path, extra); });
+    saved_step_ = trainer_->steps_done();
+    saved_epoch_open_ = state_.epoch_open;
+  }
+
+  std::string id_, run_dir_path_;
+  bool quiet_ = false;
+  std::shared_ptr<models::Trainer> trainer_;
+  RunDirectory run_dir_;
+  Progress progress_;
+  std::shared_ptr<models::Communicator> communicator_;
+  TrainLoopOptions options_;
+  bool has_unlabeled_ = false;
+  std::deque<graph::Item> labeled_, unlabeled_;
+  // The step in flight: its batches (positions, clip names for errors).
+  bool in_flight_ = false;
+  ViewBatchPtr in_labeled_, in_unlabeled_;
+  bool input_ended_ = false, closed_ = false, stopping_ = false;
+  LoopState state_;  // everything a checkpoint keeps of this node
+  std::int64_t clips_ = 0;
+  std::string source_ids_[2];
+  bool resumable_ = true;
+  json document_;
+  std::int64_t saved_step_ = -1;  // state of the last checkpoint written or loaded
+  bool saved_epoch_open_ = false;
+};
+
+}  // namespace
+
+graph::NodeSpec train_loop_spec() {
+  return graph::NodeSpec("train_loop")
+      .doc("The training loop: pairs labeled and unlabeled batches in source order, sends one step at a time "
+           "down the step nodes (warm-up epochs supervised only) and takes it back on `done`; evaluates on a "
+           "validation list at epoch ends; the run directory receives metrics.jsonl, checkpoints and "
+           "model.safetensors. Without the unlabeled input: supervised training, the baseline.")
+      .ordered_input("labeled", batch_message(), "labeled batches (one draw)")
+      .ordered_input("unlabeled", batch_message(), "unlabeled batches (weak and strong draws); optional", false)
+      .feedback_input("done", train_step_message(), "finished steps, from the last step node (ema_update)")
+      .output("step", train_step_message(), "the next step, to the first step node (teacher or student)")
+      .serial()
+      .completes_on_stop()
+      .param_model("model", "net", kSefarModelType, "the shared student/teacher (an entry of \"models\")")
+      .param_int("epochs", 30, "training epochs (passes of the labeled source)", 1, 1e6)
+      .param_int("warmup_epochs", 5, "supervised-only epochs before the semi-supervised phase", 0, 1e6)
+      .param_string("val_list", "", "validation split list (empty: no evaluation)")
+      .param_string("val_root", "", "data root of the validation list (default: its folder)")
+      .param_int("eval_every", 1, "evaluate every N epochs (and after the last)", 1, 1e6)
+      .param_choice("eval_mode", "eval", {"eval", "test"},
+                    "eval: one centre draw and crop; test: test_clips draws x 3 crops, softmax averaged")
+      .param_int("test_clips", 5, "test mode: temporal draws", 1, 64)
+      .param_int("eval_short_side", 256, "short side of validation frames", 8, 4096)
+      .param_int("eval_batch", 8, "validation batch size", 1, 4096)
+      .param_int("eval_limit", 0, "evaluate on the first N validation clips only (0: all)", 0, 1e9)
+      .param_int("log_every", 10, "print a progress line every N steps (0: never)", 0, 1e9)
+      .param_int("keep_last", 2, "epoch and stop checkpoints kept (the best one is kept besides)", 1, 1e6)
+      .param_choice("on_nonfinite", "stop", {"stop", "skip"},
+                    "a NaN or infinite loss or gradient: stop the run with an error (the last checkpoint is kept) or "
+                    "skip the step (no update; counted in the metrics and the run summary)")
+      .factory([](const graph::NodeContext& ctx) { return std::make_unique<TrainLoopNode>(ctx); });
+}
+
+}  // namespace sefar::nodes

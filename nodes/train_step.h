@@ -1,0 +1,49 @@
+// The training-step message and the shape every step node shares: one `train_step` input, one
+// `train_step` output, a named shared model, one step at a time. A step node is a schema plus one
+// stage of models/train_step.h; StepStageNode runs the stage and passes the step on.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "graph/node.h"
+#include "models/train_step.h"
+
+namespace sefar::nodes {
+
+inline graph::MessageType train_step_message() { return graph::message<models::TrainStepPtr>("train_step"); }
+
+// The model type of the shared student/teacher pair (nodes/sefar_model.cpp).
+inline constexpr const char kSefarModelType[] = "sefar_model";
+
+class StepStageNode final : public graph::Node {
+ public:
+  using Stage = std::function<void(models::TrainStep&)>;
+  explicit StepStageNode(Stage stage) : stage_(std::move(stage)) {}
+  void process(int, const graph::Item& item, graph::Output& out) override {
+    const auto& step = item.as<models::TrainStepPtr>();
+    stage_(*step);
+    out.emit(0, step);
+  }
+
+ private:
+  Stage stage_;
+};
+
+// The schema every step node starts from: ports in/out, serial, completes its step when the run is
+// stopped. `with_model`: the node names the shared model (parameter "model").
+inline graph::NodeSpec step_stage_spec(std::string type, std::string doc, bool with_model = true) {
+  graph::NodeSpec spec(std::move(type));
+  spec.doc(std::move(doc))
+      .input("in", train_step_message(), "the training step so far")
+      .output("out", train_step_message(), "the step with this stage done")
+      .serial()
+      .completes_on_stop();
+  if (with_model)
+    spec.param_model("model", "net", kSefarModelType, "the shared student/teacher (an entry of \"models\")");
+  return spec;
+}
+
+}  // namespace sefar::nodes
