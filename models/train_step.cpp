@@ -15,7 +15,9 @@ namespace sefar::models {
 
 namespace {
 
-double scalar(const at::Tensor& t) { return t.detach().to(at::kCPU).to(at::kDouble).item<double>(); }
+double scalar(const at::Tensor& t) {
+  return t.detach().to(at::kCPU).to(at::kDouble).item<double>();
+}
 
 void require(bool ok, const char* stage, const char* what) {
   if (!ok) throw std::invalid_argument(fmt::format("{}: {}", stage, what));
@@ -113,7 +115,8 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
   std::vector<at::Tensor> strong_dropped;
   for (const auto& v : s.strong) strong_dropped.push_back(v * s.channel_scale.view({u, 3, 1, 1, 1}));
   std::vector<at::Tensor> joint;
-  for (std::size_t i = 0; i < s.labeled.size(); ++i) joint.push_back(at::cat({s.labeled[i], strong_dropped[i]}));
+  for (std::size_t i = 0; i < s.labeled.size(); ++i)
+    joint.push_back(at::cat({s.labeled[i], strong_dropped[i]}));
   auto out = student.forward(joint);
   s.logits_labeled = out.logits.narrow(0, 0, s.stats.labeled);
   s.logits_strong = out.logits.narrow(0, s.stats.labeled, u);
@@ -134,7 +137,8 @@ void regulated_loss(TrainStep& s, double gamma_un, double gamma_mix, bool mix_co
   require(s.eta.defined(), "loss", "no regulation weights (eta): wire a regulation node before the student");
   auto un = unlabeled_loss(s.logits_strong, s.teacher.label, s.eta);
   at::Tensor mix = at::zeros({}, sup.options());
-  if (s.mixed) mix = mix_loss(s.logits_mixed, s.teacher.mean_prob, s.eta, s.perm, stats.mix_lambda, mix_compare_logits);
+  if (s.mixed)
+    mix = mix_loss(s.logits_mixed, s.teacher.mean_prob, s.eta, s.perm, stats.mix_lambda, mix_compare_logits);
   s.loss = sup + stats.xi * (gamma_un * un + gamma_mix * mix);
   stats.loss_sup = scalar(sup);
   stats.loss_un = scalar(un);
@@ -165,10 +169,10 @@ void backward(Trainer& trainer, TrainStep& s) {
     // every rank: all ranks then skip the step together below.
     stats.comm_seconds = communicator->average_gradients(trainer.student());
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<at::Tensor> logged{at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un,
-                                                                  stats.loss_mix, stats.eta_mean,
-                                                                  stats.eta_above_half},
-                                              at::kDouble)};
+    std::vector<at::Tensor> logged{
+        at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un, stats.loss_mix,
+                                       stats.eta_mean, stats.eta_above_half},
+                   at::kDouble)};
     communicator->all_reduce_sum(logged);
     logged[0].div_(double(communicator->world_size()));
     auto* mean = logged[0].data_ptr<double>();

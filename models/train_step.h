@@ -24,7 +24,7 @@ struct TrainStep {
   // The schedule and the batches (on the trainer's device).
   std::int64_t step = 0;
   int epoch = 0, epochs = 1, warmup_epochs = 0;
-  bool semi = false;  // the unlabeled losses take part (after warm-up, with unlabeled clips)
+  bool semi = false;                // the unlabeled losses take part (after warm-up, with unlabeled clips)
   std::vector<at::Tensor> labeled;  // per view [B, 3, T, S, S]
   at::Tensor labels;                // [B]
   std::vector<at::Tensor> weak, strong;  // per view [U, 3, T, S, S]

@@ -5,13 +5,15 @@
 namespace sefar::nodes {
 
 graph::NodeSpec backward_spec() {
-  return step_stage_spec("backward",
-                         "The backward pass of the loss; in a data-parallel job the gradients (in 25 MiB buckets) and "
-                         "the logged losses are averaged over ranks. A NaN or infinite loss or gradient norm marks the "
-                         "step non-finite: nothing downstream updates anything.")
+  return step_stage_spec(
+             "backward",
+             "The backward pass of the loss; in a data-parallel job the gradients (in 25 MiB buckets) and "
+             "the logged losses are averaged over ranks. A NaN or infinite loss or gradient norm marks the "
+             "step non-finite: nothing downstream updates anything.")
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");
-        return std::make_unique<StepStageNode>([trainer](models::TrainStep& step) { models::backward(*trainer, step); });
+        return std::make_unique<StepStageNode>(
+            [trainer](models::TrainStep& step) { models::backward(*trainer, step); });
       });
 }
 

@@ -6,9 +6,10 @@
 namespace sefar::nodes {
 
 graph::NodeSpec ema_update_spec() {
-  return step_stage_spec("ema_update",
-                         "The EMA update of the teacher after a finite semi-supervised step: teacher = decay teacher "
-                         "+ (1 - decay) student. Wire its output back to the training loop's `done` input.")
+  return step_stage_spec(
+             "ema_update",
+             "The EMA update of the teacher after a finite semi-supervised step: teacher = decay teacher "
+             "+ (1 - decay) student. Wire its output back to the training loop's `done` input.")
       .param_float("decay", 0.9999, "teacher EMA decay", 0, 1)
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");

@@ -25,7 +25,8 @@ void RunDirectory::open(bool resuming, LoopState& state) {
   try {
     fs::create_directories(dir);
   } catch (const std::exception& e) {
-    throw graph::StorageError(fmt::format("cannot create the checkpoint folder {}: {}", dir.string(), e.what()));
+    throw graph::StorageError(
+        fmt::format("cannot create the checkpoint folder {}: {}", dir.string(), e.what()));
   }
   static const std::regex checkpoint_name(R"((epoch_\d+|step_\d+|best)\.(safetensors|json))");
   static const std::regex temporary_name(R"((epoch_\d+|step_\d+|best)\.(safetensors|json)\.tmp.*)");
@@ -39,9 +40,10 @@ void RunDirectory::open(bool resuming, LoopState& state) {
     if ((temporary || stale) && fs::remove(entry.path(), ec)) removed += stale;
   }
   if (removed > 0)
-    log_(fmt::format("a fresh run: removed the checkpoints of an earlier run in {} (sefar run --resume "
-                     "continues a run instead)",
-                     dir.string()));
+    log_(
+        fmt::format("a fresh run: removed the checkpoints of an earlier run in {} (sefar run --resume "
+                    "continues a run instead)",
+                    dir.string()));
   if (resuming)
     for (const auto& c : io::list_checkpoints(dir.string()))
       if (c.name != "best") saved_.push_back(c.name);
@@ -53,7 +55,8 @@ void RunDirectory::open(bool resuming, LoopState& state) {
     if (size > state.metrics_bytes) fs::resize_file(metrics, state.metrics_bytes, ec);
     if (ec) throw graph::StorageError(fmt::format("cannot truncate {}: {}", metrics.string(), ec.message()));
     if (size < state.metrics_bytes) {
-      log_(fmt::format("{} is shorter than when the checkpoint was written; appending to it", metrics.string()));
+      log_(fmt::format("{} is shorter than when the checkpoint was written; appending to it",
+                       metrics.string()));
       state.metrics_bytes = size;
     }
   } else {
@@ -131,12 +134,14 @@ std::string Progress::line(const models::StepStats& s, std::int64_t clips, const
                              double(state.last_epoch_steps) * (epochs_ - 1 - s.epoch);
     eta_text = " ETA " + format_duration(remaining_steps * per_step);
   }
-  std::string semi_text = s.semi ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} eta {:.2f} (>0.5 {:.0f}%)", s.loss_un,
-                                               s.loss_mix, s.xi, s.eta_mean, 100 * s.eta_above_half)
+  std::string semi_text = s.semi
+                              ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} eta {:.2f} (>0.5 {:.0f}%)",
+                                            s.loss_un, s.loss_mix, s.xi, s.eta_mean, 100 * s.eta_above_half)
                           : semi_configured ? " (warm-up)"
                                             : "";
-  return fmt::format("epoch {}/{} step {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1, epochs_,
-                     s.step, s.loss, s.loss_sup, semi_text, s.lr, double(clips) / std::max(1e-9, elapsed), eta_text);
+  return fmt::format("epoch {}/{} step {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1,
+                     epochs_, s.step, s.loss, s.loss_sup, semi_text, s.lr,
+                     double(clips) / std::max(1e-9, elapsed), eta_text);
 }
 
 }  // namespace sefar::nodes

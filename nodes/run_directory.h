@@ -23,17 +23,17 @@ struct LoopState {
   bool epoch_open = false;  // `epoch` has steps and is not closed (evaluated, checkpointed) yet
   std::int64_t epoch_steps = 0, last_epoch_steps = 0;
   double eta_sum = 0, eta_high = 0, eta_count = 0;  // eta over the epoch's unlabeled clips
-  std::vector<std::int64_t> eta_hist;              // per-clip eta histogram of the epoch
+  std::vector<std::int64_t> eta_hist;               // per-clip eta histogram of the epoch
   double best_top1 = -1;
-  std::int64_t skipped_total = 0, epoch_skipped = 0;  // steps skipped as non-finite
-  std::vector<std::int64_t> skipped_steps;            // the first 100
-  std::uint64_t metrics_bytes = 0;                    // length of metrics.jsonl after our records
+  std::int64_t skipped_total = 0, epoch_skipped = 0;   // steps skipped as non-finite
+  std::vector<std::int64_t> skipped_steps;             // the first 100
+  std::uint64_t metrics_bytes = 0;                     // length of metrics.jsonl after our records
   std::uint64_t labeled_next = 0, unlabeled_next = 0;  // source positions after the batches trained on
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LoopState, epoch, epoch_open, epoch_steps, last_epoch_steps,
-                                                eta_sum, eta_high, eta_count, eta_hist, best_top1, skipped_total,
-                                                epoch_skipped, skipped_steps, metrics_bytes, labeled_next,
-                                                unlabeled_next)
+                                                eta_sum, eta_high, eta_count, eta_hist, best_top1,
+                                                skipped_total, epoch_skipped, skipped_steps, metrics_bytes,
+                                                labeled_next, unlabeled_next)
 
 class RunDirectory {
  public:
@@ -71,7 +71,8 @@ class Progress {
   void start_epoch() { epoch_start_ = now(); }
   double epoch_seconds() const { return seconds_since(epoch_start_); }
   // `semi_configured`: the run has an unlabeled phase (warm-up steps say so).
-  std::string line(const models::StepStats& s, std::int64_t clips, const LoopState& state, bool semi_configured) const;
+  std::string line(const models::StepStats& s, std::int64_t clips, const LoopState& state,
+                   bool semi_configured) const;
 
   static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
   static double seconds_since(std::chrono::steady_clock::time_point t) {

@@ -11,20 +11,24 @@ namespace sefar::nodes {
 
 graph::NodeSpec sefar_model_spec() {
   return graph::NodeSpec(kSefarModelType)
-      .doc("The multi-granular TimeSformer being trained (the student), its EMA teacher (made from the student "
-           "at the first semi-supervised step), the optimiser's state and the step counter: what a checkpoint "
-           "holds. Declared under \"models\"; nodes name it with their \"model\" parameter.")
+      .doc(
+          "The multi-granular TimeSformer being trained (the student), its EMA teacher (made from the "
+          "student "
+          "at the first semi-supervised step), the optimiser's state and the step counter: what a checkpoint "
+          "holds. Declared under \"models\"; nodes name it with their \"model\" parameter.")
       .param_choice("model", "tiny", {"tiny", "S", "B"}, "model size (tiny: tests and the quickstart)")
       .param_int("num_classes", std::nullopt, "number of classes", 2, 100000)
-      .param_int_list("views", std::vector<std::int64_t>{2, 2, 4}, "frames per view (match the decode node)", 1, 256,
-                      1)
+      .param_int_list("views", std::vector<std::int64_t>{2, 2, 4}, "frames per view (match the decode node)",
+                      1, 256, 1)
       .param_int("crop", 224, "input size (match the views node's crop)", 8, 4096)
       .param_int("patch", 0, "patch size (0: the model size's own: 8 tiny, 16 S/B)", 0, 256)
       .param_float("drop_path", 0.1, "stochastic depth rate", 0, 0.9)
-      .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0, 0.95)
-      .param_choice("init", "official", {"official", "torch"},
-                    "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch (LibTorch's "
-                    "layer defaults; small models from scratch learn much sooner)")
+      .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0,
+                   0.95)
+      .param_choice(
+          "init", "official", {"official", "torch"},
+          "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch (LibTorch's "
+          "layer defaults; small models from scratch learn much sooner)")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {

@@ -5,9 +5,10 @@
 namespace sefar::nodes {
 
 graph::NodeSpec student_spec() {
-  return step_stage_spec("student",
-                         "The student's forward passes with autograd: labeled and channel-dropped strong clips in one "
-                         "pass, and the Tube-TokenMix'ed strong views when a token-mix node drew them.")
+  return step_stage_spec(
+             "student",
+             "The student's forward passes with autograd: labeled and channel-dropped strong clips in one "
+             "pass, and the Tube-TokenMix'ed strong views when a token-mix node drew them.")
       .param_int("inject_nonfinite_at_step", -1,
                  "fault injection for tests: make the labeled input of this step NaN (-1: never)", -1, 1e12)
       .factory([](const graph::NodeContext& ctx) {

@@ -5,10 +5,11 @@
 namespace sefar::nodes {
 
 graph::NodeSpec teacher_spec() {
-  return step_stage_spec("teacher",
-                         "The EMA teacher on the weak views, K Monte-Carlo passes: mean probabilities p, per-class "
-                         "std s, pseudo-labels argmax p. Backbone once and the head K times when only the head is "
-                         "random; otherwise K passes batched as one. Warm-up and supervised steps pass through.")
+  return step_stage_spec(
+             "teacher",
+             "The EMA teacher on the weak views, K Monte-Carlo passes: mean probabilities p, per-class "
+             "std s, pseudo-labels argmax p. Backbone once and the head K times when only the head is "
+             "random; otherwise K passes batched as one. Warm-up and supervised steps pass through.")
       .param_int("passes", 10, "Monte-Carlo passes (K)", 1, 1000)
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");

@@ -137,10 +137,11 @@ class TrainLoopNode final : public graph::Node {
     }
     const std::string name = fmt::format("step_{:08d}", steps);
     save_checkpoint(name, -1);
-    log(fmt::format(
-        "{}: stopped after {} steps (epoch {}: {} of its steps done): wrote checkpoints/{}; continue with sefar "
-        "run --resume {}",
-        id_, steps, state_.epoch + 1, state_.epoch_steps, name, run_dir_path_));
+    log(
+        fmt::format("{}: stopped after {} steps (epoch {}: {} of its steps done): wrote checkpoints/{}; "
+                    "continue with sefar "
+                    "run --resume {}",
+                    id_, steps, state_.epoch + 1, state_.epoch_steps, name, run_dir_path_));
   }
 
  private:
@@ -161,8 +162,9 @@ class TrainLoopNode final : public graph::Node {
     state_ = sidecar.value("node", json::object()).get<LoopState>();
     saved_step_ = trainer_->steps_done();
     saved_epoch_open_ = state_.epoch_open;
-    log(fmt::format("{}: resumed from {} (step {}, epoch {}{})", id_, path, trainer_->steps_done(), state_.epoch + 1,
-                    state_.epoch_open ? fmt::format(", {} step(s) into it", state_.epoch_steps) : " complete"));
+    log(fmt::format(
+        "{}: resumed from {} (step {}, epoch {}{})", id_, path, trainer_->steps_done(), state_.epoch + 1,
+        state_.epoch_open ? fmt::format(", {} step(s) into it", state_.epoch_steps) : " complete"));
   }
 
   // Starts the next step when none is in flight and its batches are here; at the end of the input,
@@ -201,13 +203,14 @@ class TrainLoopNode final : public graph::Node {
     if (in_unlabeled_) {
       const ViewBatch& unlabeled = *in_unlabeled_;
       if (unlabeled.draws.size() != 2)
-        throw std::invalid_argument("the unlabeled input needs two draws per clip (decode draws: weak_strong)");
+        throw std::invalid_argument(
+            "the unlabeled input needs two draws per clip (decode draws: weak_strong)");
       std::vector<std::int64_t> truth;
       for (const auto& c : unlabeled.clips) truth.push_back(c.list_label);
       at::Tensor truth_t = at::tensor(truth, at::kLong);
       step = models::make_train_step(*trainer_, epoch, options_.epochs, options_.warmup_epochs, true,
-                                     labeled.draws.at(0), labeled.labels, &unlabeled.draws[0], &unlabeled.draws[1],
-                                     &unlabeled.channel_scale, &truth_t);
+                                     labeled.draws.at(0), labeled.labels, &unlabeled.draws[0],
+                                     &unlabeled.draws[1], &unlabeled.channel_scale, &truth_t);
     } else {
       step = models::make_train_step(*trainer_, epoch, options_.epochs, options_.warmup_epochs, false,
                                      labeled.draws.at(0), labeled.labels);
@@ -225,13 +228,16 @@ class TrainLoopNode final : public graph::Node {
     trainer_->finish_step();
     if (s.nonfinite) {
       std::string what = fmt::format(
-          "non-finite {} at step {} (epoch {}): loss {}, sup {}, un {}, mix {}, grad norm {}; labeled clips: {}{}",
-          std::isfinite(s.loss) ? "gradient" : "loss", s.step, s.epoch + 1, s.loss, s.loss_sup, s.loss_un, s.loss_mix,
-          s.grad_norm, clip_paths(*in_labeled_), in_unlabeled_ ? "; unlabeled clips: " + clip_paths(*in_unlabeled_) : "");
+          "non-finite {} at step {} (epoch {}): loss {}, sup {}, un {}, mix {}, grad norm {}; labeled clips: "
+          "{}{}",
+          std::isfinite(s.loss) ? "gradient" : "loss", s.step, s.epoch + 1, s.loss, s.loss_sup, s.loss_un,
+          s.loss_mix, s.grad_norm, clip_paths(*in_labeled_),
+          in_unlabeled_ ? "; unlabeled clips: " + clip_paths(*in_unlabeled_) : "");
       if (options_.stop_on_nonfinite)
-        throw std::runtime_error(what +
-                                 "; nothing was updated and the last checkpoint is kept (with on_nonfinite: skip "
-                                 "such steps are skipped)");
+        throw std::runtime_error(
+            what +
+            "; nothing was updated and the last checkpoint is kept (with on_nonfinite: skip "
+            "such steps are skipped)");
       log(fmt::format("{}: {}: step skipped", id_, what));
       ++state_.skipped_total;
       ++state_.epoch_skipped;
@@ -268,7 +274,10 @@ class TrainLoopNode final : public graph::Node {
   // the checkpoint written then closes it again when resumed.
   void end_epoch(int epoch, bool at_end) {
     const bool last = at_end || epoch + 1 >= options_.epochs;
-    json summary{{"kind", "epoch"}, {"epoch", epoch}, {"steps", state_.epoch_steps}, {"seconds", progress_.epoch_seconds()}};
+    json summary{{"kind", "epoch"},
+                 {"epoch", epoch},
+                 {"steps", state_.epoch_steps},
+                 {"seconds", progress_.epoch_seconds()}};
     if (state_.eta_count > 0) {
       summary["eta_mean"] = state_.eta_sum / state_.eta_count;
       summary["eta_above_half"] = state_.eta_high / state_.eta_count;
@@ -286,9 +295,10 @@ class TrainLoopNode final : public graph::Node {
       eval_record["epoch"] = epoch;
       eval_record["step"] = trainer_->steps_done();
       eval_record["seconds"] = Progress::seconds_since(t0);
-      log(fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)", epoch + 1,
-                      options_.epochs, 100 * top1, 100 * evaluation.top5(), 100 * evaluation.mean_class_accuracy(),
-                      evaluation.count(), Progress::seconds_since(t0)));
+      log(fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)",
+                      epoch + 1, options_.epochs, 100 * top1, 100 * evaluation.top5(),
+                      100 * evaluation.mean_class_accuracy(), evaluation.count(),
+                      Progress::seconds_since(t0)));
     }
     run_dir_.write_metrics(summary, state_);
     if (!eval_record.is_null()) run_dir_.write_metrics(eval_record, state_);
@@ -304,7 +314,8 @@ class TrainLoopNode final : public graph::Node {
   void close_run() {
     closed_ = true;
     if (state_.epoch_open) end_epoch(state_.epoch, true);
-    if (state_.epoch >= 0) run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student());
+    if (state_.epoch >= 0)
+      run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student());
     if (state_.skipped_total > 0)
       log(fmt::format("{}: skipped {} step(s) with a non-finite loss or gradient (steps {}{})", id_,
                       state_.skipped_total, fmt::join(state_.skipped_steps, ", "),
@@ -319,12 +330,14 @@ class TrainLoopNode final : public graph::Node {
     LoopState state = state_;
     state.best_top1 = std::max(state_.best_top1, top1);
     json extra{{"epoch", state_.epoch}, {"best_top1", state.best_top1}, {"node_id", id_},
-               {"node", state},         {"resumable", resumable_},     {"pipeline", document_}};
+               {"node", state},         {"resumable", resumable_},      {"pipeline", document_}};
     json resume = json::object();
     if (!source_ids_[kLabeled].empty()) resume[source_ids_[kLabeled]] = {{"next_item", state_.labeled_next}};
-    if (!source_ids_[kUnlabeled].empty()) resume[source_ids_[kUnlabeled]] = {{"next_item", state_.unlabeled_next}};
+    if (!source_ids_[kUnlabeled].empty())
+      resume[source_ids_[kUnlabeled]] = {{"next_item", state_.unlabeled_next}};
     extra["resume"] = resume;
-    run_dir_.save_checkpoint(name, top1, state_, [&](const std::string& path) { trainer_->save(path, extra); });
+    run_dir_.save_checkpoint(name, top1, state_,
+                             [&](const std::string& path) { trainer_->save(path, extra); });
     saved_step_ = trainer_->steps_done();
     saved_epoch_open_ = state_.epoch_open;
   }
@@ -355,12 +368,14 @@ class TrainLoopNode final : public graph::Node {
 
 graph::NodeSpec train_loop_spec() {
   return graph::NodeSpec("train_loop")
-      .doc("The training loop: pairs labeled and unlabeled batches in source order, sends one step at a time "
-           "down the step nodes (warm-up epochs supervised only) and takes it back on `done`; evaluates on a "
-           "validation list at epoch ends; the run directory receives metrics.jsonl, checkpoints and "
-           "model.safetensors. Without the unlabeled input: supervised training, the baseline.")
+      .doc(
+          "The training loop: pairs labeled and unlabeled batches in source order, sends one step at a time "
+          "down the step nodes (warm-up epochs supervised only) and takes it back on `done`; evaluates on a "
+          "validation list at epoch ends; the run directory receives metrics.jsonl, checkpoints and "
+          "model.safetensors. Without the unlabeled input: supervised training, the baseline.")
       .ordered_input("labeled", batch_message(), "labeled batches (one draw)")
-      .ordered_input("unlabeled", batch_message(), "unlabeled batches (weak and strong draws); optional", false)
+      .ordered_input("unlabeled", batch_message(), "unlabeled batches (weak and strong draws); optional",
+                     false)
       .feedback_input("done", train_step_message(), "finished steps, from the last step node (ema_update)")
       .output("step", train_step_message(), "the next step, to the first step node (teacher or student)")
       .serial()
@@ -379,9 +394,10 @@ graph::NodeSpec train_loop_spec() {
       .param_int("eval_limit", 0, "evaluate on the first N validation clips only (0: all)", 0, 1e9)
       .param_int("log_every", 10, "print a progress line every N steps (0: never)", 0, 1e9)
       .param_int("keep_last", 2, "epoch and stop checkpoints kept (the best one is kept besides)", 1, 1e6)
-      .param_choice("on_nonfinite", "stop", {"stop", "skip"},
-                    "a NaN or infinite loss or gradient: stop the run with an error (the last checkpoint is kept) or "
-                    "skip the step (no update; counted in the metrics and the run summary)")
+      .param_choice(
+          "on_nonfinite", "stop", {"stop", "skip"},
+          "a NaN or infinite loss or gradient: stop the run with an error (the last checkpoint is kept) or "
+          "skip the step (no update; counted in the metrics and the run summary)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<TrainLoopNode>(ctx); });
 }
 

@@ -13,7 +13,9 @@
 
 namespace sefar::nodes {
 
-inline graph::MessageType train_step_message() { return graph::message<models::TrainStepPtr>("train_step"); }
+inline graph::MessageType train_step_message() {
+  return graph::message<models::TrainStepPtr>("train_step");
+}
 
 // The model type of the shared student/teacher pair (nodes/sefar_model.cpp).
 inline constexpr const char kSefarModelType[] = "sefar_model";

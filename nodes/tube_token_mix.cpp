@@ -5,11 +5,12 @@
 namespace sefar::nodes {
 
 graph::NodeSpec tube_token_mix_spec() {
-  return step_stage_spec("tube_token_mix",
-                         "Tube TokenMix: lambda ~ Beta(alpha, alpha), one batch permutation for every view and the "
-                         "mixed targets, a tube mask per view (floor(lambda P) patch positions, the same in every "
-                         "frame); the student then also runs on the strong views mixed with their permuted copy. "
-                         "Remove the node (wire the regulation to the student) to train without it.")
+  return step_stage_spec(
+             "tube_token_mix",
+             "Tube TokenMix: lambda ~ Beta(alpha, alpha), one batch permutation for every view and the "
+             "mixed targets, a tube mask per view (floor(lambda P) patch positions, the same in every "
+             "frame); the student then also runs on the strong views mixed with their permuted copy. "
+             "Remove the node (wire the regulation to the student) to train without it.")
       .param_float("alpha", 10.0, "Beta(alpha, alpha) of the mixing ratio", 0.01, 1e3)
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");

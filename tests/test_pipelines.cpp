@@ -32,12 +32,13 @@ std::string tiny_overrides(const fs::path& run_dir) {
 TEST_CASE("every synthetic-study pipeline validates and differs from its base where the study says") {
   // bench/ssl/run.sh trains these; each configuration must differ from its base by what it names.
   const std::vector<std::pair<std::string, std::string>> configs = {
-      {"sefar", "nodes.train.params.optimizer: \"sgd\" -> \"adamw\""},
-      {"supervised", "nodes.train.params.semi_supervised: true -> false"},
-      {"no_dual", "nodes.train.params.views: [2,2,4] -> [8]"},
+      {"sefar", "nodes.optimizer.params.optimizer: \"sgd\" -> \"adamw\""},
+      {"supervised", "node teacher removed"},
+      {"no_dual", "models.net.params.views: [2,2,4] -> [8]"},
       {"no_perturb", "nodes.decode_unlabeled.params.perturbation: \"moderate\" -> \"warping\""},
-      {"no_adareg", "nodes.train.params.regulation: \"adaptive\" -> \"fixed\""},
-      {"supervised_ema", "nodes.train.params.gamma_un: 2.0 -> 0.0"},
+      {"no_adareg", "nodes.regulation.type: \"adaptive_regulation\" -> \"fixed_threshold\""},
+      {"no_tokenmix", "node token_mix removed"},
+      {"supervised_ema", "nodes.loss.params.gamma_un: 2.0 -> 0.0"},
       {"supervised_long", "nodes.train.params.epochs: 30 -> 90"},
   };
   std::size_t files = 0;
@@ -55,9 +56,10 @@ TEST_CASE("every synthetic-study pipeline validates and differs from its base wh
 
 TEST_CASE("every ablation pipeline validates, names its difference from the base, and trains one epoch") {
   const std::vector<std::pair<std::string, std::string>> ablations = {
-      {"no_dual", "nodes.train.params.views: [2,2,4] -> [8]"},
+      {"no_dual", "models.net.params.views: [2,2,4] -> [8]"},
       {"no_perturb", "nodes.decode_unlabeled.params.perturbation: \"moderate\" -> \"warping\""},
-      {"no_adareg", "nodes.train.params.regulation: \"adaptive\" -> \"fixed\""},
+      {"no_adareg", "nodes.regulation.type: \"adaptive_regulation\" -> \"fixed_threshold\""},
+      {"no_tokenmix", "edge \"regulation.out -> student.in\" added"},
       {"perturb_none", "perturbation: \"moderate\" -> \"none\""},
       {"perturb_all_reverse", "perturbation: \"moderate\" -> \"all_reverse\""},
       {"perturb_local_shuffle", "perturbation: \"moderate\" -> \"local_shuffle\""},

@@ -30,7 +30,8 @@ struct EtaProbe {
 // The example of docs/ARCHITECTURE.md: an entropy-based regulation, eta = 1 - H(p) / log C, in one
 // file's worth of code.
 graph::NodeSpec entropy_regulation_spec(std::shared_ptr<EtaProbe> probe) {
-  return nodes::step_stage_spec("entropy_regulation", "eta = 1 - H(p) / log C: confident teachers weigh more.", false)
+  return nodes::step_stage_spec("entropy_regulation",
+                                "eta = 1 - H(p) / log C: confident teachers weigh more.", false)
       .factory([probe](const graph::NodeContext&) {
         return std::make_unique<nodes::StepStageNode>([probe](models::TrainStep& step) {
           if (!step.semi) return;
@@ -93,7 +94,8 @@ TEST_CASE("a custom regulation node, one new type used from JSON, sets the run's
                "nodes": {"regulation": {"type": "entropy_regulation"}}})";
   }
   run_in_process(file.string(), registry, dir.path / "entropy");
-  run_in_process(std::string(SEFAR_SOURCE_DIR) + "/pipelines/quickstart.json", registry, dir.path / "adaptive");
+  run_in_process(std::string(SEFAR_SOURCE_DIR) + "/pipelines/quickstart.json", registry,
+                 dir.path / "adaptive");
 
   const auto logged = semi_eta_means(dir.path / "entropy");
   REQUIRE(logged.size() == std::size_t(kStepsPerEpoch));  // epoch 2 is semi-supervised
@@ -126,12 +128,14 @@ TEST_CASE("the models section is checked like nodes: references, types and --set
     return std::string();
   };
   CHECK(problems({}).empty());
-  CHECK(problems({"student.model=nett"}).find("param \"model\": no model \"nett\" in the pipeline's \"models\" (did you "
-                                              "mean \"net\"?)") != std::string::npos);
-  CHECK(problems({"models.net.modle=tiny"}).find("model 'net' (sefar_model): no parameter \"modle\" in model type "
-                                                 "\"sefar_model\" (did you mean \"model\"?)") != std::string::npos);
-  CHECK(problems({"models.nett.model=tiny"}).find("no model \"nett\" in the pipeline (did you mean \"net\"?)") !=
-        std::string::npos);
+  CHECK(problems({"student.model=nett"})
+            .find("param \"model\": no model \"nett\" in the pipeline's \"models\" (did you "
+                  "mean \"net\"?)") != std::string::npos);
+  CHECK(problems({"models.net.modle=tiny"})
+            .find("model 'net' (sefar_model): no parameter \"modle\" in model type "
+                  "\"sefar_model\" (did you mean \"model\"?)") != std::string::npos);
+  CHECK(problems({"models.nett.model=tiny"})
+            .find("no model \"nett\" in the pipeline (did you mean \"net\"?)") != std::string::npos);
   CHECK(problems({"models.net.crop=4"}).find("param \"crop\"") != std::string::npos);
 
   // A model type declared as a node, and a node type declared as a model.

@@ -5,7 +5,7 @@
 # quickstart's wall time, as the ratio new / old. Writes docs/STEP_NODES.md.
 #
 # Environment: BASE (default d574170), REPEATS (quickstart timings per build, default 2, interleaved),
-# DOC (default docs/STEP_NODES.md).
+# DOC (default docs/STEP_NODES.md), OLD_BIN (a sefar binary already built from BASE: skips that build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -16,14 +16,13 @@ work=$root/data/generated/step_nodes
 mkdir -p "$work"
 
 bash scripts/build.sh
-# The old build, in a worktree of its own (ccache makes a rebuild cheap).
-if [ ! -x "$work/base/build/sefar" ]; then
-  rm -rf "$work/base"
+# The old tree (its pipeline files) in a worktree of its own, and its build.
+if [ ! -d "$work/base" ]; then
   git worktree prune
   git worktree add --detach "$work/base" "$base" >/dev/null
-  (cd "$work/base" && bash scripts/build.sh)
 fi
-old=$work/base/build/sefar
+old=${OLD_BIN:-$work/base/build/sefar}
+if [ ! -x "$old" ]; then (cd "$work/base" && bash scripts/build.sh); fi
 new=$root/build/sefar
 
 # One dataset for both, generated on one thread (byte-identical for a seed).
