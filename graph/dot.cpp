@@ -14,8 +14,8 @@ static std::string escape(const std::string& s) {
 }
 
 std::string to_dot(const ValidatedPipeline& p) {
-  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\"];\n",
-                                escape(p.name));
+  std::string out = fmt::format(
+      "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\"];\n", escape(p.name));
   for (std::size_t i = 0; i < p.nodes.size(); ++i) {
     const auto& n = p.nodes[i];
     std::string ins, outs;
@@ -39,6 +39,16 @@ std::string to_dot(const ValidatedPipeline& p) {
     const auto& in_port = to.spec->inputs()[e.to_port];
     out += fmt::format("  n{}:o_{} -> n{}:i_{} [label=\"{}\"{}];\n", e.from_node, out_port.name, e.to_node,
                        in_port.name, escape(out_port.message.name), in_port.feedback ? ", style=dashed" : "");
+  }
+  // Shared models: one note each, a dotted line to every node naming it.
+  for (std::size_t m = 0; m < p.models.size(); ++m) {
+    const auto& model = p.models[m];
+    out += fmt::format("  m{} [shape=note, label=\"{}\\n{} (model)\"];\n", m, escape(model.id),
+                       escape(model.spec->type()));
+    for (std::size_t i = 0; i < p.nodes.size(); ++i)
+      for (const auto& param : p.nodes[i].spec->params())
+        if (!param.model_type.empty() && p.nodes[i].params.value(param.name, std::string()) == model.id)
+          out += fmt::format("  m{} -> n{} [style=dotted, arrowhead=none];\n", m, i);
   }
   out += "}\n";
   return out;

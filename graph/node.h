@@ -49,9 +49,11 @@ struct NodeContext {
     const std::string model_id = params.get_string(param);
     auto it = models.find(model_id);
     if (it == models.end())
-      throw std::invalid_argument("param \"" + param + "\": no model \"" + model_id + "\" in the pipeline's models");
+      throw std::invalid_argument("param \"" + param + "\": no model \"" + model_id +
+                                  "\" in the pipeline's models");
     if (auto* p = std::any_cast<std::shared_ptr<T>>(&it->second)) return *p;
-    throw std::invalid_argument("param \"" + param + "\": model \"" + model_id + "\" is not of the type this node needs");
+    throw std::invalid_argument("param \"" + param + "\": model \"" + model_id +
+                                "\" is not of the type this node needs");
   }
 };
 

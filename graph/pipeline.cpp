@@ -13,8 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"name",  "description", "extends", "params",      "runtime",
-                                                "models", "nodes",      "edges",   "remove_edges"};
+const std::vector<std::string> kTopLevelKeys = {"name",   "description", "extends", "params",      "runtime",
+                                                "models", "nodes",       "edges",   "remove_edges"};
 const std::vector<std::string> kNodeKeys = {"type", "params", "concurrency", "description"};
 const std::vector<std::string> kModelKeys = {"type", "params", "description"};
 constexpr int kMaxExtendsDepth = 16;
@@ -31,14 +31,14 @@ struct Loader {
 
   void problem(const JsonSource& src, std::vector<std::string> keys, std::string node, std::string key,
                std::string message) {
-    problems.push_back(Diagnostic{src.path(), src.line_of(keys), 0, std::move(node), "",
-                                  std::move(key), std::move(message)});
+    problems.push_back(Diagnostic{src.path(), src.line_of(keys), 0, std::move(node), "", std::move(key),
+                                  std::move(message)});
   }
 
   void remove_node(PipelineDoc& doc, const std::string& id) {
-    doc.nodes.erase(std::remove_if(doc.nodes.begin(), doc.nodes.end(),
-                                   [&](const NodeDecl& n) { return n.id == id; }),
-                    doc.nodes.end());
+    doc.nodes.erase(
+        std::remove_if(doc.nodes.begin(), doc.nodes.end(), [&](const NodeDecl& n) { return n.id == id; }),
+        doc.nodes.end());
     doc.edges.erase(std::remove_if(doc.edges.begin(), doc.edges.end(),
                                    [&](const EdgeDecl& e) { return e.from_node == id || e.to_node == id; }),
                     doc.edges.end());
@@ -56,8 +56,10 @@ struct Loader {
       }
     }
     if (root.contains("name")) {
-      if (root["name"].is_string()) doc.name = root["name"];
-      else problem(src, {"name"}, "", "name", "\"name\" must be a string");
+      if (root["name"].is_string())
+        doc.name = root["name"];
+      else
+        problem(src, {"name"}, "", "name", "\"name\" must be a string");
     }
     if (root.contains("description") && root["description"].is_string())
       doc.description = root["description"];
@@ -104,21 +106,23 @@ struct Loader {
           auto before = doc.edges.size();
           doc.edges.erase(std::remove_if(doc.edges.begin(), doc.edges.end(),
                                          [&](const EdgeDecl& x) {
-                                           return x.from_node == edge.from_node && x.to_node == edge.to_node &&
+                                           return x.from_node == edge.from_node &&
+                                                  x.to_node == edge.to_node &&
                                                   x.from_port == edge.from_port && x.to_port == edge.to_port;
                                          }),
                           doc.edges.end());
           if (doc.edges.size() == before)
-            problems.push_back(Diagnostic{file, src.line_of_string(e.get<std::string>()), 0, "", "",
-                                          "remove_edges",
-                                          fmt::format("edge \"{}\" is not in the base pipeline", e.get<std::string>())});
+            problems.push_back(
+                Diagnostic{file, src.line_of_string(e.get<std::string>()), 0, "", "", "remove_edges",
+                           fmt::format("edge \"{}\" is not in the base pipeline", e.get<std::string>())});
         }
       }
     }
     if (root.contains("edges")) {
       const json& list = root["edges"];
       if (!list.is_array()) {
-        problem(src, {"edges"}, "", "edges", "\"edges\" must be a list of \"node.port -> node.port\" strings");
+        problem(src, {"edges"}, "", "edges",
+                "\"edges\" must be a list of \"node.port -> node.port\" strings");
       } else {
         for (const auto& e : list) {
           EdgeDecl edge;
@@ -145,7 +149,8 @@ struct Loader {
     auto find = [&]() -> NodeDecl* { return is_model ? doc.find_model(id) : doc.find_node(id); };
     if (v.is_null()) {
       if (!find())
-        problem(src, {section, id}, id, "", fmt::format("cannot remove: no such {} in the base pipeline", what));
+        problem(src, {section, id}, id, "",
+                fmt::format("cannot remove: no such {} in the base pipeline", what));
       if (is_model)
         list.erase(std::remove_if(list.begin(), list.end(), [&](const NodeDecl& n) { return n.id == id; }),
                    list.end());
@@ -154,7 +159,8 @@ struct Loader {
       return;
     }
     if (!v.is_object()) {
-      problem(src, {section, id}, id, "", fmt::format("a {} must be an object with \"type\" and \"params\"", what));
+      problem(src, {section, id}, id, "",
+              fmt::format("a {} must be an object with \"type\" and \"params\"", what));
       return;
     }
     const auto& keys = is_model ? kModelKeys : kNodeKeys;
@@ -223,14 +229,17 @@ struct Loader {
       fs::path base = fs::path(path).parent_path() / ext.get<std::string>();
       std::string base_canonical = fs::weakly_canonical(base, ec).string();
       if (ec)
-        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
-                                       fmt::format("base pipeline {} cannot be read: {}", base.string(), ec.message())});
+        throw PipelineError(
+            Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                       fmt::format("base pipeline {} cannot be read: {}", base.string(), ec.message())});
       if (std::find(chain.begin(), chain.end(), base_canonical) != chain.end())
-        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
-                                       fmt::format("\"extends\" cycle: {} is already being loaded", base.string())});
+        throw PipelineError(
+            Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                       fmt::format("\"extends\" cycle: {} is already being loaded", base.string())});
       if (int(chain.size()) >= kMaxExtendsDepth)
-        throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
-                                       fmt::format("\"extends\" chain deeper than {} files", kMaxExtendsDepth)});
+        throw PipelineError(
+            Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
+                       fmt::format("\"extends\" chain deeper than {} files", kMaxExtendsDepth)});
       if (!fs::exists(base, ec))
         throw PipelineError(Diagnostic{path, src->line_of({"extends"}), 0, "", "", "extends",
                                        fmt::format("base pipeline {} does not exist", base.string())});
@@ -338,9 +347,10 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
         std::vector<std::string> names;
         for (auto it = doc.params.begin(); it != doc.params.end(); ++it) names.push_back(it.key());
         auto guess = closest_match(target, names);
-        problems.push_back(Diagnostic{"--set", 0, 0, "", "", target,
-                                      fmt::format("\"{}\": no pipeline parameter \"{}\"{}", a, target,
-                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+        problems.push_back(
+            Diagnostic{"--set", 0, 0, "", "", target,
+                       fmt::format("\"{}\": no pipeline parameter \"{}\"{}", a, target,
+                                   guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
         continue;
       }
       doc.params[target] = value;
@@ -355,7 +365,8 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
     if (node_id == "models") {
       // models.ID.PARAM=VALUE: a parameter of a shared model.
       auto dot2 = key.find('.');
-      std::string model_id = key.substr(0, dot2), param = dot2 == std::string::npos ? "" : key.substr(dot2 + 1);
+      std::string model_id = key.substr(0, dot2),
+                  param = dot2 == std::string::npos ? "" : key.substr(dot2 + 1);
       NodeDecl* model = doc.find_model(model_id);
       if (!model || param.empty()) {
         std::vector<std::string> ids;
@@ -377,9 +388,10 @@ void apply_overrides(PipelineDoc& doc, const std::vector<std::string>& assignmen
       std::vector<std::string> ids;
       for (const auto& n : doc.nodes) ids.push_back(n.id);
       auto guess = closest_match(node_id, ids);
-      problems.push_back(Diagnostic{"--set", 0, 0, "", "", target,
-                                    fmt::format("\"{}\": no node \"{}\" in the pipeline{}", a, node_id,
-                                                guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+      problems.push_back(
+          Diagnostic{"--set", 0, 0, "", "", target,
+                     fmt::format("\"{}\": no node \"{}\" in the pipeline{}", a, node_id,
+                                 guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
       continue;
     }
     if (key == "concurrency") {
@@ -455,10 +467,11 @@ void substitute_params(PipelineDoc& doc) {
       std::string file = file_it == model.param_files.end() ? model.file : file_it->second;
       it.value() = substitute(it.value(), params, [&](const std::string& name) {
         auto guess = closest_match(name, names);
-        problems.push_back(Diagnostic{file, doc.line_of(file, {"models", model.id, "params", it.key()}), 0,
-                                      model.id, model.type, it.key(),
-                                      fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
-                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+        problems.push_back(
+            Diagnostic{file, doc.line_of(file, {"models", model.id, "params", it.key()}), 0, model.id,
+                       model.type, it.key(),
+                       fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
+                                   guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
       });
     }
   }
@@ -468,10 +481,10 @@ void substitute_params(PipelineDoc& doc) {
       std::string file = file_it == node.param_files.end() ? node.file : file_it->second;
       it.value() = substitute(it.value(), params, [&](const std::string& name) {
         auto guess = closest_match(name, names);
-        problems.push_back(Diagnostic{file, doc.line_of(file, {"nodes", node.id, "params", it.key()}), 0,
-                                      node.id, node.type, it.key(),
-                                      fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
-                                                  guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
+        problems.push_back(Diagnostic{
+            file, doc.line_of(file, {"nodes", node.id, "params", it.key()}), 0, node.id, node.type, it.key(),
+            fmt::format("param \"{}\": unknown pipeline parameter \"${{{}}}\"{}", it.key(), name,
+                        guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess))});
       });
     }
     const std::string& cfile = node.concurrency_file.empty() ? node.file : node.concurrency_file;
@@ -485,9 +498,9 @@ void substitute_params(PipelineDoc& doc) {
   json runtime = doc.runtime;
   for (auto it = runtime.begin(); it != runtime.end(); ++it) {
     it.value() = substitute(it.value(), params, [&](const std::string& name) {
-      problems.push_back(Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "",
-                                    it.key(),
-                                    fmt::format("runtime \"{}\": unknown pipeline parameter \"${{{}}}\"", it.key(), name)});
+      problems.push_back(
+          Diagnostic{doc.file, doc.line_of(doc.file, {"runtime", it.key()}), 0, "", "", it.key(),
+                     fmt::format("runtime \"{}\": unknown pipeline parameter \"${{{}}}\"", it.key(), name)});
     });
   }
   doc.runtime = runtime;

@@ -184,11 +184,11 @@ struct Runtime::Impl {
 
   // TBB objects of one run; created and destroyed inside the arena.
   struct Wiring {
-    std::vector<std::vector<flow::sender<Item>*>> outputs;      // [node][port], edge ends
+    std::vector<std::vector<flow::sender<Item>*>> outputs;             // [node][port], edge ends
     std::vector<std::vector<flow::broadcast_node<Item>*>> broadcasts;  // [node][port], non-sources
-    std::vector<std::vector<flow::receiver<Item>*>> inputs;     // [node][port]
+    std::vector<std::vector<flow::receiver<Item>*>> inputs;            // [node][port]
     std::vector<std::unique_ptr<flow::graph_node>> owned;
-    std::vector<std::shared_ptr<Gate>> gates;                   // per node, sources only
+    std::vector<std::shared_ptr<Gate>> gates;  // per node, sources only
     std::vector<std::unique_ptr<flow::input_node<Item>>> sources;
   };
 
@@ -247,27 +247,28 @@ struct Runtime::Impl {
       Item placeholder{current_->seq, std::any(), current_->label, current_->ticket, current_->produced_ns};
       for (std::size_t p = 0; p < impl_.wiring->outputs[node_].size(); ++p) forward(int(p), placeholder);
     }
-    void forward(int port, const Item& item) {
-      impl_.wiring->broadcasts[node_][port]->try_put(item);
-    }
+    void forward(int port, const Item& item) { impl_.wiring->broadcasts[node_][port]->try_put(item); }
 
    protected:
     void emit_value(int port, std::any value) override {
       if (!current_)
         throw std::logic_error("emit() outside process(): use emit_item() with a complete item in finish()");
       check(port, value);
-      send(port, Item{current_->seq, std::move(value), current_->label, current_->ticket, current_->produced_ns});
+      send(port,
+           Item{current_->seq, std::move(value), current_->label, current_->ticket, current_->produced_ns});
     }
 
    private:
     void check(int port, const std::any& value) const {
       const auto& spec = *impl_.decl(node_).spec;
       if (port < 0 || std::size_t(port) >= spec.outputs().size())
-        throw std::logic_error(fmt::format("emit on output {} but the node has {} outputs", port, spec.outputs().size()));
+        throw std::logic_error(
+            fmt::format("emit on output {} but the node has {} outputs", port, spec.outputs().size()));
       const auto& msg = spec.outputs()[port].message;
       if (!msg.is_any() && value.has_value() && std::type_index(value.type()) != msg.type)
-        throw std::logic_error(fmt::format("output \"{}\" carries \"{}\" but the body emitted another C++ type",
-                                           spec.outputs()[port].name, msg.name));
+        throw std::logic_error(
+            fmt::format("output \"{}\" carries \"{}\" but the body emitted another C++ type",
+                        spec.outputs()[port].name, msg.name));
     }
     void send(int port, Item item) {
       impl_.profiler->on_emit(node_);
@@ -349,7 +350,9 @@ struct Runtime::Impl {
   }
   // Each source owns an equal share of the in-flight budget: a shared pool could deadlock a join
   // whose other input starves.
-  int source_budget() const { return std::max(1, pipeline.runtime.max_in_flight / std::max(1, source_count())); }
+  int source_budget() const {
+    return std::max(1, pipeline.runtime.max_in_flight / std::max(1, source_count()));
+  }
 
   void build(flow::graph& g, Wiring& w) {
     const int n = int(pipeline.nodes.size());
@@ -363,7 +366,8 @@ struct Runtime::Impl {
     for (int i = 0; i < n; ++i) {
       const auto& spec = *decl(i).spec;
       if (spec.is_source()) {
-        auto input = std::make_unique<flow::input_node<Item>>(g, [this, i](tbb::flow_control& fc) { return produce(i, fc); });
+        auto input = std::make_unique<flow::input_node<Item>>(
+            g, [this, i](tbb::flow_control& fc) { return produce(i, fc); });
         auto limiter = std::make_unique<flow::limiter_node<Item, int>>(g, budget);
         // Any 2 passes hold a whole one: when the last 2 passes' worth of items were all skipped, no item
         // of the source is usable and an endless source would spin forever.
@@ -402,7 +406,8 @@ struct Runtime::Impl {
         w.broadcasts[i].push_back(b.get());
         w.owned.push_back(std::move(b));
       }
-      std::size_t concurrency = decl(i).concurrency == 0 ? std::size_t(flow::unlimited) : std::size_t(decl(i).concurrency);
+      std::size_t concurrency =
+          decl(i).concurrency == 0 ? std::size_t(flow::unlimited) : std::size_t(decl(i).concurrency);
       auto body = std::make_unique<flow::function_node<Tagged, flow::continue_msg>>(
           g, concurrency, [this, i](const Tagged& t) {
             run_body(i, t);
@@ -416,7 +421,8 @@ struct Runtime::Impl {
             });
         w.inputs[i].push_back(arrive.get());
         if (spec.inputs()[p].ordered) {
-          auto seq = std::make_unique<flow::sequencer_node<Tagged>>(g, [](const Tagged& t) { return std::size_t(t.item.seq); });
+          auto seq = std::make_unique<flow::sequencer_node<Tagged>>(
+              g, [](const Tagged& t) { return std::size_t(t.item.seq); });
           flow::make_edge(*arrive, *seq);
           flow::make_edge(*seq, *body);
           w.owned.push_back(std::move(seq));
@@ -427,7 +433,8 @@ struct Runtime::Impl {
       }
       w.owned.push_back(std::move(body));
     }
-    for (const auto& e : pipeline.edges) flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
+    for (const auto& e : pipeline.edges)
+      flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
   }
 
   // Ids of the source nodes whose items reach `node` (itself when it is a source), sorted.
@@ -492,10 +499,11 @@ struct Runtime::Impl {
         for (int w : next[v]) stack.push_back(w);
       }
       if (held > std::size_t(budget))
-        problems.push_back(Diagnostic{pipeline.file, 0, 0, decl(s).id, decl(s).spec->type(), "max_in_flight",
-                                      fmt::format("runtime.max_in_flight={} gives this source a budget of {} items, "
-                                                  "but downstream {}: raise max_in_flight to at least {}",
-                                                  pipeline.runtime.max_in_flight, budget, holders, held * n_sources)});
+        problems.push_back(
+            Diagnostic{pipeline.file, 0, 0, decl(s).id, decl(s).spec->type(), "max_in_flight",
+                       fmt::format("runtime.max_in_flight={} gives this source a budget of {} items, "
+                                   "but downstream {}: raise max_in_flight to at least {}",
+                                   pipeline.runtime.max_in_flight, budget, holders, held * n_sources)});
     }
     if (!problems.empty()) throw PipelineError(std::move(problems));
   }
@@ -715,7 +723,8 @@ struct Runtime::Impl {
     RunResult result;
     result.wall_seconds = profiler->wall_seconds();
     result.profile = profiler;
-    if (!options.trace_path.empty()) write_file_atomic(options.trace_path, safe_dump(profiler->trace_json(options.rank)));
+    if (!options.trace_path.empty())
+      write_file_atomic(options.trace_path, safe_dump(profiler->trace_json(options.rank)));
     if (options.print_table) std::fputs(profiler->table().c_str(), stderr);
     return result;
   }
@@ -727,7 +736,9 @@ Runtime::Runtime(const ValidatedPipeline& pipeline, const Registry& registry)
     : impl_(std::make_unique<Impl>(pipeline, registry)) {}
 Runtime::~Runtime() = default;
 
-RunResult Runtime::run(const RunOptions& options) { return impl_->run(options); }
+RunResult Runtime::run(const RunOptions& options) {
+  return impl_->run(options);
+}
 std::shared_ptr<Profiler> Runtime::profile() const {
   return impl_->profiler;
 }

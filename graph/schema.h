@@ -26,7 +26,7 @@ struct ParamSpec {
   ParamType type = ParamType::Int;
   json default_value;  // null when the parameter is required
   bool required = false;
-  std::optional<double> min, max;   // inclusive bounds, for numbers and list elements
+  std::optional<double> min, max;       // inclusive bounds, for numbers and list elements
   std::optional<std::size_t> min_size;  // for lists
   std::vector<std::string> choices;     // for strings: the allowed values
   // For strings: the value names an entry of the pipeline's "models" section of this model type
@@ -52,15 +52,17 @@ template <class T>
 MessageType message(std::string name) {
   return MessageType{std::move(name), std::type_index(typeid(T))};
 }
-inline MessageType any_message() { return MessageType{"any", std::type_index(typeid(void))}; }
+inline MessageType any_message() {
+  return MessageType{"any", std::type_index(typeid(void))};
+}
 
 struct PortSpec {
   std::string name;
   MessageType message;
   std::string doc;
-  bool required = true;  // inputs: must be connected
-  bool ordered = false;  // inputs: items arrive in source order (a sequencer is put in front)
-  bool feedback = false; // inputs: may close a cycle
+  bool required = true;   // inputs: must be connected
+  bool ordered = false;   // inputs: items arrive in source order (a sequencer is put in front)
+  bool feedback = false;  // inputs: may close a cycle
 };
 
 class Params;
@@ -77,47 +79,62 @@ class NodeSpec {
  public:
   explicit NodeSpec(std::string type) : type_(std::move(type)) {}
 
-  NodeSpec& doc(std::string text) { doc_ = std::move(text); return *this; }
+  NodeSpec& doc(std::string text) {
+    doc_ = std::move(text);
+    return *this;
+  }
   NodeSpec& input(std::string name, MessageType msg, std::string doc, bool required = true);
   NodeSpec& ordered_input(std::string name, MessageType msg, std::string doc, bool required = true);
   NodeSpec& feedback_input(std::string name, MessageType msg, std::string doc);
   NodeSpec& output(std::string name, MessageType msg, std::string doc);
   // Declares that the node keeps state across items: it always runs with concurrency 1.
-  NodeSpec& serial() { serial_ = true; return *this; }
+  NodeSpec& serial() {
+    serial_ = true;
+    return *this;
+  }
   // Declares that the node numbers its outputs itself (batching, ...): placeholders of skipped
   // items reach its body instead of being forwarded.
-  NodeSpec& renumbers() { renumbers_ = true; return *this; }
+  NodeSpec& renumbers() {
+    renumbers_ = true;
+    return *this;
+  }
   // Declares that an item this node has received is still processed when the run is stopped
   // (SIGINT/SIGTERM): the nodes of a training step, so a stop never cuts a step in half (a student
   // updated but not its teacher). The node must not start new work once graph::stop_requested().
-  NodeSpec& completes_on_stop() { completes_on_stop_ = true; return *this; }
+  NodeSpec& completes_on_stop() {
+    completes_on_stop_ = true;
+    return *this;
+  }
 
   NodeSpec& param_bool(std::string name, std::optional<bool> def, std::string doc);
   NodeSpec& param_int(std::string name, std::optional<std::int64_t> def, std::string doc,
-                      std::optional<double> min = std::nullopt,
-                      std::optional<double> max = std::nullopt);
+                      std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
   NodeSpec& param_float(std::string name, std::optional<double> def, std::string doc,
-                        std::optional<double> min = std::nullopt,
-                        std::optional<double> max = std::nullopt);
+                        std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
   NodeSpec& param_string(std::string name, std::optional<std::string> def, std::string doc);
   NodeSpec& param_choice(std::string name, std::string def, std::vector<std::string> choices,
                          std::string doc);
-  NodeSpec& param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def,
-                           std::string doc, std::optional<double> min = std::nullopt,
-                           std::optional<double> max = std::nullopt, std::size_t min_size = 0);
-  NodeSpec& param_float_list(std::string name, std::optional<std::vector<double>> def,
-                             std::string doc, std::optional<double> min = std::nullopt,
+  NodeSpec& param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def, std::string doc,
+                           std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt,
+                           std::size_t min_size = 0);
+  NodeSpec& param_float_list(std::string name, std::optional<std::vector<double>> def, std::string doc,
+                             std::optional<double> min = std::nullopt,
                              std::optional<double> max = std::nullopt, std::size_t min_size = 0);
-  NodeSpec& param_string_list(std::string name, std::optional<std::vector<std::string>> def,
-                              std::string doc);
+  NodeSpec& param_string_list(std::string name, std::optional<std::vector<std::string>> def, std::string doc);
   // A string naming an entry of the pipeline's "models" section whose type is `model_type`.
   NodeSpec& param_model(std::string name, std::string def, std::string model_type, std::string doc);
   NodeSpec& param(ParamSpec spec);
 
-  NodeSpec& factory(NodeFactory f) { factory_ = std::move(f); return *this; }
+  NodeSpec& factory(NodeFactory f) {
+    factory_ = std::move(f);
+    return *this;
+  }
   // Makes this a model type: declared in the pipeline's "models" section (no ports), built once
   // before the nodes, and shared by every node naming it.
-  NodeSpec& model_factory(ModelFactory f) { model_factory_ = std::move(f); return *this; }
+  NodeSpec& model_factory(ModelFactory f) {
+    model_factory_ = std::move(f);
+    return *this;
+  }
 
   const std::string& type() const { return type_; }
   const std::string& doc() const { return doc_; }

@@ -33,7 +33,8 @@ const std::vector<ParamSpec>& runtime_schema() {
     s[3].name = "run_dir";
     s[3].type = ParamType::String;
     s[3].default_value = "";
-    s[3].doc = "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)";
+    s[3].doc =
+        "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)";
     return s;
   }();
   return schema;
@@ -106,18 +107,19 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
                           ResolvedNode& node) {
     auto decl_problem = [&](const std::vector<std::string>& keys, const std::string& key, std::string message,
                             const std::string& file) {
-      problems.push_back(
-          Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message), section == "models"});
+      problems.push_back(Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key,
+                                    std::move(message), section == "models"});
     };
     std::vector<std::string> param_names;
     for (const auto& p : spec.params()) param_names.push_back(p.name);
     for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
       if (!spec.find_param(it.key())) {
         auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
-        decl_problem({section, decl.id, "params", it.key()}, it.key(),
-                     fmt::format("no parameter \"{}\" in {} type \"{}\"{}", it.key(),
-                                 spec.is_model() ? "model" : "node", spec.type(), did_you_mean(it.key(), param_names)),
-                     f);
+        decl_problem(
+            {section, decl.id, "params", it.key()}, it.key(),
+            fmt::format("no parameter \"{}\" in {} type \"{}\"{}", it.key(),
+                        spec.is_model() ? "model" : "node", spec.type(), did_you_mean(it.key(), param_names)),
+            f);
       }
     }
     node.params = json::object();
@@ -125,9 +127,10 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       auto f = decl.param_files.count(p.name) ? decl.param_files.at(p.name) : decl.file;
       if (!decl.params.contains(p.name)) {
         if (p.required) {
-          decl_problem({section, decl.id}, p.name,
-                       fmt::format("missing required parameter \"{}\" ({}: {})", p.name, to_string(p.type), p.doc),
-                       decl.file);
+          decl_problem(
+              {section, decl.id}, p.name,
+              fmt::format("missing required parameter \"{}\" ({}: {})", p.name, to_string(p.type), p.doc),
+              decl.file);
         } else {
           node.params[p.name] = p.default_value;
         }
@@ -136,7 +139,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       const json& v = decl.params[p.name];
       std::string err = p.check(v);
       if (!err.empty()) {
-        decl_problem({section, decl.id, "params", p.name}, p.name, fmt::format("param \"{}\": {}", p.name, err), f);
+        decl_problem({section, decl.id, "params", p.name}, p.name,
+                     fmt::format("param \"{}\": {}", p.name, err), f);
         continue;
       }
       node.params[p.name] = v;
@@ -150,15 +154,16 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       std::vector<std::string> model_ids;
       for (const auto& m : doc.models) model_ids.push_back(m.id);
       if (!model)
-        decl_problem({section, decl.id, "params", p.name}, p.name,
-                     fmt::format("param \"{}\": no model \"{}\" in the pipeline's \"models\"{}", p.name, id,
-                                 model_ids.empty() ? fmt::format(" (declare one of type \"{}\")", p.model_type)
-                                                   : did_you_mean(id, model_ids)),
-                     f);
+        decl_problem(
+            {section, decl.id, "params", p.name}, p.name,
+            fmt::format("param \"{}\": no model \"{}\" in the pipeline's \"models\"{}", p.name, id,
+                        model_ids.empty() ? fmt::format(" (declare one of type \"{}\")", p.model_type)
+                                          : did_you_mean(id, model_ids)),
+            f);
       else if (model->type != p.model_type)
         decl_problem({section, decl.id, "params", p.name}, p.name,
-                     fmt::format("param \"{}\": model \"{}\" is a \"{}\"; this node needs a \"{}\"", p.name, id,
-                                 model->type, p.model_type),
+                     fmt::format("param \"{}\": model \"{}\" is a \"{}\"; this node needs a \"{}\"", p.name,
+                                 id, model->type, p.model_type),
                      f);
     }
   };
@@ -179,12 +184,12 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     for (const auto* spec : registry.specs())
       if (spec->is_model()) model_types.push_back(spec->type());
     if (!model.spec || !model.spec->is_model()) {
-      problems.push_back(Diagnostic{decl.file, doc.line_of(decl.file, {"models", decl.id, "type"}), 0, decl.id,
-                                    decl.type, "type",
-                                    model.spec ? fmt::format("\"{}\" is a node type: declare it under \"nodes\"", decl.type)
-                                               : fmt::format("unknown model type \"{}\"{}", decl.type,
-                                                             did_you_mean(decl.type, model_types)),
-                                    true});
+      problems.push_back(Diagnostic{
+          decl.file, doc.line_of(decl.file, {"models", decl.id, "type"}), 0, decl.id, decl.type, "type",
+          model.spec
+              ? fmt::format("\"{}\" is a node type: declare it under \"nodes\"", decl.type)
+              : fmt::format("unknown model type \"{}\"{}", decl.type, did_you_mean(decl.type, model_types)),
+          true});
       continue;
     }
     check_params(decl, "models", *model.spec, model);
@@ -195,7 +200,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     auto node_problem = [&](const std::vector<std::string>& keys, const std::string& key, std::string message,
                             const std::string& file_override = "") {
       std::string file = file_override.empty() ? decl.file : file_override;
-      problems.push_back(Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message)});
+      problems.push_back(
+          Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message)});
     };
     ResolvedNode node;
     node.id = decl.id;
@@ -213,14 +219,16 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     }
     if (node.spec && node.spec->is_model()) {
       node_problem({"nodes", decl.id, "type"}, "type",
-                   fmt::format("\"{}\" is a model type: declare it under \"models\" and name it from nodes", decl.type));
+                   fmt::format("\"{}\" is a model type: declare it under \"models\" and name it from nodes",
+                               decl.type));
       node.spec = nullptr;
       out.nodes.push_back(std::move(node));
       continue;
     }
     if (!node.spec) {
-      node_problem({"nodes", decl.id, "type"}, "type",
-                   fmt::format("unknown node type \"{}\"{}", decl.type, did_you_mean(decl.type, registry.types())));
+      node_problem(
+          {"nodes", decl.id, "type"}, "type",
+          fmt::format("unknown node type \"{}\"{}", decl.type, did_you_mean(decl.type, registry.types())));
       out.nodes.push_back(std::move(node));
       continue;
     }
@@ -242,8 +250,9 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
           cfile);
     }
     if (spec.is_serial() && node.concurrency != 1)
-      node_problem({"nodes", decl.id, "concurrency"}, "concurrency",
-                   fmt::format("node type \"{}\" keeps state across items and runs with concurrency 1", spec.type()));
+      node_problem(
+          {"nodes", decl.id, "concurrency"}, "concurrency",
+          fmt::format("node type \"{}\" keeps state across items and runs with concurrency 1", spec.type()));
     if (spec.is_source() && node.concurrency != 1)
       node_problem({"nodes", decl.id, "concurrency"}, "concurrency", "a source runs with concurrency 1");
     out.nodes.push_back(std::move(node));
@@ -254,7 +263,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
   std::set<std::pair<int, int>> attempted;      // (node, input port) named by any edge
   for (const auto& e : doc.edges) {
     int line = 0;
-    if (auto it = doc.sources.find(e.file); it != doc.sources.end()) line = it->second->line_of_string(e.text);
+    if (auto it = doc.sources.find(e.file); it != doc.sources.end())
+      line = it->second->line_of_string(e.text);
     auto edge_problem = [&](const std::string& node_id, const std::string& type, std::string message) {
       problems.push_back(Diagnostic{e.file, line, 0, node_id, type, "edges",
                                     fmt::format("edge \"{}\": {}", e.text, message)});
@@ -267,28 +277,34 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       int p = e.to_port.empty() ? (to_spec.inputs().size() == 1 ? 0 : -1) : to_spec.input_index(e.to_port);
       if (p >= 0) attempted.insert({to_it->second, p});
     }
-    if (from_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.from_node, did_you_mean(e.from_node, ids)));
-    if (to_it == index.end()) edge_problem("", "", fmt::format("no node \"{}\"{}", e.to_node, did_you_mean(e.to_node, ids)));
+    if (from_it == index.end())
+      edge_problem("", "", fmt::format("no node \"{}\"{}", e.from_node, did_you_mean(e.from_node, ids)));
+    if (to_it == index.end())
+      edge_problem("", "", fmt::format("no node \"{}\"{}", e.to_node, did_you_mean(e.to_node, ids)));
     if (from_it == index.end() || to_it == index.end()) continue;
     const ResolvedNode& from = out.nodes[from_it->second];
     const ResolvedNode& to = out.nodes[to_it->second];
     if (!from.spec || !to.spec) continue;  // unknown type, reported above
     int from_port = -1, to_port = -1;
     if (e.from_port.empty()) {
-      if (from.spec->outputs().size() == 1) from_port = 0;
+      if (from.spec->outputs().size() == 1)
+        from_port = 0;
       else
-        edge_problem(from.id, from.spec->type(),
-                     fmt::format("node \"{}\" has {} outputs; name one ({})", from.id, from.spec->outputs().size(),
-                                 fmt::join(port_names(from.spec->outputs()), ", ")));
+        edge_problem(
+            from.id, from.spec->type(),
+            fmt::format("node \"{}\" has {} outputs; name one ({})", from.id, from.spec->outputs().size(),
+                        fmt::join(port_names(from.spec->outputs()), ", ")));
     } else {
       from_port = from.spec->output_index(e.from_port);
       if (from_port < 0)
-        edge_problem(from.id, from.spec->type(),
-                     fmt::format("no output port \"{}\" in node \"{}\" ({}){}", e.from_port, from.id, from.spec->type(),
-                                 did_you_mean(e.from_port, port_names(from.spec->outputs()))));
+        edge_problem(
+            from.id, from.spec->type(),
+            fmt::format("no output port \"{}\" in node \"{}\" ({}){}", e.from_port, from.id,
+                        from.spec->type(), did_you_mean(e.from_port, port_names(from.spec->outputs()))));
     }
     if (e.to_port.empty()) {
-      if (to.spec->inputs().size() == 1) to_port = 0;
+      if (to.spec->inputs().size() == 1)
+        to_port = 0;
       else
         edge_problem(to.id, to.spec->type(),
                      fmt::format("node \"{}\" has {} inputs; name one ({})", to.id, to.spec->inputs().size(),
@@ -297,8 +313,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       to_port = to.spec->input_index(e.to_port);
       if (to_port < 0)
         edge_problem(to.id, to.spec->type(),
-                     fmt::format("no input port \"{}\" in node \"{}\" ({}){}", e.to_port, to.id, to.spec->type(),
-                                 did_you_mean(e.to_port, port_names(to.spec->inputs()))));
+                     fmt::format("no input port \"{}\" in node \"{}\" ({}){}", e.to_port, to.id,
+                                 to.spec->type(), did_you_mean(e.to_port, port_names(to.spec->inputs()))));
     }
     if (from_port < 0 || to_port < 0) continue;
     const auto& out_msg = from.spec->outputs()[from_port].message;
@@ -313,7 +329,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     ResolvedEdge r{from_it->second, from_port, to_it->second, to_port, e.text};
     bool duplicate = false;
     for (const auto& x : out.edges)
-      duplicate |= x.from_node == r.from_node && x.from_port == r.from_port && x.to_node == r.to_node && x.to_port == r.to_port;
+      duplicate |= x.from_node == r.from_node && x.from_port == r.from_port && x.to_node == r.to_node &&
+                   x.to_port == r.to_port;
     if (duplicate) {
       edge_problem(to.id, to.spec->type(), "duplicate edge");
       continue;
@@ -333,8 +350,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     for (std::size_t p = 0; p < n.spec->inputs().size(); ++p) {
       const auto& port = n.spec->inputs()[p];
       if (port.required && !attempted.count({int(i), int(p)}))
-        problems.push_back(Diagnostic{n.file, doc.line_of(n.file, {"nodes", n.id}), 0, n.id, n.spec->type(), port.name,
-                                      fmt::format("input \"{}\" is not connected", port.name)});
+        problems.push_back(Diagnostic{n.file, doc.line_of(n.file, {"nodes", n.id}), 0, n.id, n.spec->type(),
+                                      port.name, fmt::format("input \"{}\" is not connected", port.name)});
     }
   }
 
@@ -363,12 +380,15 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       std::string members;
       for (std::size_t i = 0; i < n; ++i)
         if (indegree[i] > 0) members += (members.empty() ? "" : ", ") + out.nodes[i].id;
-      problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "edges",
-                                    fmt::format("the edges form a cycle through {} (only a feedback input may close a cycle)", members)});
+      problems.push_back(Diagnostic{
+          doc.file, 0, 0, "", "", "edges",
+          fmt::format("the edges form a cycle through {} (only a feedback input may close a cycle)",
+                      members)});
     }
   }
 
-  if (out.nodes.empty()) problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "nodes", "the pipeline has no nodes"});
+  if (out.nodes.empty())
+    problems.push_back(Diagnostic{doc.file, 0, 0, "", "", "nodes", "the pipeline has no nodes"});
   if (!problems.empty()) throw PipelineError(std::move(problems));
 
   // The canonical resolved form: every parameter with its value (defaults filled in), so two

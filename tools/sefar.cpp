@@ -1,5 +1,6 @@
 // sefar: the command-line interface. Exit status: 0 success, 2 invalid pipeline, flags or input,
 // 1 runtime failure, 74 outputs could not be written, 130/143 stopped by SIGINT/SIGTERM.
+#include <malloc.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -7,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <malloc.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -146,7 +146,8 @@ options:
   --threads N           clips generated in parallel (default: every core)
 )";
 
-const char* kInferUsage = R"(usage: sefar infer --weights W.safetensors --inputs IN.safetensors --outputs OUT.safetensors
+const char* kInferUsage =
+    R"(usage: sefar infer --weights W.safetensors --inputs IN.safetensors --outputs OUT.safetensors
                    [--config MODEL.json] [--device cpu|cuda|cuda:N|auto] [--batch N] [--non-strict]
 
 Runs the multi-granular TimeSformer in evaluation mode on view tensors and writes its logits and
@@ -171,7 +172,7 @@ struct Args {
   std::string type;
   std::vector<std::string> sets;
   std::string trace, profile;
-  std::string resume;  // run: RUN_DIR to continue
+  std::string resume;                 // run: RUN_DIR to continue
   std::string dist_backend = "auto";  // run: data-parallel backend
   bool quiet = false, dot = false, json = false, help = false;
   std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
@@ -186,7 +187,8 @@ Args parse_args(const std::string& command, int argc, char** argv) {
       return argv[++i];
     };
     const bool pipeline_command = command == "run" || command == "validate" || command == "graph";
-    if (arg == "--help" || arg == "-h") a.help = true;
+    if (arg == "--help" || arg == "-h")
+      a.help = true;
     else if (command == "infer" && arg == "--non-strict")
       a.options.emplace_back("non-strict", "");
     else if ((command == "synth" || command == "infer") && arg.rfind("--", 0) == 0 && arg.size() > 2)
@@ -197,24 +199,30 @@ Args parse_args(const std::string& command, int argc, char** argv) {
       a.sets.push_back(arg.substr(6));
     else if (arg == "--threads" && pipeline_command)
       a.sets.push_back("runtime.threads=" + value("--threads"));
-    else if (arg == "--trace" && command == "run") a.trace = value("--trace");
-    else if (arg == "--profile" && command == "run") a.profile = value("--profile");
+    else if (arg == "--trace" && command == "run")
+      a.trace = value("--trace");
+    else if (arg == "--profile" && command == "run")
+      a.profile = value("--profile");
     else if (arg == "--resume" && command == "run")
       a.resume = value("--resume");
     else if (arg == "--dist-backend" && command == "run") {
       a.dist_backend = value("--dist-backend");
       if (a.dist_backend != "auto" && a.dist_backend != "gloo" && a.dist_backend != "nccl")
         throw UsageError(fmt::format("--dist-backend {}: valid are auto, gloo, nccl", a.dist_backend));
-    }
-    else if (arg == "--quiet" && command != "synth" && command != "infer")
+    } else if (arg == "--quiet" && command != "synth" && command != "infer")
       a.quiet = true;
-    else if (arg == "--dot" && command == "graph") a.dot = true;
+    else if (arg == "--dot" && command == "graph")
+      a.dot = true;
     else if (arg == "--json" && command == "nodes")
       a.json = true;
-    else if (!arg.empty() && arg[0] == '-') throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
-    else if (command == "nodes" && a.type.empty()) a.type = arg;
-    else if (command != "nodes" && a.path.empty()) a.path = arg;
-    else throw UsageError(fmt::format("unexpected argument {}", arg));
+    else if (!arg.empty() && arg[0] == '-')
+      throw UsageError(fmt::format("unknown option {} for '{}'", arg, command));
+    else if (command == "nodes" && a.type.empty())
+      a.type = arg;
+    else if (command != "nodes" && a.path.empty())
+      a.path = arg;
+    else
+      throw UsageError(fmt::format("unexpected argument {}", arg));
   }
   return a;
 }
@@ -225,7 +233,8 @@ graph::Registry make_registry() {
   return registry;
 }
 
-graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry, graph::PipelineDoc* doc_out = nullptr) {
+graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry,
+                                 graph::PipelineDoc* doc_out = nullptr) {
   if (a.path.empty()) throw UsageError("missing PIPELINE (a .json file)");
   auto doc = graph::load_pipeline(a.path);
   graph::apply_overrides(doc, a.sets);
@@ -239,7 +248,8 @@ std::string describe_param(const graph::ParamSpec& p) {
   std::string out = fmt::format("    {:<18} {:<12} ", p.name, graph::to_string(p.type));
   out += p.required ? "required" : "default " + p.default_value.dump();
   if (p.min || p.max)
-    out += fmt::format(", range [{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf", p.max ? fmt::format("{}", *p.max) : "inf");
+    out += fmt::format(", range [{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf",
+                       p.max ? fmt::format("{}", *p.max) : "inf");
   if (p.min_size) out += fmt::format(", at least {} element(s)", *p.min_size);
   if (!p.choices.empty()) out += fmt::format(", one of: {}", fmt::join(p.choices, " | "));
   if (!p.model_type.empty()) out += fmt::format(", names a \"{}\" under \"models\"", p.model_type);
@@ -248,7 +258,8 @@ std::string describe_param(const graph::ParamSpec& p) {
 }
 
 nlohmann::json param_json(const graph::ParamSpec& p) {
-  nlohmann::json j{{"name", p.name}, {"type", graph::to_string(p.type)}, {"required", p.required}, {"doc", p.doc}};
+  nlohmann::json j{
+      {"name", p.name}, {"type", graph::to_string(p.type)}, {"required", p.required}, {"doc", p.doc}};
   if (!p.required) j["default"] = p.default_value;
   if (p.min) j["min"] = *p.min;
   if (p.max) j["max"] = *p.max;
@@ -283,8 +294,12 @@ int cmd_nodes(const Args& a) {
       for (const char* dir : {"inputs", "outputs"}) {
         j[dir] = nlohmann::json::array();
         for (const auto& p : std::string(dir) == "inputs" ? s->inputs() : s->outputs())
-          j[dir].push_back({{"name", p.name}, {"message", p.message.name}, {"doc", p.doc}, {"ordered", p.ordered},
-                            {"required", p.required}, {"feedback", p.feedback}});
+          j[dir].push_back({{"name", p.name},
+                            {"message", p.message.name},
+                            {"doc", p.doc},
+                            {"ordered", p.ordered},
+                            {"required", p.required},
+                            {"feedback", p.feedback}});
       }
       j["params"] = nlohmann::json::array();
       for (const auto& p : s->params()) j["params"].push_back(param_json(p));
@@ -295,19 +310,20 @@ int cmd_nodes(const Args& a) {
   }
   std::string text;
   for (const auto* s : specs) {
-    text += fmt::format("{}{}\n  {}\n", s->type(), s->is_model() ? " (model type: declare it under \"models\")" : "",
-                        s->doc());
+    text += fmt::format("{}{}\n  {}\n", s->type(),
+                        s->is_model() ? " (model type: declare it under \"models\")" : "", s->doc());
     if (s->is_serial()) text += "  keeps state: runs with concurrency 1\n";
     if (s->completes_on_stop_flag()) text += "  completes the step it has received when the run is stopped\n";
     if (!s->inputs().empty()) {
       text += "  inputs:\n";
       for (const auto& p : s->inputs())
-        text += fmt::format("    {:<18} {:<12} {}{}{}\n", p.name, p.message.name, p.doc, p.ordered ? " [source order]" : "",
-                            p.required ? "" : " [optional]");
+        text += fmt::format("    {:<18} {:<12} {}{}{}\n", p.name, p.message.name, p.doc,
+                            p.ordered ? " [source order]" : "", p.required ? "" : " [optional]");
     }
     if (!s->outputs().empty()) {
       text += "  outputs:\n";
-      for (const auto& p : s->outputs()) text += fmt::format("    {:<18} {:<12} {}\n", p.name, p.message.name, p.doc);
+      for (const auto& p : s->outputs())
+        text += fmt::format("    {:<18} {:<12} {}\n", p.name, p.message.name, p.doc);
     }
     if (!s->params().empty()) {
       text += "  params:\n";
@@ -345,7 +361,8 @@ std::vector<std::string> document_differences(nlohmann::json base, nlohmann::jso
       lines.push_back(fmt::format("  node {} added ({})", it.key(), it.value().value("type", "?")));
   for (auto* nodes : {&base_nodes, &derived_nodes})
     for (auto it = nodes->begin(); it != nodes->end();)
-      it = (base_nodes.contains(it.key()) && derived_nodes.contains(it.key())) ? std::next(it) : nodes->erase(it);
+      it = (base_nodes.contains(it.key()) && derived_nodes.contains(it.key())) ? std::next(it)
+                                                                               : nodes->erase(it);
   std::set<std::string> base_edges, derived_edges;
   for (const auto& e : base["edges"]) base_edges.insert(e.dump());
   for (const auto& e : derived["edges"]) derived_edges.insert(e.dump());
@@ -376,7 +393,8 @@ int cmd_validate(const Args& a) {
   graph::PipelineDoc doc;
   auto validated = resolve(a, registry, &doc);
   if (!a.quiet) std::cout << graph::safe_dump(graph::to_json(doc), 2) << "\n";
-  std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(), validated.edges.size());
+  std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(),
+                           validated.edges.size());
   if (!doc.base.empty()) {
     auto base_doc = graph::load_pipeline(doc.base);
     graph::substitute_params(base_doc);
@@ -429,14 +447,19 @@ int cmd_synth(const Args& a) {
   };
   auto pair = [](const std::string& name, const std::string& v, char sep) {
     auto pos = v.find(sep);
-    if (pos == std::string::npos) throw UsageError(fmt::format("--{}: expected A{}B, got \"{}\"", name, sep, v));
+    if (pos == std::string::npos)
+      throw UsageError(fmt::format("--{}: expected A{}B, got \"{}\"", name, sep, v));
     return std::make_pair(v.substr(0, pos), v.substr(pos + 1));
   };
   for (const auto& [name, v] : a.options) {
-    if (name == "classes") o.num_classes = int(as_int(name, v));
-    else if (name == "train-per-class") o.train_per_class = int(as_int(name, v));
-    else if (name == "val-per-class") o.val_per_class = int(as_int(name, v));
-    else if (name == "labeled") o.labeled_fraction = as_float(name, v);
+    if (name == "classes")
+      o.num_classes = int(as_int(name, v));
+    else if (name == "train-per-class")
+      o.train_per_class = int(as_int(name, v));
+    else if (name == "val-per-class")
+      o.val_per_class = int(as_int(name, v));
+    else if (name == "labeled")
+      o.labeled_fraction = as_float(name, v);
     else if (name == "size") {
       auto [w, h] = pair(name, v, 'x');
       o.width = int(as_int(name, w));
@@ -445,22 +468,34 @@ int cmd_synth(const Args& a) {
       auto [lo, hi] = pair(name, v, ':');
       o.min_frames = int(as_int(name, lo));
       o.max_frames = int(as_int(name, hi));
-    } else if (name == "fps") o.fps = as_float(name, v);
-    else if (name == "noise") o.noise = as_float(name, v);
-    else if (name == "nuisance") o.nuisance = as_float(name, v);
-    else if (name == "figure-scale") o.figure_scale = as_float(name, v);
-    else if (name == "seed") o.seed = std::uint64_t(as_int(name, v));
-    else if (name == "threads") o.threads = int(as_int(name, v));
+    } else if (name == "fps")
+      o.fps = as_float(name, v);
+    else if (name == "noise")
+      o.noise = as_float(name, v);
+    else if (name == "nuisance")
+      o.nuisance = as_float(name, v);
+    else if (name == "figure-scale")
+      o.figure_scale = as_float(name, v);
+    else if (name == "seed")
+      o.seed = std::uint64_t(as_int(name, v));
+    else if (name == "threads")
+      o.threads = int(as_int(name, v));
     else if (name == "codec") {
-      if (v == "auto") o.codec = io::VideoCodec::kAuto;
-      else if (v == "h264") o.codec = io::VideoCodec::kH264;
-      else if (v == "mpeg4") o.codec = io::VideoCodec::kMpeg4;
-      else throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
+      if (v == "auto")
+        o.codec = io::VideoCodec::kAuto;
+      else if (v == "h264")
+        o.codec = io::VideoCodec::kH264;
+      else if (v == "mpeg4")
+        o.codec = io::VideoCodec::kMpeg4;
+      else
+        throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
     } else {
-      std::vector<std::string> known = {"classes", "train-per-class", "val-per-class", "labeled", "size", "frames",
-                                        "fps", "noise", "nuisance", "figure-scale", "codec", "seed", "threads"};
+      std::vector<std::string> known = {
+          "classes", "train-per-class", "val-per-class", "labeled", "size", "frames", "fps",
+          "noise",   "nuisance",        "figure-scale",  "codec",   "seed", "threads"};
       auto guess = graph::closest_match(name, known);
-      throw UsageError(fmt::format("unknown option --{}{}", name, guess.empty() ? "" : " (did you mean --" + guess + "?)"));
+      throw UsageError(fmt::format("unknown option --{}{}", name,
+                                   guess.empty() ? "" : " (did you mean --" + guess + "?)"));
     }
   }
   auto start = std::chrono::steady_clock::now();
@@ -476,8 +511,9 @@ int cmd_synth(const Args& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  std::cerr << fmt::format("synth: {} labeled, {} unlabeled, {} val clips, {} classes in {}\n", result.train.size(),
-                           result.unlabeled.size(), result.val.size(), o.num_classes, o.out_dir);
+  std::cerr << fmt::format("synth: {} labeled, {} unlabeled, {} val clips, {} classes in {}\n",
+                           result.train.size(), result.unlabeled.size(), result.val.size(), o.num_classes,
+                           o.out_dir);
   return kExitOk;
 }
 
@@ -485,11 +521,16 @@ int cmd_infer(const Args& a) {
   std::string weights, inputs, outputs, config_path;
   models::InferOptions options;
   for (const auto& [name, v] : a.options) {
-    if (name == "weights") weights = v;
-    else if (name == "inputs") inputs = v;
-    else if (name == "outputs") outputs = v;
-    else if (name == "config") config_path = v;
-    else if (name == "device") options.device = v;
+    if (name == "weights")
+      weights = v;
+    else if (name == "inputs")
+      inputs = v;
+    else if (name == "outputs")
+      outputs = v;
+    else if (name == "config")
+      config_path = v;
+    else if (name == "device")
+      options.device = v;
     else if (name == "batch") {
       try {
         options.batch_size = std::stoll(v);
@@ -497,8 +538,10 @@ int cmd_infer(const Args& a) {
         throw UsageError(fmt::format("--batch: expected an integer, got \"{}\"", v));
       }
       if (options.batch_size < 0) throw UsageError("--batch must be >= 0");
-    } else if (name == "non-strict") options.strict = false;
-    else throw UsageError(fmt::format("unknown option --{}", name));
+    } else if (name == "non-strict")
+      options.strict = false;
+    else
+      throw UsageError(fmt::format("unknown option --{}", name));
   }
   if (weights.empty() || inputs.empty() || outputs.empty())
     throw UsageError("--weights, --inputs and --outputs are required");
@@ -560,7 +603,6 @@ bool may_change_on_resume(const std::string& key) {
     if (ends_with(".params." + name)) return true;
   return false;
 }
-
 
 // Problems that keep `resolved` from continuing the run described by `reference` (both canonical
 // resolved documents, ValidatedPipeline::document).
@@ -703,15 +745,18 @@ int cmd_run(const Args& a) {
   std::shared_ptr<models::Communicator> communicator;
   if (dist.distributed()) {
     if (validated.runtime.threads == 0)
-      validated.runtime.threads = std::max(1, int(std::thread::hardware_concurrency()) / dist.local_world_size);
+      validated.runtime.threads =
+          std::max(1, int(std::thread::hardware_concurrency()) / dist.local_world_size);
     if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(validated.runtime.threads);
     models::CommunicatorOptions co;
     co.backend = a.dist_backend;
     co.device = pipeline_device(validated);
-    std::cerr << fmt::format("distributed: {}, {} threads; connecting\n", dist.describe(), validated.runtime.threads);
+    std::cerr << fmt::format("distributed: {}, {} threads; connecting\n", dist.describe(),
+                             validated.runtime.threads);
     communicator = std::make_shared<models::Communicator>(dist, co);
     if (dist.rank == 0)
-      std::cerr << fmt::format("distributed: {} processes joined ({})\n", dist.world_size, communicator->backend());
+      std::cerr << fmt::format("distributed: {} processes joined ({})\n", dist.world_size,
+                               communicator->backend());
     // Rank 0 alone writes the run directory.
     if (dist.rank > 0) validated.runtime.run_dir.clear();
   }
@@ -775,7 +820,8 @@ int cmd_run(const Args& a) {
         }
       } catch (const std::exception& e) {
         // The checkpoint is already written: the exit status still says the run was stopped.
-        std::cerr << fmt::format("warning: the stopped run's measurements were not all written: {}\n", e.what());
+        std::cerr << fmt::format("warning: the stopped run's measurements were not all written: {}\n",
+                                 e.what());
       }
     }
     throw;
@@ -787,11 +833,13 @@ int cmd_run(const Args& a) {
     auto profiles = communicator->all_gather_strings("profile", graph::safe_dump(profile));
     std::vector<std::string> traces;
     if (!a.trace.empty())
-      traces = communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(dist.rank)));
+      traces =
+          communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(dist.rank)));
     if (dist.rank > 0) return kExitOk;
     profile["ranks"] = nlohmann::json::array();
     for (const auto& text : profiles) profile["ranks"].push_back(nlohmann::json::parse(text));
-    if (!a.quiet) std::cerr << graph::Profiler::rank_table(profile["ranks"].get<std::vector<nlohmann::json>>());
+    if (!a.quiet)
+      std::cerr << graph::Profiler::rank_table(profile["ranks"].get<std::vector<nlohmann::json>>());
     if (!a.trace.empty()) {
       nlohmann::json merged{{"traceEvents", nlohmann::json::array()}, {"displayTimeUnit", "ms"}};
       for (const auto& text : traces) {
@@ -817,7 +865,8 @@ int main(int argc, char** argv) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
   }
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? kExitInvalid : kExitOk;
   }
@@ -834,14 +883,14 @@ int main(int argc, char** argv) {
                                   : sefar::io::FfmpegLog::kQuiet;
   }
   sefar::io::set_ffmpeg_log(ffmpeg_log);
-  const char* usage = command == "run" ? kRunUsage
+  const char* usage = command == "run"        ? kRunUsage
                       : command == "validate" ? kValidateUsage
-                      : command == "graph" ? kGraphUsage
-                      : command == "nodes" ? kNodesUsage
-                      : command == "synth" ? kSynthUsage
-                      : command == "infer" ? kInferUsage
-                      : command == "report" ? kReportUsage
-                                           : nullptr;
+                      : command == "graph"    ? kGraphUsage
+                      : command == "nodes"    ? kNodesUsage
+                      : command == "synth"    ? kSynthUsage
+                      : command == "infer"    ? kInferUsage
+                      : command == "report"   ? kReportUsage
+                                              : nullptr;
   if (!usage) {
     std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer", "report"};
     auto guess = sefar::graph::closest_match(command, commands);

@@ -13,7 +13,7 @@ base=${BASE:-d574170}
 repeats=${REPEATS:-2}
 doc=${DOC:-docs/STEP_NODES.md}
 work=$root/data/generated/step_nodes
-mkdir -p "$work"
+mkdir -p "$work/runs"
 
 bash scripts/build.sh
 # The old tree (its pipeline files) in a worktree of its own, and its build.
