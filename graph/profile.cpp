@@ -10,7 +10,12 @@ namespace sefar::graph {
 
 Profiler::Profiler(std::vector<std::pair<std::string, std::string>> nodes, std::vector<int> slots,
                    std::vector<int> order, int threads, bool trace)
-    : origin_(clock::now()), order_(std::move(order)), threads_(threads), trace_(trace), events_(trace ? std::size_t(threads) + 1 : 0) {
+    : origin_(clock::now()),
+      order_(std::move(order)),
+      threads_(threads),
+      trace_(trace),
+      events_(trace ? std::size_t(threads) + 1 : 0),
+      nested_ns_(std::size_t(threads) + 1) {
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     auto s = std::make_unique<NodeStats>();
     s->id = nodes[i].first;
@@ -24,8 +29,12 @@ std::uint64_t Profiler::now_ns() const {
   return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - origin_).count());
 }
 
-void Profiler::start() { start_ns_ = now_ns(); }
-void Profiler::stop() { stop_ns_ = now_ns(); }
+void Profiler::start() {
+  start_ns_ = now_ns();
+}
+void Profiler::stop() {
+  stop_ns_ = now_ns();
+}
 
 double Profiler::wall_seconds() const {
   std::uint64_t end = stop_ns_ ? stop_ns_ : now_ns();
@@ -40,13 +49,21 @@ void Profiler::on_arrive(int node) {
   }
 }
 
-std::uint64_t Profiler::on_entry(int) {
+std::uint64_t Profiler::on_entry(int, int thread) {
+  if (thread >= 0 && std::size_t(thread) < nested_ns_.size()) nested_ns_[thread].push_back(0);
   return now_ns();
 }
 
 void Profiler::on_exit(int node, std::uint64_t start_ns, std::uint64_t seq, int thread) {
   std::uint64_t end = now_ns();
-  stats_[node]->busy_ns.fetch_add(end - start_ns, std::memory_order_relaxed);
+  std::uint64_t self = end - start_ns;
+  if (thread >= 0 && std::size_t(thread) < nested_ns_.size() && !nested_ns_[thread].empty()) {
+    auto& stack = nested_ns_[thread];
+    self -= std::min(self, stack.back());
+    stack.pop_back();
+    if (!stack.empty()) stack.back() += end - start_ns;
+  }
+  stats_[node]->busy_ns.fetch_add(self, std::memory_order_relaxed);
   if (!trace_) return;
   TraceEvent e{node, thread, start_ns, end - start_ns, seq};
   if (thread >= 0 && std::size_t(thread) < events_.size()) {
@@ -182,7 +199,8 @@ nlohmann::json Profiler::to_json() const {
 
 std::string Profiler::rank_table(const std::vector<nlohmann::json>& profiles) {
   if (profiles.empty()) return "";
-  std::string out = fmt::format("per-rank profile ({} processes): items in / busy seconds\n{:<18}", profiles.size(), "node");
+  std::string out = fmt::format("per-rank profile ({} processes): items in / busy seconds\n{:<18}",
+                                profiles.size(), "node");
   for (std::size_t r = 0; r < profiles.size(); ++r) out += fmt::format(" {:>17}", fmt::format("rank {}", r));
   out += fmt::format(" {:>17}\n", "all ranks");
   const auto& first = profiles[0].at("nodes");
@@ -193,7 +211,8 @@ std::string Profiler::rank_table(const std::vector<nlohmann::json>& profiles) {
     double busy = 0;
     for (const auto& profile : profiles) {
       const auto& nodes = profile.at("nodes");
-      auto it = std::find_if(nodes.begin(), nodes.end(), [&](const nlohmann::json& n) { return n.value("id", "") == id; });
+      auto it = std::find_if(nodes.begin(), nodes.end(),
+                             [&](const nlohmann::json& n) { return n.value("id", "") == id; });
       if (it == nodes.end()) {
         out += fmt::format(" {:>17}", "-");
         continue;
@@ -211,26 +230,27 @@ std::string Profiler::rank_table(const std::vector<nlohmann::json>& profiles) {
 
 std::string Profiler::table() const {
   auto j = to_json();
-  std::string out = fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>6} {:>9} {:>9} {:>9} {:>6}\n", "node",
-                                "type", "slots", "in", "out", "skip", "busy s", "busy%", "wait s", "blocked s",
-                                "items/s", "peakQ");
+  std::string out = fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9} {:>6} {:>9} {:>9} {:>9} {:>6}\n",
+                                "node", "type", "slots", "in", "out", "skip", "busy s", "busy%", "wait s",
+                                "blocked s", "items/s", "peakQ");
   std::string bottleneck;
   double worst = -1;
   for (const auto& n : j["nodes"]) {
     double frac = n["busy_fraction"].get<double>();
-    out += fmt::format("{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9.3f} {:>5.0f}% {:>9.3f} {:>9.3f} {:>9.1f} {:>6}\n",
-                       n["id"].get<std::string>(), n["type"].get<std::string>(), n["slots"].get<int>(),
-                       n["items_in"].get<std::uint64_t>(), n["items_out"].get<std::uint64_t>(),
-                       n["skipped"].get<std::uint64_t>(), n["busy_seconds"].get<double>(), 100.0 * frac,
-                       n["wait_input_seconds"].get<double>(), n["blocked_seconds"].get<double>(),
-                       n["items_per_second"].get<double>(), n["peak_queue"].get<std::int64_t>());
+    out += fmt::format(
+        "{:<18} {:<14} {:>5} {:>8} {:>8} {:>6} {:>9.3f} {:>5.0f}% {:>9.3f} {:>9.3f} {:>9.1f} {:>6}\n",
+        n["id"].get<std::string>(), n["type"].get<std::string>(), n["slots"].get<int>(),
+        n["items_in"].get<std::uint64_t>(), n["items_out"].get<std::uint64_t>(),
+        n["skipped"].get<std::uint64_t>(), n["busy_seconds"].get<double>(), 100.0 * frac,
+        n["wait_input_seconds"].get<double>(), n["blocked_seconds"].get<double>(),
+        n["items_per_second"].get<double>(), n["peak_queue"].get<std::int64_t>());
     if (frac > worst) {
       worst = frac;
       bottleneck = n["id"].get<std::string>();
     }
   }
-  out += fmt::format("wall {:.3f} s on {} threads; busiest node: {} ({:.0f}% of its slots)\n", j["wall_seconds"].get<double>(),
-                     threads_, bottleneck, 100.0 * std::max(0.0, worst));
+  out += fmt::format("wall {:.3f} s on {} threads; busiest node: {} ({:.0f}% of its slots)\n",
+                     j["wall_seconds"].get<double>(), threads_, bottleneck, 100.0 * std::max(0.0, worst));
   for (const auto& n : j["nodes"])
     if (n["skipped"].get<std::uint64_t>() > 0)
       out += fmt::format("skipped by '{}': {} (bad input)\n", n["id"].get<std::string>(),
@@ -248,8 +268,10 @@ nlohmann::json Profiler::trace_json(int pid) const {
     int tid = e.tid < 0 ? threads_ + 1 : e.tid;
     if (std::find(tids.begin(), tids.end(), tid) == tids.end()) tids.push_back(tid);
     nlohmann::json args = nlohmann::json::object();
-    if (e.seq == kFinishSeq) args["finish"] = true;
-    else args["seq"] = e.seq;
+    if (e.seq == kFinishSeq)
+      args["finish"] = true;
+    else
+      args["seq"] = e.seq;
     events.push_back({{"name", stats_[e.node]->id},
                       {"cat", stats_[e.node]->type},
                       {"ph", "X"},
@@ -261,9 +283,16 @@ nlohmann::json Profiler::trace_json(int pid) const {
   }
   std::sort(tids.begin(), tids.end());
   for (int tid : tids)
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
+    events.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", pid},
+                      {"tid", tid},
                       {"args", {{"name", fmt::format("worker {}", tid)}}}});
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", pid == 0 ? std::string("sefar") : fmt::format("sefar rank {}", pid)}}}});
+  events.push_back(
+      {{"name", "process_name"},
+       {"ph", "M"},
+       {"pid", pid},
+       {"args", {{"name", pid == 0 ? std::string("sefar") : fmt::format("sefar rank {}", pid)}}}});
   return nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}};
 }
 

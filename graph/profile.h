@@ -66,8 +66,10 @@ class Profiler {
   std::uint64_t now_ns() const;
   void on_arrive(int node);
   void on_item(int node) { stats_[node]->items_in.fetch_add(1, std::memory_order_relaxed); }
-  // Returns the start time to pass to on_exit.
-  std::uint64_t on_entry(int node);
+  // Returns the start time to pass to on_exit. `thread`: the worker's index in the run's arena. A
+  // body that runs inside another on the same thread (a node that runs inline) counts as busy
+  // itself, and its time is taken out of the enclosing body's: busy times are self times and add up.
+  std::uint64_t on_entry(int node, int thread);
   void on_exit(int node, std::uint64_t start_ns, std::uint64_t seq, int thread);
   void on_emit(int node) { stats_[node]->items_out.fetch_add(1, std::memory_order_relaxed); }
   // `label`: what the item is (a clip path), empty when unknown; `seq`: its position.
@@ -118,6 +120,8 @@ class Profiler {
   std::vector<std::unique_ptr<NodeStats>> stats_;
   // One event list per worker slot: a slot is only written by the thread holding that index.
   std::vector<std::vector<TraceEvent>> events_;
+  // Per worker: the time spent in bodies nested in each body now running on it (innermost last).
+  std::vector<std::vector<std::uint64_t>> nested_ns_;
   std::mutex overflow_mutex_;
   std::vector<TraceEvent> overflow_;  // threads outside the arena's slots
 

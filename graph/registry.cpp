@@ -7,6 +7,11 @@ namespace sefar::graph {
 void Registry::add(NodeSpec spec) {
   if (!spec.factory() && !spec.is_model())
     throw std::logic_error("node type '" + spec.type() + "' has no factory");
+  if (spec.runs_inline_flag())
+    for (const auto& port : spec.inputs())
+      if (port.ordered || port.feedback)
+        throw std::logic_error("node type '" + spec.type() +
+                               "' runs inline: its inputs can be neither ordered nor feedback");
   std::string type = spec.type();
   if (!specs_.emplace(type, std::move(spec)).second)
     throw std::logic_error("node type '" + type + "' registered twice");

@@ -187,6 +187,9 @@ struct Runtime::Impl {
     std::vector<std::vector<flow::sender<Item>*>> outputs;             // [node][port], edge ends
     std::vector<std::vector<flow::broadcast_node<Item>*>> broadcasts;  // [node][port], non-sources
     std::vector<std::vector<flow::receiver<Item>*>> inputs;            // [node][port]
+    // Nodes that run inline: a lock each, and per sender's output port the (node, port) it calls.
+    std::vector<std::unique_ptr<std::mutex>> inline_locks;                      // [node], null: not inline
+    std::vector<std::vector<std::vector<std::pair<int, int>>>> inline_targets;  // [node][port]
     std::vector<std::unique_ptr<flow::graph_node>> owned;
     std::vector<std::shared_ptr<Gate>> gates;  // per node, sources only
     std::vector<std::unique_ptr<flow::input_node<Item>>> sources;
@@ -247,7 +250,11 @@ struct Runtime::Impl {
       Item placeholder{current_->seq, std::any(), current_->label, current_->ticket, current_->produced_ns};
       for (std::size_t p = 0; p < impl_.wiring->outputs[node_].size(); ++p) forward(int(p), placeholder);
     }
-    void forward(int port, const Item& item) { impl_.wiring->broadcasts[node_][port]->try_put(item); }
+    void forward(int port, const Item& item) {
+      impl_.wiring->broadcasts[node_][port]->try_put(item);
+      for (auto [to, to_port] : impl_.wiring->inline_targets[node_][port])
+        impl_.run_inline(to, to_port, item);
+    }
 
    protected:
     void emit_value(int port, std::any value) override {
@@ -290,7 +297,8 @@ struct Runtime::Impl {
       return;
     }
     profiler->on_item(i);
-    std::uint64_t start = profiler->on_entry(i);
+    const int thread = tbb::this_task_arena::current_thread_index();
+    std::uint64_t start = profiler->on_entry(i, thread);
     BodyScope scope(this);
     try {
       nodes[i]->process(t.port, t.item, out);
@@ -309,7 +317,7 @@ struct Runtime::Impl {
     } catch (...) {
       fail(i, t.item.describe(), "unknown exception", false);
     }
-    profiler->on_exit(i, start, t.item.seq, tbb::this_task_arena::current_thread_index());
+    profiler->on_exit(i, start, t.item.seq, thread);
   }
 
   Item produce(int i, tbb::flow_control& fc) {
@@ -319,7 +327,8 @@ struct Runtime::Impl {
       return {};
     }
     Source::Produced produced;
-    std::uint64_t start = profiler->on_entry(i);
+    const int thread = tbb::this_task_arena::current_thread_index();
+    std::uint64_t start = profiler->on_entry(i, thread);
     bool more = false;
     try {
       more = source->produce(produced);
@@ -329,7 +338,7 @@ struct Runtime::Impl {
       fail(i, "", e.what(), false);
     }
     std::uint64_t seq = next_seq[i];
-    profiler->on_exit(i, start, seq, tbb::this_task_arena::current_thread_index());
+    profiler->on_exit(i, start, seq, thread);
     if (!more || failed || interrupted || stop_requested()) {
       fc.stop();
       return {};
@@ -360,6 +369,9 @@ struct Runtime::Impl {
     w.inputs.resize(n);
     w.broadcasts.resize(n);
     w.gates.resize(n);
+    w.inline_locks.resize(n);
+    w.inline_targets.resize(n);
+    for (int i = 0; i < n; ++i) w.inline_targets[i].resize(decl(i).spec->outputs().size());
     next_seq.assign(n, 0);
     const int budget = source_budget();
 
@@ -413,6 +425,7 @@ struct Runtime::Impl {
             run_body(i, t);
             return flow::continue_msg();
           });
+      if (spec.runs_inline_flag()) w.inline_locks[i] = std::make_unique<std::mutex>();
       for (std::size_t p = 0; p < spec.inputs().size(); ++p) {
         auto arrive = std::make_unique<flow::function_node<Item, Tagged, flow::lightweight>>(
             g, flow::unlimited, [this, i, p](Item item) {
@@ -433,8 +446,20 @@ struct Runtime::Impl {
       }
       w.owned.push_back(std::move(body));
     }
-    for (const auto& e : pipeline.edges)
-      flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
+    for (const auto& e : pipeline.edges) {
+      // An edge into a node that runs inline is a direct call from the sender's body (forward()).
+      if (w.inline_locks[e.to_node] && !decl(e.from_node).spec->is_source())
+        w.inline_targets[e.from_node][e.from_port].emplace_back(e.to_node, e.to_port);
+      else
+        flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
+    }
+  }
+
+  // Runs the body of node `i` (which runs inline) on `item` in the calling thread, one call at a time.
+  void run_inline(int i, int port, const Item& item) {
+    profiler->on_arrive(i);
+    std::lock_guard<std::mutex> lock(*wiring->inline_locks[i]);
+    run_body(i, Tagged{item, port});
   }
 
   // Ids of the source nodes whose items reach `node` (itself when it is a source), sorted.
@@ -664,7 +689,8 @@ struct Runtime::Impl {
         if (stop_requested() && !interrupted) interrupt();
         if (failed || interrupted) break;
         OutputImpl out(*this, v, nullptr);
-        std::uint64_t start = profiler->on_entry(v);
+        const int thread = tbb::this_task_arena::current_thread_index();
+        std::uint64_t start = profiler->on_entry(v, thread);
         BodyScope scope(this);
         try {
           nodes[v]->finish(out);
@@ -679,7 +705,7 @@ struct Runtime::Impl {
         } catch (const std::exception& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false);
         }
-        profiler->on_exit(v, start, kFinishSeq, tbb::this_task_arena::current_thread_index());
+        profiler->on_exit(v, start, kFinishSeq, thread);
         g.wait_for_all();
       }
       // Interrupted: no body runs now; nodes save what must survive (a checkpoint). A stop request

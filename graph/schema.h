@@ -105,6 +105,14 @@ class NodeSpec {
     completes_on_stop_ = true;
     return *this;
   }
+  // Declares that the body runs in the thread that sent the item, called from the sender's body
+  // instead of as a task of its own: a chain of such nodes (the stages of a training step) stays on
+  // one thread, with its tensors' allocations and LibTorch's thread team. Its busy time in the
+  // profile is its own (self time). Its inputs can be neither ordered nor feedback.
+  NodeSpec& runs_inline() {
+    runs_inline_ = true;
+    return *this;
+  }
 
   NodeSpec& param_bool(std::string name, std::optional<bool> def, std::string doc);
   NodeSpec& param_int(std::string name, std::optional<std::int64_t> def, std::string doc,
@@ -145,6 +153,7 @@ class NodeSpec {
   bool is_source() const { return inputs_.empty(); }
   bool renumbers_output() const { return renumbers_; }
   bool completes_on_stop_flag() const { return completes_on_stop_; }
+  bool runs_inline_flag() const { return runs_inline_; }
   bool is_model() const { return bool(model_factory_); }
   const NodeFactory& factory() const { return factory_; }
   const ModelFactory& model_factory() const { return model_factory_; }
@@ -162,6 +171,7 @@ class NodeSpec {
   bool serial_ = false;
   bool renumbers_ = false;
   bool completes_on_stop_ = false;
+  bool runs_inline_ = false;
   NodeFactory factory_;
   ModelFactory model_factory_;
 };

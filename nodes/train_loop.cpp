@@ -110,7 +110,11 @@ class TrainLoopNode final : public graph::Node {
 
   void process(int port, const graph::Item& item, graph::Output& out) override {
     if (port == kDone) {
-      complete(*item.as<models::TrainStepPtr>());
+      const auto& step = item.as<models::TrainStepPtr>();
+      complete(*step);
+      // Its tensors (inputs on the device, logits, token-mix views) go now, before the next step
+      // allocates its own: one step's worth of memory alive at a time.
+      *step = models::TrainStep{};
     } else {
       // Keep the item, not only its value: its ticket holds the source's in-flight budget, so a
       // stream that is not consumed yet (unlabeled batches during warm-up) stops its source.

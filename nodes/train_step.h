@@ -35,14 +35,16 @@ class StepStageNode final : public graph::Node {
 };
 
 // The schema every step node starts from: ports in/out, serial, completes its step when the run is
-// stopped. `with_model`: the node names the shared model (parameter "model").
+// stopped, runs inline (the whole chain of stages runs on the thread of the loop that started the
+// step, as one function call would). `with_model`: the node names the shared model (parameter "model").
 inline graph::NodeSpec step_stage_spec(std::string type, std::string doc, bool with_model = true) {
   graph::NodeSpec spec(std::move(type));
   spec.doc(std::move(doc))
       .input("in", train_step_message(), "the training step so far")
       .output("out", train_step_message(), "the step with this stage done")
       .serial()
-      .completes_on_stop();
+      .completes_on_stop()
+      .runs_inline();
   if (with_model)
     spec.param_model("model", "net", kSefarModelType, "the shared student/teacher (an entry of \"models\")");
   return spec;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 
 #include <csignal>
@@ -90,7 +91,8 @@ TEST_CASE("items in flight stay within the bound under a fast producer and a slo
 TEST_CASE("source order is restored for ordered inputs, identically across concurrency 1, 2 and 8") {
   std::vector<std::vector<std::int64_t>> outputs;
   for (int c : {1, 2, 8}) {
-    Run run(kChain, {"work.concurrency=" + std::to_string(c), "runtime.threads=8", "runtime.max_in_flight=32"});
+    Run run(kChain,
+            {"work.concurrency=" + std::to_string(c), "runtime.threads=8", "runtime.max_in_flight=32"});
     outputs.push_back(run.probe->collected);
   }
   CHECK(outputs[0] == iota(40));
@@ -118,7 +120,8 @@ TEST_CASE("an exception in a body yields one error naming pipeline, node, type a
     runtime.run(Run::quiet());
     FAIL("expected a NodeFailure");
   } catch (const NodeFailure& e) {
-    CHECK(std::string(e.what()) == "pipeline 'chain': node 'work' (jitter) failed on item 7 (t7): injected failure");
+    CHECK(std::string(e.what()) ==
+          "pipeline 'chain': node 'work' (jitter) failed on item 7 (t7): injected failure");
     CHECK(e.node_id() == "work");
     CHECK(e.node_type() == "jitter");
     CHECK_FALSE(e.bad_input());
@@ -292,13 +295,17 @@ TEST_CASE("batching: items combine, the partial last batch is flushed, budgets a
   CHECK(run.stats("log").items_in.load() == 3);
   CHECK(run.probe->live->live.load() == 0);
   // A budget smaller than a batch would stall: rejected up front, naming the node and the fix.
-  CHECK_THROWS_WITH_AS(Run(text, {"runtime.max_in_flight=3"}),
-                       doctest::Contains("budget of 3 items, but downstream 'b' holds up to 4: raise max_in_flight to at least 4"),
-                       PipelineError);
+  CHECK_THROWS_WITH_AS(
+      Run(text, {"runtime.max_in_flight=3"}),
+      doctest::Contains(
+          "budget of 3 items, but downstream 'b' holds up to 4: raise max_in_flight to at least 4"),
+      PipelineError);
 }
 
 TEST_CASE("the Chrome trace is valid JSON with one complete event per body call") {
-  auto path = (std::filesystem::temp_directory_path() / ("sefar_trace_" + std::to_string(::getpid()) + ".json")).string();
+  auto path =
+      (std::filesystem::temp_directory_path() / ("sefar_trace_" + std::to_string(::getpid()) + ".json"))
+          .string();
   RunOptions options = Run::quiet();
   options.trace_path = path;
   Run run(kChain, {"n=30"}, options);
@@ -317,7 +324,8 @@ TEST_CASE("the Chrome trace is valid JSON with one complete event per body call"
       }
       complete[e["name"].get<std::string>()]++;
       CHECK(e["dur"].get<double>() >= 0);
-      by_tid[e["tid"].get<int>()].emplace_back(e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>());
+      by_tid[e["tid"].get<int>()].emplace_back(e["ts"].get<double>(),
+                                               e["ts"].get<double>() + e["dur"].get<double>());
     } else if (e["ph"] == "M" && e["name"] == "thread_name") {
       ++thread_names;
     }
@@ -521,4 +529,81 @@ TEST_CASE("a source none of whose items is usable stops the run as bad input ins
     CHECK(result.profile->skips_total() == 40 * 9);
   }
   CHECK(probe->live->live.load() == 0);
+}
+
+namespace {
+
+// Records the thread of every body call and works `ms` milliseconds; `inline` variants run in the
+// sender's thread.
+struct ThreadLog {
+  std::mutex mutex;
+  std::map<std::pair<std::string, std::int64_t>, std::thread::id> threads;  // (node, item) -> thread
+};
+
+class ThreadRecorder final : public Node {
+ public:
+  ThreadRecorder(const NodeContext& ctx, std::shared_ptr<ThreadLog> log)
+      : id_(ctx.id), ms_(ctx.params.get_int("ms")), log_(std::move(log)) {}
+  void process(int, const Item& item, Output& out) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    {
+      std::lock_guard<std::mutex> lock(log_->mutex);
+      log_->threads[{id_, std::int64_t(item.seq)}] = std::this_thread::get_id();
+    }
+    out.emit(0, item.value);
+  }
+
+ private:
+  std::string id_;
+  std::int64_t ms_;
+  std::shared_ptr<ThreadLog> log_;
+};
+
+}  // namespace
+
+TEST_CASE("nodes that run inline execute in the sender's thread, and busy times are self times") {
+  auto log = std::make_shared<ThreadLog>();
+  auto probe = std::make_shared<Probe>();
+  Registry registry = test_registry(probe);
+  for (bool inline_ : {false, true}) {
+    NodeSpec spec(inline_ ? "record_inline" : "record");
+    spec.input("in", any_message(), "items")
+        .output("out", any_message(), "the same items")
+        .serial()
+        .param_int("ms", 5, "work per item")
+        .factory([log](const NodeContext& ctx) { return std::make_unique<ThreadRecorder>(ctx, log); });
+    if (inline_) spec.runs_inline();
+    registry.add(spec);
+  }
+  auto doc =
+      parse_pipeline("inline.json", R"({"name": "inline", "runtime": {"threads": 4, "max_in_flight": 8},
+    "nodes": {"src": {"type": "range", "params": {"count": 12}},
+              "a": {"type": "record", "params": {"ms": 30}},
+              "b": {"type": "record_inline", "params": {"ms": 5}},
+              "c": {"type": "record_inline", "params": {"ms": 5}},
+              "sink": {"type": "discard"}},
+    "edges": ["src -> a", "a -> b", "b -> c", "c -> sink"]})");
+  auto pipeline = validate(doc, registry);
+  Runtime runtime(pipeline, registry);
+  RunOptions options;
+  options.print_table = false;
+  auto result = runtime.run(options);
+  for (std::int64_t seq = 0; seq < 12; ++seq) {
+    INFO("item " << seq);
+    const auto& t = log->threads;
+    CHECK(t.at({"b", seq}) == t.at({"a", seq}));
+    CHECK(t.at({"c", seq}) == t.at({"a", seq}));
+  }
+  // b finishes (with c inside it) before a sends the next item, so b is free and runs in a's thread.
+  // a's body encloses b's and c's: counted whole, a would be busy 12 x (30 + 5 + 5) ms = 0.48 s; its
+  // own time is 12 x 30 ms = 0.36 s.
+  auto busy = [&](const std::string& id) {
+    for (std::size_t i = 0; i < pipeline.nodes.size(); ++i)
+      if (pipeline.nodes[i].id == id) return double(result.profile->stats(int(i)).busy_ns.load()) * 1e-9;
+    return -1.0;
+  };
+  CHECK(busy("a") >= 0.36);
+  CHECK(busy("a") < 0.44);
+  CHECK(busy("b") >= 0.06);
+  CHECK(busy("b") < 0.1);
 }

@@ -290,7 +290,8 @@ int cmd_nodes(const Args& a) {
                        {"doc", s->doc()},
                        {"serial", s->is_serial()},
                        {"model", s->is_model()},
-                       {"completes_on_stop", s->completes_on_stop_flag()}};
+                       {"completes_on_stop", s->completes_on_stop_flag()},
+                       {"runs_inline", s->runs_inline_flag()}};
       for (const char* dir : {"inputs", "outputs"}) {
         j[dir] = nlohmann::json::array();
         for (const auto& p : std::string(dir) == "inputs" ? s->inputs() : s->outputs())
@@ -314,6 +315,7 @@ int cmd_nodes(const Args& a) {
                         s->is_model() ? " (model type: declare it under \"models\")" : "", s->doc());
     if (s->is_serial()) text += "  keeps state: runs with concurrency 1\n";
     if (s->completes_on_stop_flag()) text += "  completes the step it has received when the run is stopped\n";
+    if (s->runs_inline_flag()) text += "  runs inline: in the thread of the node that sent the item\n";
     if (!s->inputs().empty()) {
       text += "  inputs:\n";
       for (const auto& p : s->inputs())
