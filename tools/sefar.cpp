@@ -79,8 +79,8 @@ options:
                      (only threads, concurrency, device, log_every, eval_batch, keep_last,
                      on_nonfinite and inject_nonfinite_at_step may differ). Without a checkpoint yet,
                      the run starts from the beginning.
-  --set KEY=VALUE    override a value; KEY is node.param, runtime.setting or a pipeline parameter
-                     name; VALUE is read as JSON when it parses, as a string otherwise (repeatable)
+  --set KEY=VALUE    override a value; KEY is node.param, models.ID.param, runtime.setting or a
+                     pipeline parameter name; VALUE is read as JSON when it parses, as a string otherwise (repeatable)
   --threads N        worker threads (same as --set runtime.threads=N)
   --trace FILE       write a Chrome trace of every node body (open in https://ui.perfetto.dev)
   --profile FILE     write the per-node profile as JSON
@@ -95,7 +95,7 @@ hosts the store). Each rank trains on its share of every epoch; gradients are av
 logs and writes metrics, checkpoints and the model. Without runtime.threads each process takes its
 share of the machine's cores. GLOO_SOCKET_IFNAME picks Gloo's network interface.
 
-SIGINT or SIGTERM stops a run cleanly: the running step finishes, a training node writes a
+SIGINT or SIGTERM stops a run cleanly: the running step finishes, the training loop writes a
 checkpoint of the state after it (RUN_DIR/checkpoints/step_NNNNNNNN), and sefar exits with 130
 (SIGINT) or 143 (SIGTERM); a second signal quits at once. `--resume RUN_DIR` continues.
 exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running (a node failed,

@@ -4,13 +4,13 @@
 # the synthetic supervised baseline and the no_adareg ablation, diffed field by field) and the
 # quickstart's wall time, as the ratio new / old. Writes docs/STEP_NODES.md.
 #
-# Environment: BASE (default d574170), REPEATS (quickstart timings per build, default 2, interleaved),
+# Environment: BASE (default d574170), REPEATS (quickstart timings per build, default 8, interleaved),
 # DOC (default docs/STEP_NODES.md), OLD_BIN (a sefar binary already built from BASE: skips that build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 base=${BASE:-d574170}
-repeats=${REPEATS:-2}
+repeats=${REPEATS:-8}
 doc=${DOC:-docs/STEP_NODES.md}
 work=$root/data/generated/step_nodes
 mkdir -p "$work/runs"
