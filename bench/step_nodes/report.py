@@ -91,7 +91,8 @@ def main():
             f"{max(new_t) / min(new_t):.2f} |",
             "",
             f"**new / old = {median_ratio:.3f}** (medians; target: at most 1.05). Best runs: {best_ratio:.3f}. "
-            f"Pairs: {', '.join(f'{r:.2f}' for r in pairs)}.",
+            f"Pairs (each new run over the old run just before it): {', '.join(f'{r:.2f}' for r in pairs)}; their "
+            f"median {statistics.median(pairs):.3f}.",
             ""]
     old_nodes, _ = busy(runs / "quickstart_old.profile.json")
     new_nodes, new_profile = busy(runs / "quickstart_new.profile.json")
