@@ -168,21 +168,27 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     }
   };
 
-  // Shared models.
-  for (const auto& decl : doc.models) {
-    ResolvedNode model;
-    model.id = decl.id;
-    model.file = decl.file;
-    model.line = doc.line_of(decl.file, {"models", decl.id});
+  // A declaration's id, place and where each of its parameters was set, before any check.
+  auto resolve_place = [&](const NodeDecl& decl, const std::string& section) {
+    ResolvedNode r;
+    r.id = decl.id;
+    r.file = decl.file;
+    r.line = doc.line_of(decl.file, {section, decl.id});
     for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
       auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
-      model.param_places[it.key()] = {f, doc.line_of(f, {"models", decl.id, "params", it.key()})};
+      r.param_places[it.key()] = {f, doc.line_of(f, {section, decl.id, "params", it.key()})};
     }
+    return r;
+  };
+
+  // Shared models.
+  std::vector<std::string> model_types;
+  for (const auto* spec : registry.specs())
+    if (spec->is_model()) model_types.push_back(spec->type());
+  for (const auto& decl : doc.models) {
+    ResolvedNode model = resolve_place(decl, "models");
     model.spec = registry.find(decl.type);
     if (decl.type.empty()) continue;  // reported while loading
-    std::vector<std::string> model_types;
-    for (const auto* spec : registry.specs())
-      if (spec->is_model()) model_types.push_back(spec->type());
     if (!model.spec || !model.spec->is_model()) {
       problems.push_back(Diagnostic{
           decl.file, doc.line_of(decl.file, {"models", decl.id, "type"}), 0, decl.id, decl.type, "type",
@@ -203,14 +209,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
       problems.push_back(
           Diagnostic{file, doc.line_of(file, keys), 0, decl.id, decl.type, key, std::move(message)});
     };
-    ResolvedNode node;
-    node.id = decl.id;
-    node.file = decl.file;
-    node.line = doc.line_of(decl.file, {"nodes", decl.id});
-    for (auto it = decl.params.begin(); it != decl.params.end(); ++it) {
-      auto f = decl.param_files.count(it.key()) ? decl.param_files.at(it.key()) : decl.file;
-      node.param_places[it.key()] = {f, doc.line_of(f, {"nodes", decl.id, "params", it.key()})};
-    }
+    ResolvedNode node = resolve_place(decl, "nodes");
     node.spec = registry.find(decl.type);
     index[decl.id] = int(out.nodes.size());
     if (decl.type.empty()) {

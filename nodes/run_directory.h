@@ -40,6 +40,7 @@ class RunDirectory {
   // `dir` empty: a run without outputs (every call below does nothing). `log` prints a line.
   RunDirectory(std::string dir, int keep_last, std::function<void(const std::string&)> log);
   bool enabled() const { return !dir_.empty(); }
+  const std::string& path() const { return dir_; }
 
   // Creates checkpoints/, removes leftovers (temporary files of a write cut short; in a fresh run,
   // the checkpoints of an earlier run in this folder, whose metrics start anew too) and opens

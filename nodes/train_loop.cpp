@@ -59,7 +59,6 @@ class TrainLoopNode final : public graph::Node {
   // In a data-parallel job, rank 0 alone logs and writes metrics, checkpoints and the model.
   explicit TrainLoopNode(const graph::NodeContext& ctx)
       : id_(ctx.id),
-        run_dir_path_(ctx.run_dir),
         quiet_(ctx.rank != 0),
         trainer_(ctx.model<models::Trainer>("model")),
         run_dir_(ctx.rank == 0 ? ctx.run_dir : std::string(), int(ctx.params.get_int("keep_last")),
@@ -145,7 +144,7 @@ class TrainLoopNode final : public graph::Node {
         fmt::format("{}: stopped after {} steps (epoch {}: {} of its steps done): wrote checkpoints/{}; "
                     "continue with sefar "
                     "run --resume {}",
-                    id_, steps, state_.epoch + 1, state_.epoch_steps, name, run_dir_path_));
+                    id_, steps, state_.epoch + 1, state_.epoch_steps, name, run_dir_.path()));
   }
 
  private:
@@ -346,7 +345,7 @@ class TrainLoopNode final : public graph::Node {
     saved_epoch_open_ = state_.epoch_open;
   }
 
-  std::string id_, run_dir_path_;
+  std::string id_;
   bool quiet_ = false;
   std::shared_ptr<models::Trainer> trainer_;
   RunDirectory run_dir_;
