@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
@@ -162,6 +164,14 @@ struct Tagged {
   int port = 0;
 };
 
+// The items waiting for a serial node that keeps its thread (see Impl::build), and whether a thread
+// is taking them.
+struct Mailbox {
+  std::mutex mutex;
+  std::deque<Tagged> items;
+  bool draining = false;
+};
+
 }  // namespace
 
 struct Runtime::Impl {
@@ -193,6 +203,8 @@ struct Runtime::Impl {
     std::vector<std::unique_ptr<flow::graph_node>> owned;
     std::vector<std::shared_ptr<Gate>> gates;  // per node, sources only
     std::vector<std::unique_ptr<flow::input_node<Item>>> sources;
+    // Declared last, destroyed first: items left in a mailbox hold tickets of the gates above.
+    std::vector<std::unique_ptr<Mailbox>> mailboxes;  // [node], null: TBB queues its items
   };
 
   std::mutex failure_mutex;
@@ -371,6 +383,7 @@ struct Runtime::Impl {
     w.gates.resize(n);
     w.inline_locks.resize(n);
     w.inline_targets.resize(n);
+    w.mailboxes.resize(n);
     for (int i = 0; i < n; ++i) w.inline_targets[i].resize(decl(i).spec->outputs().size());
     next_seq.assign(n, 0);
     const int budget = source_budget();
@@ -418,6 +431,11 @@ struct Runtime::Impl {
         w.broadcasts[i].push_back(b.get());
         w.owned.push_back(std::move(b));
       }
+      if (spec.runs_inline_flag()) w.inline_locks[i] = std::make_unique<std::mutex>();
+      if (keeps_thread(i)) {
+        build_mailbox(g, w, i);
+        continue;
+      }
       std::size_t concurrency =
           decl(i).concurrency == 0 ? std::size_t(flow::unlimited) : std::size_t(decl(i).concurrency);
       auto body = std::make_unique<flow::function_node<Tagged, flow::continue_msg>>(
@@ -425,25 +443,7 @@ struct Runtime::Impl {
             run_body(i, t);
             return flow::continue_msg();
           });
-      if (spec.runs_inline_flag()) w.inline_locks[i] = std::make_unique<std::mutex>();
-      for (std::size_t p = 0; p < spec.inputs().size(); ++p) {
-        auto arrive = std::make_unique<flow::function_node<Item, Tagged, flow::lightweight>>(
-            g, flow::unlimited, [this, i, p](Item item) {
-              profiler->on_arrive(i);
-              return Tagged{std::move(item), int(p)};
-            });
-        w.inputs[i].push_back(arrive.get());
-        if (spec.inputs()[p].ordered) {
-          auto seq = std::make_unique<flow::sequencer_node<Tagged>>(
-              g, [](const Tagged& t) { return std::size_t(t.item.seq); });
-          flow::make_edge(*arrive, *seq);
-          flow::make_edge(*seq, *body);
-          w.owned.push_back(std::move(seq));
-        } else {
-          flow::make_edge(*arrive, *body);
-        }
-        w.owned.push_back(std::move(arrive));
-      }
+      connect_inputs(g, w, i, *body);
       w.owned.push_back(std::move(body));
     }
     for (const auto& e : pipeline.edges) {
@@ -452,6 +452,93 @@ struct Runtime::Impl {
         w.inline_targets[e.from_node][e.from_port].emplace_back(e.to_node, e.to_port);
       else
         flow::make_edge(*w.outputs[e.from_node][e.from_port], *w.inputs[e.to_node][e.to_port]);
+    }
+  }
+
+  // Each input port of node `i`: an item arrives (counted as queued), tagged with its port, through a
+  // sequencer when the port is ordered, to `target`.
+  void connect_inputs(flow::graph& g, Wiring& w, int i, flow::receiver<Tagged>& target) {
+    const auto& spec = *decl(i).spec;
+    for (std::size_t p = 0; p < spec.inputs().size(); ++p) {
+      // TBB runs a lightweight node's body in the sender's thread only when the body is noexcept.
+      auto arrive = std::make_unique<flow::function_node<Item, Tagged, flow::lightweight>>(
+          g, flow::unlimited, [this, i, p](Item item) noexcept {
+            profiler->on_arrive(i);
+            return Tagged{std::move(item), int(p)};
+          });
+      w.inputs[i].push_back(arrive.get());
+      if (spec.inputs()[p].ordered) {
+        auto seq = std::make_unique<flow::sequencer_node<Tagged>>(
+            g, [](const Tagged& t) { return std::size_t(t.item.seq); });
+        flow::make_edge(*arrive, *seq);
+        flow::make_edge(*seq, target);
+        w.owned.push_back(std::move(seq));
+      } else {
+        flow::make_edge(*arrive, target);
+      }
+      w.owned.push_back(std::move(arrive));
+    }
+  }
+
+  // A serial node that takes items from nodes running inline (the training loop, which the last node
+  // of its step answers) keeps the thread it runs on while it has work: its items wait in a mailbox,
+  // and the thread that ran its body takes the next one when the body returns. Through TBB's queue
+  // the next item would be a new task that the other worker often steals, so consecutive steps would
+  // change threads and allocate from another malloc arena each time (page faults, cache misses).
+  bool keeps_thread(int i) const {
+    if (decl(i).concurrency != 1 || decl(i).spec->runs_inline_flag()) return false;
+    for (const auto& e : pipeline.edges)
+      if (e.to_node == i && decl(e.from_node).spec->runs_inline_flag()) return true;
+    return false;
+  }
+
+  void build_mailbox(flow::graph& g, Wiring& w, int i) {
+    w.mailboxes[i] = std::make_unique<Mailbox>();
+    // The task that takes the mailbox's items, started when an item finds no thread taking them.
+    auto drain = std::make_unique<flow::function_node<flow::continue_msg, flow::continue_msg>>(
+        g, flow::unlimited, [this, i](flow::continue_msg) {
+          drain_mailbox(i);
+          return flow::continue_msg();
+        });
+    // Posting runs in the sender's thread (noexcept, lightweight), so an answer sent from inside the
+    // node's body is in the mailbox when the body returns, and a sequencer's order is kept. A
+    // multifunction node accepts every item (a function node without successors would tell its sender
+    // that the item was refused, and a sequencer would offer it again).
+    using PostNode = flow::multifunction_node<Tagged, std::tuple<flow::continue_msg>, flow::lightweight>;
+    auto post_node = std::make_unique<PostNode>(
+        g, flow::unlimited, [this, i](const Tagged& t, PostNode::output_ports_type& ports) noexcept {
+          if (post(i, t)) std::get<0>(ports).try_put(flow::continue_msg());
+        });
+    flow::make_edge(flow::output_port<0>(*post_node), *drain);
+    connect_inputs(g, w, i, *post_node);
+    w.owned.push_back(std::move(post_node));
+    w.owned.push_back(std::move(drain));
+  }
+
+  // Queues an item for node `i`; true when no thread is taking its items (the caller starts one).
+  bool post(int i, Tagged t) {
+    auto& box = *wiring->mailboxes[i];
+    std::lock_guard<std::mutex> lock(box.mutex);
+    box.items.push_back(std::move(t));
+    if (box.draining) return false;
+    box.draining = true;
+    return true;
+  }
+
+  void drain_mailbox(int i) {
+    auto& box = *wiring->mailboxes[i];
+    for (;;) {
+      Tagged t;
+      {
+        std::lock_guard<std::mutex> lock(box.mutex);
+        if (box.items.empty()) {
+          box.draining = false;
+          return;
+        }
+        t = std::move(box.items.front());
+        box.items.pop_front();
+      }
+      run_body(i, t);
     }
   }
 

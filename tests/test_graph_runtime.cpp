@@ -538,6 +538,7 @@ namespace {
 struct ThreadLog {
   std::mutex mutex;
   std::map<std::pair<std::string, std::int64_t>, std::thread::id> threads;  // (node, item) -> thread
+  std::map<std::pair<std::string, std::int64_t>, int> calls;                // (node, item) -> bodies run
 };
 
 class ThreadRecorder final : public Node {
@@ -606,4 +607,67 @@ TEST_CASE("nodes that run inline execute in the sender's thread, and busy times 
   CHECK(busy("a") < 0.44);
   CHECK(busy("b") >= 0.06);
   CHECK(busy("b") < 0.1);
+}
+
+namespace {
+
+// Records the thread of each item on its input (`seq`) and of each item coming back (`back`).
+class LoopRecorder final : public Node {
+ public:
+  explicit LoopRecorder(std::shared_ptr<ThreadLog> log) : log_(std::move(log)) {}
+  void process(int port, const Item& item, Output& out) override {
+    {
+      std::lock_guard<std::mutex> lock(log_->mutex);
+      const std::pair<std::string, std::int64_t> key{port == 0 ? "loop" : "back", std::int64_t(item.seq)};
+      log_->threads[key] = std::this_thread::get_id();
+      ++log_->calls[key];
+    }
+    if (port == 0) out.emit(0, item.value);
+  }
+
+ private:
+  std::shared_ptr<ThreadLog> log_;
+};
+
+}  // namespace
+
+TEST_CASE("a serial node answered by nodes running inline takes the answer on its own thread") {
+  auto log = std::make_shared<ThreadLog>();
+  auto probe = std::make_shared<Probe>();
+  Registry registry = test_registry(probe);
+  registry.add(NodeSpec("loop_log")
+                   .ordered_input("in", any_message(), "items")
+                   .feedback_input("back", any_message(), "the items, back from the inline chain")
+                   .output("out", any_message(), "the items")
+                   .serial()
+                   .factory([log](const NodeContext&) { return std::make_unique<LoopRecorder>(log); }));
+  registry.add(
+      NodeSpec("record_inline")
+          .input("in", any_message(), "items")
+          .output("out", any_message(), "the same items")
+          .serial()
+          .runs_inline()
+          .param_int("ms", 2, "work per item")
+          .factory([log](const NodeContext& ctx) { return std::make_unique<ThreadRecorder>(ctx, log); }));
+  auto doc =
+      parse_pipeline("mailbox.json", R"({"name": "mailbox", "runtime": {"threads": 4, "max_in_flight": 8},
+    "nodes": {"src": {"type": "range", "params": {"count": 40}},
+              "loop": {"type": "loop_log"},
+              "step": {"type": "record_inline"}},
+    "edges": ["src -> loop.in", "loop -> step", "step -> loop.back"]})");
+  auto pipeline = validate(doc, registry);
+  Runtime runtime(pipeline, registry);
+  RunOptions options;
+  options.print_table = false;
+  runtime.run(options);
+  const auto& t = log->threads;
+  REQUIRE(t.size() == 3 * 40);
+  for (std::int64_t seq = 0; seq < 40; ++seq) {
+    INFO("item " << seq);
+    CHECK(log->calls.at({"loop", seq}) == 1);
+    CHECK(log->calls.at({"back", seq}) == 1);
+    CHECK(t.at({"step", seq}) == t.at({"loop", seq}));
+    // Through TBB's queue the answer would be a new task, which another worker may take.
+    CHECK(t.at({"back", seq}) == t.at({"loop", seq}));
+  }
 }
