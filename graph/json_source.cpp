@@ -15,6 +15,8 @@ JsonSource JsonSource::load(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels)
+    throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "cannot open file: symlink loop"});
   if (!fs::exists(status))
     throw PipelineError(Diagnostic{path, 0, 0, "", "", "", "cannot open file: no such file"});
   if (fs::is_directory(status))
@@ -47,6 +49,15 @@ int JsonSource::line_at(std::size_t offset) const {
 
 std::string safe_dump(const nlohmann::json& v, int indent) {
   return v.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string quote_value(const nlohmann::json& v) {
+  constexpr std::size_t kMax = 200;
+  std::string text = v.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= kMax) return text;
+  const std::size_t total = text.size();
+  text.resize(kMax);
+  return fmt::format("{}... ({} characters)", text, total);
 }
 
 std::size_t json_too_deep(const std::string& text, int max_depth) {
@@ -159,11 +170,13 @@ JsonSource JsonSource::parse(const std::string& path, std::string text) {
     // quotes (found by fuzzing: it escaped as an uncaught exception).
     std::string what = e.what();
     auto open = what.find('\''), close = what.rfind('\'');
-    std::string literal = open != std::string::npos && close > open ? what.substr(open + 1, close - open - 1) : "";
+    std::string literal =
+        open != std::string::npos && close > open ? what.substr(open + 1, close - open - 1) : "";
     const std::size_t at = literal.empty() ? std::string::npos : src.text_.find(literal);
     int line = at == std::string::npos ? 0 : src.line_at(at);
-    throw PipelineError(Diagnostic{path, line, 0, "", "", "",
-                                   fmt::format("JSON number out of range: {}", literal.empty() ? what : literal)});
+    throw PipelineError(
+        Diagnostic{path, line, 0, "", "", "",
+                   fmt::format("JSON number out of range: {}", literal.empty() ? what : literal)});
   }
   blank_comments(src.text_);
   if (!duplicate.empty()) {
@@ -173,8 +186,9 @@ JsonSource JsonSource::parse(const std::string& path, std::string text) {
                               : fmt::format("duplicate key '{}' in {}", duplicate, where);
     // The second occurrence of the quoted key is usually the duplicate.
     int line = src.line_of_string(duplicate, 1);
-    throw PipelineError(Diagnostic{path, line, 0, duplicate_path.size() == 1 && duplicate_path[0] == "nodes" ? duplicate : "",
-                                   "", duplicate, message});
+    throw PipelineError(
+        Diagnostic{path, line, 0, duplicate_path.size() == 1 && duplicate_path[0] == "nodes" ? duplicate : "",
+                   "", duplicate, message});
   }
   return src;
 }

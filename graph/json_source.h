@@ -22,6 +22,9 @@ std::size_t json_too_deep(const std::string& text, int max_depth = kMaxJsonDepth
 // from split lists, e.g. Latin-1 file names) are written with U+FFFD in place of the bad bytes, where
 // nlohmann::json::dump() would throw type_error 316.
 std::string safe_dump(const nlohmann::json& v, int indent = -1);
+// A value as an error message quotes it: JSON with every byte outside printable ASCII escaped (no raw
+// bytes reach a terminal), cut after 200 characters with the full length said.
+std::string quote_value(const nlohmann::json& v);
 
 class JsonSource {
  public:

@@ -39,6 +39,9 @@ struct NodeContext {
   json resume;
   // The resolved pipeline document (what `sefar validate` prints), e.g. to store in checkpoints.
   const json* document = nullptr;
+  // Size and checksum of each split list the pipeline names, by path (RunOptions::list_fingerprints),
+  // for checkpoints: a resumed run compares them with the lists as they are then.
+  json list_fingerprints;
   // The pipeline's shared models by id (its "models" section), built before the nodes.
   std::map<std::string, std::any> models;
 
@@ -82,6 +85,10 @@ class Output {
 class Node {
  public:
   virtual ~Node() = default;
+  // Called once before the first item, after every node was built and every start-up check passed
+  // (Runtime::prepare): open outputs here, not in the constructor, so that a pipeline that fails a
+  // check leaves its run directory as it was.
+  virtual void start() {}
   // Called for every item reaching input `port`. May run concurrently when the node's concurrency
   // is above 1 (never for nodes whose schema says serial()).
   virtual void process(int port, const Item& item, Output& out) = 0;

@@ -100,7 +100,7 @@ struct Loader {
           EdgeDecl edge;
           if (!e.is_string() || !parse_edge(e.get<std::string>(), edge)) {
             problem(src, {"remove_edges"}, "", "remove_edges",
-                    fmt::format("malformed edge {}: expected \"node.port -> node.port\"", safe_dump(e)));
+                    fmt::format("malformed edge {}: expected \"node.port -> node.port\"", quote_value(e)));
             continue;
           }
           auto before = doc.edges.size();
@@ -130,7 +130,7 @@ struct Loader {
             int line = e.is_string() ? src.line_of_string(e.get<std::string>()) : src.line_of({"edges"});
             problems.push_back(Diagnostic{
                 file, line, 0, "", "", "edges",
-                fmt::format("malformed edge {}: expected \"node.port -> node.port\"", safe_dump(e))});
+                fmt::format("malformed edge {}: expected \"node.port -> node.port\"", quote_value(e))});
             continue;
           }
           edge.file = file;

@@ -36,11 +36,22 @@ namespace flow = tbb::flow;
 // releases are no-ops. It also counts the source's items skipped as bad input and, with a window
 // W > 0, calls `on_all_skipped` once when the last W items the source produced were all skipped
 // (items still in flight count as usable, so a slow good item never trips it).
+// When the share of a source's recent items skipped as bad input is too high: `report(skipped, of,
+// stop)` once above `warn`, and with stop = true once above `max` (RuntimeSettings).
+struct SkipShare {
+  std::uint64_t per_pass = 0;  // measured once this many items were produced (0: never)
+  double warn = 1, max = 1;
+  std::function<void(std::uint64_t, std::uint64_t, bool)> report;
+};
+
 class Gate {
  public:
   Gate(flow::limiter_node<Item, int>* limiter, std::uint64_t window,
-       std::function<void(std::uint64_t)> on_all_skipped)
-      : limiter_(limiter), marked_(window, 0), on_all_skipped_(std::move(on_all_skipped)) {}
+       std::function<void(std::uint64_t)> on_all_skipped, SkipShare share = {})
+      : limiter_(limiter),
+        marked_(window, 0),
+        on_all_skipped_(std::move(on_all_skipped)),
+        share_(std::move(share)) {}
   void acquire(std::uint64_t seq) {
     ++produced_;
     auto now = in_flight_.fetch_add(1) + 1;
@@ -68,6 +79,18 @@ class Gate {
     if (++marked_count_ == w && !fired_ && limiter_ && on_all_skipped_) {
       fired_ = true;
       on_all_skipped_(w);
+      return;
+    }
+    const std::uint64_t produced = produced_.load();
+    if (share_.per_pass == 0 || produced < share_.per_pass || !share_.report || !limiter_) return;
+    const std::uint64_t of = std::min<std::uint64_t>(produced, w);
+    const double fraction = double(marked_count_) / double(of);
+    if (fraction > share_.max && !stopped_) {
+      stopped_ = true;
+      share_.report(marked_count_, of, true);
+    } else if (fraction > share_.warn && !warned_) {
+      warned_ = true;
+      share_.report(marked_count_, of, false);
     }
   }
   void close() {
@@ -99,8 +122,9 @@ class Gate {
   std::uint64_t skipped_ = 0;
   std::vector<char> marked_;  // by seq % W: skipped
   std::uint64_t marked_count_ = 0, next_ = 0;
-  bool fired_ = false;
+  bool fired_ = false, warned_ = false, stopped_ = false;
   std::function<void(std::uint64_t)> on_all_skipped_;
+  SkipShare share_;
 };
 
 Ticket::~Ticket() {
@@ -398,13 +422,35 @@ struct Runtime::Impl {
         // of the source is usable and an endless source would spin forever.
         const std::uint64_t per_pass = static_cast<Source*>(nodes[i].get())->items_per_pass();
         const std::uint64_t window = per_pass > 0 ? 2 * std::min<std::uint64_t>(per_pass, 10'000'000) : 0;
-        auto gate = std::make_shared<Gate>(limiter.get(), window, [this, i, per_pass](std::uint64_t run) {
-          fail(i, "",
-               fmt::format("no usable item: the last {} items it produced were all skipped as bad input ({} "
-                           "items per pass)",
-                           run, per_pass),
-               true);
-        });
+        SkipShare share;
+        share.per_pass = per_pass;
+        share.warn = pipeline.runtime.warn_skip_fraction;
+        share.max = pipeline.runtime.max_skip_fraction;
+        share.report = [this, i](std::uint64_t skipped, std::uint64_t of, bool stop) {
+          const std::string what = fmt::format("{} of its last {} items ({:.1f}%) were skipped as bad input",
+                                               skipped, of, 100.0 * double(skipped) / double(of));
+          if (stop)
+            fail(i, "",
+                 fmt::format("{}, more than runtime.max_skip_fraction={}: see the skipped items below", what,
+                             pipeline.runtime.max_skip_fraction),
+                 true);
+          else
+            std::fprintf(stderr, "%s\n",
+                         fmt::format("warning: source '{}': {} (more than runtime.warn_skip_fraction={}; "
+                                     "runtime.max_skip_fraction stops a run above a share)",
+                                     decl(i).id, what, pipeline.runtime.warn_skip_fraction)
+                             .c_str());
+        };
+        auto gate = std::make_shared<Gate>(
+            limiter.get(), window,
+            [this, i, per_pass](std::uint64_t run) {
+              fail(i, "",
+                   fmt::format("no usable item: the last {} items it produced were all skipped as bad input "
+                               "({} items per pass)",
+                               run, per_pass),
+                   true);
+            },
+            std::move(share));
         // Attaches the budget ticket once the limiter let the item in; the time the item waited for
         // the limiter is the source's "blocked" time.
         auto stamp = std::make_unique<flow::function_node<Item, Item, flow::lightweight>>(
@@ -620,15 +666,13 @@ struct Runtime::Impl {
     if (!problems.empty()) throw PipelineError(std::move(problems));
   }
 
-  RunResult run(const RunOptions& options) {
-    const int n = int(pipeline.nodes.size());
-    int threads = pipeline.runtime.threads > 0 ? pipeline.runtime.threads : tbb::info::default_concurrency();
+  bool prepared = false;
 
-    failure.reset();
-    failed = false;
-    interrupted = false;
-    // Shared models, then the node objects: constructors check their options (bad values are bad
-    // input, exit 2).
+  // Shared models, then the node objects: constructors check their options (bad values are bad input,
+  // exit 2); then every source's budget. Nothing is written: outputs open in Node::start().
+  void prepare(const RunOptions& options) {
+    const int n = int(pipeline.nodes.size());
+    prepared = false;
     models.clear();
     nodes.clear();
     std::vector<Diagnostic> problems;
@@ -678,6 +722,7 @@ struct Runtime::Impl {
       if (auto it = options.resume.find(decl(i).id); options.resume.is_object() && it != options.resume.end())
         ctx.resume = *it;
       ctx.document = &pipeline.document;
+      ctx.list_fingerprints = options.list_fingerprints;
       ctx.models = models;
       try {
         nodes.push_back(decl(i).spec->factory()(ctx));
@@ -705,6 +750,33 @@ struct Runtime::Impl {
     }
     if (!problems.empty()) throw PipelineError(std::move(problems));
     check_budget();
+    prepared = true;
+  }
+
+  // Every node's start(), in topological order, once all start-up checks passed.
+  void start_nodes() {
+    for (int i : pipeline.topo_order) {
+      try {
+        nodes[i]->start();
+      } catch (const StorageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw NodeFailure(pipeline.name, decl(i).id, decl(i).spec->type(), "", e.what(), false);
+      }
+    }
+  }
+
+  RunResult run(const RunOptions& options) {
+    const int n = int(pipeline.nodes.size());
+    int threads = pipeline.runtime.threads > 0 ? pipeline.runtime.threads : tbb::info::default_concurrency();
+
+    failure.reset();
+    failed = false;
+    interrupted = false;
+    if (!prepared) prepare(options);
+    prepared = false;  // a next run builds its nodes anew
+    enable_graceful_stop();
+    start_nodes();
 
     std::vector<std::pair<std::string, std::string>> names;
     std::vector<int> slots;
@@ -849,6 +921,9 @@ Runtime::Runtime(const ValidatedPipeline& pipeline, const Registry& registry)
     : impl_(std::make_unique<Impl>(pipeline, registry)) {}
 Runtime::~Runtime() = default;
 
+void Runtime::prepare(const RunOptions& options) {
+  impl_->prepare(options);
+}
 RunResult Runtime::run(const RunOptions& options) {
   return impl_->run(options);
 }

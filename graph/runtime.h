@@ -26,6 +26,8 @@ struct RunOptions {
   bool print_table = true;
   // Resuming: node id -> the state handed to that node (NodeContext::resume).
   json resume = json::object();
+  // Handed to every node (NodeContext::list_fingerprints).
+  json list_fingerprints = json::object();
   // Data-parallel job (models/distributed.h): this process's rank of world_size and the job's
   // communicator (null: a single process). The rank is also the Chrome trace's process id.
   int rank = 0, world_size = 1;
@@ -41,9 +43,14 @@ class Runtime {
  public:
   Runtime(const ValidatedPipeline& pipeline, const Registry& registry);
   ~Runtime();
-  // Runs to completion. Throws NodeFailure naming the failing node; the graph is cancelled and
-  // drained before the exception leaves. Throws Interrupted when a stop was requested
-  // (graph/stop.h) after the nodes' interrupted() hooks ran.
+  // Every start-up check, with nothing written: builds the shared models and the nodes (their
+  // constructors check what validation cannot see: lists, clips, labels, devices) and checks each
+  // source's in-flight budget. Throws PipelineError listing the problems. run() calls it unless it
+  // was called just before (with the same options).
+  void prepare(const RunOptions& options = {});
+  // Runs to completion: the nodes' start() hooks (outputs open there), then the graph. Throws NodeFailure
+  // naming the failing node; the graph is cancelled and drained before the exception leaves. Throws
+  // Interrupted when a stop was requested (graph/stop.h) after the nodes' interrupted() hooks ran.
   RunResult run(const RunOptions& options = {});
   // The profile of the last run, also after it failed (skipped items, counts); null before a run.
   std::shared_ptr<Profiler> profile() const;

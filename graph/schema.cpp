@@ -12,29 +12,45 @@ namespace sefar::graph {
 
 const char* to_string(ParamType type) {
   switch (type) {
-    case ParamType::Bool: return "bool";
-    case ParamType::Int: return "int";
-    case ParamType::Float: return "float";
-    case ParamType::String: return "string";
-    case ParamType::IntList: return "int list";
-    case ParamType::FloatList: return "float list";
-    case ParamType::StringList: return "string list";
-    case ParamType::Object: return "object";
+    case ParamType::Bool:
+      return "bool";
+    case ParamType::Int:
+      return "int";
+    case ParamType::Float:
+      return "float";
+    case ParamType::String:
+      return "string";
+    case ParamType::IntList:
+      return "int list";
+    case ParamType::FloatList:
+      return "float list";
+    case ParamType::StringList:
+      return "string list";
+    case ParamType::Object:
+      return "object";
   }
   return "?";
 }
 
 static const char* json_kind(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "a list";
-    case json::value_t::object: return "an object";
-    default: return "a value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "a value";
   }
 }
 
@@ -42,33 +58,35 @@ static std::string check_number(const ParamSpec& s, const json& v, bool integer)
   if (integer) {
     if (!v.is_number_integer()) {
       if (v.is_number_float() && std::fabs(v.get<double>()) >= 9.2e18)
-        return fmt::format("value {} is too large for an integer", safe_dump(v));
+        return fmt::format("value {} is too large for an integer", quote_value(v));
       if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
         return fmt::format(
-            "expected an integer, got {} (write it without {})", safe_dump(v),
-            safe_dump(v).find_first_of("eE") != std::string::npos ? "an exponent" : "a decimal point");
-      return fmt::format("expected an integer, got {} {}", json_kind(v), safe_dump(v));
+            "expected an integer, got {} (write it without {})", quote_value(v),
+            quote_value(v).find_first_of("eE") != std::string::npos ? "an exponent" : "a decimal point");
+      return fmt::format("expected an integer, got {} {}", json_kind(v), quote_value(v));
     }
     if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
-      return fmt::format("value {} is too large", safe_dump(v));
+      return fmt::format("value {} is too large", quote_value(v));
   } else if (!v.is_number()) {
-    return fmt::format("expected a number, got {} {}", json_kind(v), safe_dump(v));
+    return fmt::format("expected a number, got {} {}", json_kind(v), quote_value(v));
   }
   double x = v.get<double>();
   if (!std::isfinite(x)) return "value is not finite";
-  if (s.min && x < *s.min) return fmt::format("value {} is below the minimum {}", safe_dump(v), *s.min);
-  if (s.max && x > *s.max) return fmt::format("value {} is above the maximum {}", safe_dump(v), *s.max);
+  if (s.min && x < *s.min) return fmt::format("value {} is below the minimum {}", quote_value(v), *s.min);
+  if (s.max && x > *s.max) return fmt::format("value {} is above the maximum {}", quote_value(v), *s.max);
   return {};
 }
 
 std::string ParamSpec::check(const json& v) const {
   switch (type) {
     case ParamType::Bool:
-      return v.is_boolean() ? "" : fmt::format("expected a boolean, got {} {}", json_kind(v), safe_dump(v));
-    case ParamType::Int: return check_number(*this, v, true);
-    case ParamType::Float: return check_number(*this, v, false);
+      return v.is_boolean() ? "" : fmt::format("expected a boolean, got {} {}", json_kind(v), quote_value(v));
+    case ParamType::Int:
+      return check_number(*this, v, true);
+    case ParamType::Float:
+      return check_number(*this, v, false);
     case ParamType::String: {
-      if (!v.is_string()) return fmt::format("expected a string, got {} {}", json_kind(v), safe_dump(v));
+      if (!v.is_string()) return fmt::format("expected a string, got {} {}", json_kind(v), quote_value(v));
       if (!choices.empty()) {
         auto s = v.get<std::string>();
         for (const auto& c : choices)
@@ -76,7 +94,7 @@ std::string ParamSpec::check(const json& v) const {
         std::string allowed;
         for (const auto& c : choices) allowed += (allowed.empty() ? "" : ", ") + c;
         auto guess = closest_match(s, choices);
-        return fmt::format("value \"{}\" is not one of: {}{}", s, allowed,
+        return fmt::format("value {} is not one of: {}{}", quote_value(v), allowed,
                            guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess));
       }
       return {};
@@ -85,7 +103,7 @@ std::string ParamSpec::check(const json& v) const {
     case ParamType::FloatList:
     case ParamType::StringList: {
       if (!v.is_array())
-        return fmt::format("expected a {}, got {} {}", to_string(type), json_kind(v), safe_dump(v));
+        return fmt::format("expected a {}, got {} {}", to_string(type), json_kind(v), quote_value(v));
       if (min_size && v.size() < *min_size)
         return fmt::format("expected at least {} element(s), got {}", *min_size, v.size());
       for (std::size_t i = 0; i < v.size(); ++i) {
@@ -99,7 +117,7 @@ std::string ParamSpec::check(const json& v) const {
       return {};
     }
     case ParamType::Object:
-      return v.is_object() ? "" : fmt::format("expected an object, got {} {}", json_kind(v), safe_dump(v));
+      return v.is_object() ? "" : fmt::format("expected an object, got {} {}", json_kind(v), quote_value(v));
   }
   return {};
 }
@@ -122,7 +140,8 @@ NodeSpec& NodeSpec::output(std::string name, MessageType msg, std::string d) {
 }
 
 NodeSpec& NodeSpec::param(ParamSpec spec) {
-  if (find_param(spec.name)) throw std::logic_error(fmt::format("node type '{}': parameter '{}' declared twice", type_, spec.name));
+  if (find_param(spec.name))
+    throw std::logic_error(fmt::format("node type '{}': parameter '{}' declared twice", type_, spec.name));
   if (!spec.required) {
     std::string err = spec.check(spec.default_value);
     if (!err.empty())
@@ -133,8 +152,7 @@ NodeSpec& NodeSpec::param(ParamSpec spec) {
 }
 
 template <class T>
-static ParamSpec make_spec(std::string name, ParamType type, const std::optional<T>& def,
-                           std::string doc) {
+static ParamSpec make_spec(std::string name, ParamType type, const std::optional<T>& def, std::string doc) {
   ParamSpec s;
   s.name = std::move(name);
   s.type = type;
@@ -164,24 +182,29 @@ NodeSpec& NodeSpec::param_float(std::string name, std::optional<double> def, std
 NodeSpec& NodeSpec::param_string(std::string name, std::optional<std::string> def, std::string d) {
   return param(make_spec(std::move(name), ParamType::String, def, std::move(d)));
 }
-NodeSpec& NodeSpec::param_choice(std::string name, std::string def,
-                                 std::vector<std::string> choices, std::string d) {
+NodeSpec& NodeSpec::param_split_list(std::string name, std::optional<std::string> def, std::string d) {
+  auto s = make_spec(std::move(name), ParamType::String, def, std::move(d));
+  s.split_list = true;
+  return param(std::move(s));
+}
+NodeSpec& NodeSpec::param_choice(std::string name, std::string def, std::vector<std::string> choices,
+                                 std::string d) {
   auto s = make_spec(std::move(name), ParamType::String, std::optional<std::string>(def), std::move(d));
   s.choices = std::move(choices);
   return param(std::move(s));
 }
 NodeSpec& NodeSpec::param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def,
-                                   std::string d, std::optional<double> min,
-                                   std::optional<double> max, std::size_t min_size) {
+                                   std::string d, std::optional<double> min, std::optional<double> max,
+                                   std::size_t min_size) {
   auto s = make_spec(std::move(name), ParamType::IntList, def, std::move(d));
   s.min = min;
   s.max = max;
   if (min_size) s.min_size = min_size;
   return param(std::move(s));
 }
-NodeSpec& NodeSpec::param_float_list(std::string name, std::optional<std::vector<double>> def,
-                                     std::string d, std::optional<double> min,
-                                     std::optional<double> max, std::size_t min_size) {
+NodeSpec& NodeSpec::param_float_list(std::string name, std::optional<std::vector<double>> def, std::string d,
+                                     std::optional<double> min, std::optional<double> max,
+                                     std::size_t min_size) {
   auto s = make_spec(std::move(name), ParamType::FloatList, def, std::move(d));
   s.min = min;
   s.max = max;
@@ -193,8 +216,8 @@ NodeSpec& NodeSpec::param_model(std::string name, std::string def, std::string m
   s.model_type = std::move(model_type);
   return param(std::move(s));
 }
-NodeSpec& NodeSpec::param_string_list(std::string name,
-                                      std::optional<std::vector<std::string>> def, std::string d) {
+NodeSpec& NodeSpec::param_string_list(std::string name, std::optional<std::vector<std::string>> def,
+                                      std::string d) {
   return param(make_spec(std::move(name), ParamType::StringList, def, std::move(d)));
 }
 
@@ -228,10 +251,18 @@ const json& Params::raw(const std::string& name) const {
     throw std::logic_error(fmt::format("{}: parameter '{}' is not in its schema", owner_, name));
   return *it;
 }
-bool Params::get_bool(const std::string& name) const { return raw(name).get<bool>(); }
-std::int64_t Params::get_int(const std::string& name) const { return raw(name).get<std::int64_t>(); }
-double Params::get_float(const std::string& name) const { return raw(name).get<double>(); }
-std::string Params::get_string(const std::string& name) const { return raw(name).get<std::string>(); }
+bool Params::get_bool(const std::string& name) const {
+  return raw(name).get<bool>();
+}
+std::int64_t Params::get_int(const std::string& name) const {
+  return raw(name).get<std::int64_t>();
+}
+double Params::get_float(const std::string& name) const {
+  return raw(name).get<double>();
+}
+std::string Params::get_string(const std::string& name) const {
+  return raw(name).get<std::string>();
+}
 std::vector<std::int64_t> Params::get_int_list(const std::string& name) const {
   return raw(name).get<std::vector<std::int64_t>>();
 }

@@ -32,6 +32,9 @@ struct ParamSpec {
   // For strings: the value names an entry of the pipeline's "models" section of this model type
   // (checked by the validator, with "did you mean").
   std::string model_type;
+  // For strings: the value names a split list file. A checkpoint records each such file's size and
+  // checksum, and a resumed run refuses lists that changed since (sefar run --allow-changed-lists).
+  bool split_list = false;
   std::string doc;
 
   // Checks `value` against this spec; returns an error message or empty when it is fine.
@@ -120,6 +123,8 @@ class NodeSpec {
   NodeSpec& param_float(std::string name, std::optional<double> def, std::string doc,
                         std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt);
   NodeSpec& param_string(std::string name, std::optional<std::string> def, std::string doc);
+  // A string naming a split list file (ParamSpec::split_list); empty: none.
+  NodeSpec& param_split_list(std::string name, std::optional<std::string> def, std::string doc);
   NodeSpec& param_choice(std::string name, std::string def, std::vector<std::string> choices,
                          std::string doc);
   NodeSpec& param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def, std::string doc,

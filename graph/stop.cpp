@@ -14,7 +14,18 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the stop flag must be usable from a signal handler");
 
+// False while the process starts up (pipeline files, lists, weights: opening a FIFO blocks): a
+// signal then ends it at once, as nothing is written yet and nothing would see the request.
+std::atomic<bool> g_graceful{false};
+static_assert(std::atomic<bool>::is_always_lock_free,
+              "the start-up flag must be usable from a signal handler");
+
 extern "C" void on_stop_signal(int signal) {
+  if (!g_graceful.load()) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+    return;
+  }
   int expected = 0;
   if (!g_stop_signal.compare_exchange_strong(expected, signal)) {
     // Second signal: the user insists. Default action, at once (the last complete checkpoint stays).
@@ -43,6 +54,10 @@ void install_stop_handlers() {
   if (sigaction(SIGINT, nullptr, &previous) == 0 && previous.sa_handler != SIG_IGN)
     sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+}
+
+void enable_graceful_stop() {
+  g_graceful.store(true);
 }
 
 void request_stop(int signal) {

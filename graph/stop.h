@@ -10,6 +10,9 @@ namespace sefar::graph {
 
 // Installs the SIGINT/SIGTERM handlers (process-wide; call once, from main).
 void install_stop_handlers();
+// Until this is called, a SIGINT or SIGTERM ends the process at once (start-up: nothing is written yet,
+// and a blocking open of a FIFO would not see a request); Runtime::run calls it when its graph starts.
+void enable_graceful_stop();
 // Records a stop request for `signal` (async-signal-safe). The first request wins.
 void request_stop(int signal);
 // The signal of the pending stop request, 0 when none.

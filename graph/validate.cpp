@@ -11,7 +11,7 @@ namespace sefar::graph {
 
 const std::vector<ParamSpec>& runtime_schema() {
   static const std::vector<ParamSpec> schema = [] {
-    std::vector<ParamSpec> s(4);
+    std::vector<ParamSpec> s(6);
     s[0].name = "threads";
     s[0].type = ParamType::Int;
     s[0].default_value = 0;
@@ -35,6 +35,20 @@ const std::vector<ParamSpec>& runtime_schema() {
     s[3].default_value = "";
     s[3].doc =
         "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)";
+    s[4].name = "warn_skip_fraction";
+    s[4].type = ParamType::Float;
+    s[4].default_value = 0.1;
+    s[4].min = 0;
+    s[4].max = 1;
+    s[4].doc = "warn when more than this share of a source's last two passes was skipped as bad input";
+    s[5].name = "max_skip_fraction";
+    s[5].type = ParamType::Float;
+    s[5].default_value = 1.0;
+    s[5].min = 0;
+    s[5].max = 1;
+    s[5].doc =
+        "stop the run (exit 2) when more than this share of a source's last two passes was skipped "
+        "as bad input (1: never)";
     return s;
   }();
   return schema;
@@ -95,6 +109,8 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     out.runtime.max_in_flight = values["max_in_flight"].get<int>();
     out.runtime.seed = values["seed"].get<std::uint64_t>();
     out.runtime.run_dir = values["run_dir"].get<std::string>();
+    out.runtime.warn_skip_fraction = values["warn_skip_fraction"].get<double>();
+    out.runtime.max_skip_fraction = values["max_skip_fraction"].get<double>();
   }
 
   std::map<std::string, int> index;
@@ -245,7 +261,7 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
     } else {
       node_problem(
           {"nodes", decl.id, "concurrency"}, "concurrency",
-          fmt::format("concurrency must be an integer in [1, 4096] or \"unlimited\", got {}", safe_dump(c)),
+          fmt::format("concurrency must be an integer in [1, 4096] or \"unlimited\", got {}", quote_value(c)),
           cfile);
     }
     if (spec.is_serial() && node.concurrency != 1)
@@ -398,7 +414,9 @@ ValidatedPipeline validate(const PipelineDoc& doc, const Registry& registry) {
   d["runtime"] = {{"threads", out.runtime.threads},
                   {"max_in_flight", out.runtime.max_in_flight},
                   {"seed", out.runtime.seed},
-                  {"run_dir", out.runtime.run_dir}};
+                  {"run_dir", out.runtime.run_dir},
+                  {"warn_skip_fraction", out.runtime.warn_skip_fraction},
+                  {"max_skip_fraction", out.runtime.max_skip_fraction}};
   if (!out.models.empty()) {
     d["models"] = json::object();
     for (const auto& m : out.models) d["models"][m.id] = {{"type", m.spec->type()}, {"params", m.params}};

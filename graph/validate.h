@@ -12,10 +12,13 @@
 namespace sefar::graph {
 
 struct RuntimeSettings {
-  int threads = 0;          // 0: every core
-  int max_in_flight = 64;   // source items alive at once, split among the sources
+  int threads = 0;         // 0: every core
+  int max_in_flight = 64;  // source items alive at once, split among the sources
   std::uint64_t seed = 0;
-  std::string run_dir;      // outputs of the run (resolved pipeline, profile, metrics, checkpoints)
+  std::string run_dir;  // outputs of the run (resolved pipeline, profile, metrics, checkpoints)
+  // Share of a source's recent items (its last two passes) skipped as bad input above which the run
+  // warns, and above which it stops (exit 2); measured once a pass was produced.
+  double warn_skip_fraction = 0.1, max_skip_fraction = 1.0;
 };
 
 struct ResolvedEdge {

@@ -30,9 +30,27 @@ nlohmann::json read_checkpoint_sidecar(const std::string& path);
 // `best` before the others of the same step. Unreadable files are skipped.
 std::vector<CheckpointInfo> list_checkpoints(const std::string& dir);
 
-// The checkpoint a resumed run continues from: the one with the most steps (an epoch or step
+struct DamagedCheckpoint {
+  std::string path;    // without extension
+  std::string reason;  // what failed: cut short, checksum, sidecar, non-finite weights
+};
+struct CheckpointScan {
+  std::vector<CheckpointInfo> intact;  // ordered as list_checkpoints orders them
+  std::vector<DamagedCheckpoint> damaged;
+};
+// Every checkpoint file in `dir` (`*.safetensors`), verified: the file reads back, its data matches
+// the checksum written with it, its sidecar parses and names a step, and the model weights are
+// finite. Reads every byte of every checkpoint.
+CheckpointScan scan_checkpoints(const std::string& dir);
+
+// The checkpoint a resumed run continues from: the intact one with the most steps (an epoch or step
 // checkpoint rather than `best` when they hold the same step). Empty when there is none.
-std::optional<CheckpointInfo> latest_checkpoint(const std::string& dir);
+std::optional<CheckpointInfo> latest_checkpoint(const CheckpointScan& scan);
+std::optional<CheckpointInfo> latest_checkpoint(const std::string& dir);  // of scan_checkpoints(dir)
+
+// Renames a damaged checkpoint's files aside (`<name>.safetensors.damaged`, never over an earlier
+// one), so that it is kept for inspection and no later scan takes it. Returns the new tensors path.
+std::string set_aside(const DamagedCheckpoint& checkpoint);
 
 // Writes `text` to `path` through `<path>.tmp`, fsync and rename. Throws std::runtime_error naming
 // the path and the system's reason.

@@ -15,6 +15,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "io/crc32c.h"
+
 namespace sefar::io {
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -241,6 +243,14 @@ std::map<std::string, at::Tensor> SafetensorsReader::tensors() const {
   return out;
 }
 
+std::string SafetensorsReader::data_problem() const {
+  auto it = metadata_.find(kDataChecksumKey);
+  if (it == metadata_.end()) return {};
+  const std::string actual = crc32c_hex(crc32c(map_->data, map_->data_size));
+  if (actual == it->second) return {};
+  return "data checksum " + actual + " does not match the " + it->second + " stored in its header";
+}
+
 std::map<std::string, at::Tensor> load_safetensors(const std::string& path,
                                                    std::map<std::string, std::string>* metadata) {
   SafetensorsReader reader(path);
@@ -293,10 +303,15 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     return a.elem != b.elem ? a.elem > b.elem : a.name < b.name;
   });
 
+  // The data section's checksum, checked by SafetensorsReader::data_problem().
+  std::uint32_t crc = 0;
+  for (const auto& it : items)
+    if (it.t.nbytes() > 0) crc = crc32c(it.t.data_ptr(), it.t.nbytes(), crc);
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
+  {
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
     for (const auto& [k, v] : metadata) m[k] = v;
+    m[kDataChecksumKey] = crc32c_hex(crc);
     header["__metadata__"] = m;
   }
   uint64_t offset = 0;

@@ -35,6 +35,9 @@ at::ScalarType safetensors_scalar_type(const std::string& dtype);
 // A memory-mapped safetensors file. The header is parsed and checked on construction (every entry
 // well formed, sizes consistent with dtype and shape, the data buffer covered exactly with no holes or
 // overlaps); errors name the file and, where there is one, the tensor.
+// The metadata key under which save_safetensors stores the data section's CRC-32C (io/crc32c.h).
+inline constexpr const char* kDataChecksumKey = "sefar.data_crc32c";
+
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path);
@@ -46,6 +49,9 @@ class SafetensorsReader {
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   const SafetensorsEntry& entry(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Empty when the data section matches the checksum save_safetensors stored in the metadata (or
+  // when the file has none: written by another tool); otherwise what does not match. Reads every byte.
+  std::string data_problem() const;
 
   // A CPU tensor over the mapped bytes (no copy when the data is aligned for its type; the mapping is
   // private copy-on-write, so writing to the tensor never changes the file). The tensor keeps the

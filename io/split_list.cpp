@@ -167,14 +167,29 @@ class LineParser {
         return report(line, fmt::format("label '{}' is not an integer", shorten(tok)));
       }
       if (label < 0) return report(line, fmt::format("negative label {}", label));
+      if (options_.num_classes > 0 && label >= options_.num_classes) {
+        // Fatal in lenient mode too: the model cannot train on it, and dropping it would evaluate
+        // on fewer clips than the list has.
+        ++label_problem_count_;
+        if (label_problems_.size() < options_.max_reported)
+          label_problems_.push_back(
+              {line_no_, fmt::format("{}:{}: label {} is not below num_classes {} (labels "
+                                     "are 0 to {}): '{}'",
+                                     list_.source, line_no_, label, options_.num_classes,
+                                     options_.num_classes - 1, shorten(line))});
+        return;
+      }
     }
     if (!rebase(fields[0], data_root_, options_, joined_, why_)) return report(line, why_);
-    list_.clips.push_back({joined_, label});
+    list_.clips.push_back({joined_, label, line_no_});
   }
 
   SplitList finish() {
     list_.lines = line_no_;
     const std::string& source = list_.source;
+    if (label_problem_count_ > 0)
+      throw SplitListError(source, problems_text(source, label_problems_, label_problem_count_),
+                           label_problems_, label_problem_count_);
     if (options_.strict && list_.problem_count > 0) {
       throw SplitListError(source, problems_text(source, list_.problems, list_.problem_count), list_.problems,
                            list_.problem_count);
@@ -190,6 +205,15 @@ class LineParser {
           ++list_.missing_count;
           if (list_.missing_paths.size() < options_.max_reported) list_.missing_paths.push_back(c.path);
         }
+      }
+      if (!list_.clips.empty() && list_.missing_count == list_.clips.size()) {
+        const std::string folder = std::filesystem::path(list_.clips.front().path).parent_path().string();
+        throw SplitListError(
+            source,
+            fmt::format("{}: none of its {} clips exists: they were looked up in {} (e.g. {}); set the "
+                        "data root (param \"root\", or strip_prefix / strip_components for absolute "
+                        "paths) to the folder that holds them",
+                        source, list_.clips.size(), folder.empty() ? "." : folder, list_.clips.front().path));
       }
     }
     return std::move(list_);
@@ -210,6 +234,8 @@ class LineParser {
   std::size_t line_no_ = 0;
   std::string joined_;
   std::string why_;
+  std::size_t label_problem_count_ = 0;       // labels at or above num_classes
+  std::vector<SplitProblem> label_problems_;  // the first max_reported of them
 };
 
 constexpr std::size_t kMaxLineBytes = std::size_t(1) << 20;
@@ -240,6 +266,8 @@ SplitList load_split_list(const std::string& file, const std::string& data_root,
                           const SplitListOptions& options) {
   std::error_code ec;
   const auto status = std::filesystem::status(file, ec);
+  if (ec == std::errc::too_many_symbolic_link_levels)
+    throw SplitListError(file, fmt::format("cannot open split list {}: symlink loop", file));
   if (std::filesystem::is_directory(status)) {
     throw SplitListError(file, fmt::format("cannot read split list {}: it is a directory", file));
   }

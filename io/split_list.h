@@ -26,8 +26,9 @@
 namespace sefar::io {
 
 struct ClipEntry {
-  std::string path;  // data root joined in front
-  int label = -1;    // -1 only when the line had no label and allow_missing_label was set
+  std::string path;      // data root joined in front
+  int label = -1;        // -1 only when the line had no label and allow_missing_label was set
+  std::size_t line = 0;  // 1-based line of the list it came from
 };
 
 struct SplitProblem {
@@ -38,10 +39,13 @@ struct SplitProblem {
 struct SplitListOptions {
   bool strict = true;                // throw on problem lines; false: skip them and report
   bool allow_missing_label = false;  // accept `<path>` alone, label -1 (unlabeled lists)
-  bool check_exists = false;         // stat every clip and report the missing ones (never fatal)
-  std::string strip_prefix;          // removed from the front of listed paths that start with it
-  int strip_components = 0;          // leading path components removed (after strip_prefix)
-  std::size_t max_reported = 20;     // problems / missing paths kept in full
+  // Stat every clip and report the missing ones; fatal only when none of the clips exists (with the
+  // folder they were looked up in), which is a wrong root rather than a few bad clips.
+  bool check_exists = false;
+  int num_classes = 0;            // labels must be below it (0: any); a label at or above is a problem line
+  std::string strip_prefix;       // removed from the front of listed paths that start with it
+  int strip_components = 0;       // leading path components removed (after strip_prefix)
+  std::size_t max_reported = 20;  // problems / missing paths kept in full
 };
 
 struct SplitList {

@@ -1,6 +1,7 @@
 #include "models/device.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/dropout.h>
 #include <ATen/ops/matmul.h>
@@ -8,7 +9,9 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
+#include <thread>
 
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/ops/scaled_dot_product_attention.h>
@@ -155,6 +158,17 @@ c10::Device resolve_device(const std::string& name) {
     throw std::invalid_argument("param \"device\": device '" + name + "' requested but this machine has " +
                                 std::to_string(int(at::getNumGPUs())) + " CUDA device(s)");
   return d;
+}
+
+void set_intra_op_threads(int threads, const std::string& who) {
+  if (threads <= 0) return;
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads > cores) {
+    std::fprintf(stderr, "%s: threads %d is more than the %d cores of this machine: using %d\n", who.c_str(),
+                 threads, cores, cores);
+    threads = cores;
+  }
+  at::set_num_threads(threads);
 }
 
 }  // namespace sefar::models

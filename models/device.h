@@ -48,4 +48,9 @@ bool autocast_enabled(c10::DeviceType device);
 // `param "device": ...`) for malformed names and for CUDA requests the machine cannot serve.
 c10::Device resolve_device(const std::string& name);
 
+// Sets LibTorch's intra-op threads from a `threads` parameter (0 leaves them as they are). More threads
+// than the machine has cores only make every operation wait for the others: capped at the core count,
+// saying so on stderr with `who` (the node or model).
+void set_intra_op_threads(int threads, const std::string& who);
+
 }  // namespace sefar::models

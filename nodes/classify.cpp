@@ -12,6 +12,7 @@
 
 #include "graph/node.h"
 #include "graph/runtime.h"
+#include "models/device.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
@@ -35,7 +36,7 @@ class ClassifyNode final : public graph::Node {
     options_.out = p.get_string("out");
     options_.predictions = p.get_string("predictions");
     options_.threads = int(p.get_int("threads"));
-    if (options_.threads > 0) at::set_num_threads(options_.threads);
+    models::set_intra_op_threads(options_.threads, "node '" + id_ + "'");
     model_ = load_model_for_node(id_, options_.weights, options_.device);
     evaluation_ = std::make_unique<models::Evaluation>(int(model_.config.num_classes));
   }
@@ -65,7 +66,8 @@ class ClassifyNode final : public graph::Node {
     if (run_dir_.empty()) return;
     graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
     if (!options_.predictions.empty())
-      graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(), predictions_);
+      graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(),
+                               predictions_);
   }
 
  private:
@@ -80,13 +82,15 @@ class ClassifyNode final : public graph::Node {
 
 graph::NodeSpec classify_spec() {
   return graph::NodeSpec("classify")
-      .doc("Evaluates trained weights on batches (view sets averaged for multi-view testing) and writes "
-           "top-1/top-5, per-class accuracy and the confusion matrix to RUN_DIR/<out>, one prediction per "
-           "clip to RUN_DIR/<predictions>.")
+      .doc(
+          "Evaluates trained weights on batches (view sets averaged for multi-view testing) and writes "
+          "top-1/top-5, per-class accuracy and the confusion matrix to RUN_DIR/<out>, one prediction per "
+          "clip to RUN_DIR/<predictions>.")
       .ordered_input("in", batch_message(), "batches with the list's labels (eval or test draws)")
       .serial()
-      .param_string("weights", std::nullopt,
-                    "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
+      .param_string(
+          "weights", std::nullopt,
+          "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .param_string("out", "evaluation.json", "results file, relative to the run directory")

@@ -29,6 +29,10 @@ struct EvalSetup {
   int rank = 0, world_size = 1;
 };
 
+// The evaluation's start-up checks, without running it: its list read, its clips looked up, its
+// labels below num_classes. Throws graph::PipelineError naming the problems.
+void check_evaluation(const EvalSetup& setup, models::Trainer& trainer, int num_classes);
+
 // Runs the evaluation pipeline with `trainer.predict` as the classifier.
 models::Evaluation evaluate_split(const EvalSetup& setup, models::Trainer& trainer, int num_classes);
 

@@ -12,6 +12,7 @@
 #include "graph/node.h"
 #include "io/safetensors.h"
 #include "models/config.h"
+#include "models/device.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 #include "nodes/model_runner.h"
@@ -26,7 +27,7 @@ class ExportFeaturesNode final : public graph::Node {
     const auto& p = ctx.params;
     weights_ = p.get_string("weights");
     out_ = p.get_string("out");
-    if (p.get_int("threads") > 0) at::set_num_threads(int(p.get_int("threads")));
+    models::set_intra_op_threads(int(p.get_int("threads")), "node '" + id_ + "'");
     if (run_dir_.empty()) throw std::invalid_argument(id_ + ": needs a run directory (runtime.run_dir)");
     model_ = load_model_for_node(id_, weights_, p.get_string("device"));
   }
@@ -57,9 +58,9 @@ class ExportFeaturesNode final : public graph::Node {
     };
     auto path = (std::filesystem::path(run_dir_) / out_).string();
     io::save_safetensors(path, tensors, metadata);
-    std::cerr << fmt::format("{}: {} clips -> {} (fused [{}, {}], views [{}, {}, {}])\n", id_, clips_.size(), path,
-                             clips_.size(), model_.config.fusion_dim, clips_.size(), model_.config.num_views(),
-                             model_.config.embed_dim);
+    std::cerr << fmt::format("{}: {} clips -> {} (fused [{}, {}], views [{}, {}, {}])\n", id_, clips_.size(),
+                             path, clips_.size(), model_.config.fusion_dim, clips_.size(),
+                             model_.config.num_views(), model_.config.embed_dim);
   }
 
  private:
@@ -74,13 +75,16 @@ class ExportFeaturesNode final : public graph::Node {
 
 graph::NodeSpec export_features_spec() {
   return graph::NodeSpec("export_features")
-      .doc("Writes the fused feature z [N, fusion_dim] and the per-view CLS features [N, V, embed_dim] of every "
-           "clip (source order; view sets averaged) to RUN_DIR/<out> (safetensors: fused, views, labels; "
-           "metadata 'clips' is the JSON list of clip paths).")
+      .doc(
+          "Writes the fused feature z [N, fusion_dim] and the per-view CLS features [N, V, embed_dim] of "
+          "every "
+          "clip (source order; view sets averaged) to RUN_DIR/<out> (safetensors: fused, views, labels; "
+          "metadata 'clips' is the JSON list of clip paths).")
       .ordered_input("in", batch_message(), "batches (eval or test draws)")
       .serial()
-      .param_string("weights", std::nullopt,
-                    "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
+      .param_string(
+          "weights", std::nullopt,
+          "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .param_string("out", "features.safetensors", "output file, relative to the run directory")

@@ -1,13 +1,23 @@
 #include "nodes/run_directory.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "graph/diagnostics.h"
 #include "io/checkpoint.h"
+#include "io/crc32c.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
 
@@ -114,6 +124,112 @@ void RunDirectory::save_model(models::MultiGranularViT& model) {
 
 void RunDirectory::flush() {
   if (metrics_.is_open()) metrics_.flush();
+}
+
+std::vector<std::string> earlier_run_files(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const char* name : {"pipeline.json", "metrics.jsonl", "model.safetensors"})
+    if (fs::exists(fs::path(dir) / name, ec)) found.push_back(name);
+  std::vector<std::string> checkpoints;
+  for (const auto& entry : fs::directory_iterator(fs::path(dir) / "checkpoints", ec))
+    if (entry.path().extension() == ".safetensors" && entry.is_regular_file(ec))
+      checkpoints.push_back("checkpoints/" + entry.path().filename().string());
+  std::sort(checkpoints.begin(), checkpoints.end());
+  found.insert(found.end(), checkpoints.begin(), checkpoints.end());
+  return found;
+}
+
+RunDirLock RunDirLock::acquire(const std::string& dir, std::string& error) {
+  RunDirLock lock;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    error = fmt::format("cannot open the run directory {}: {}", dir, std::strerror(errno));
+    return lock;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int reason = errno;
+    std::string holder = "another process";
+    struct stat st {};
+    if (reason == EWOULDBLOCK && ::fstat(fd, &st) == 0) {
+      // /proc/locks: "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF".
+      std::ifstream locks("/proc/locks");
+      std::string line;
+      const std::string inode = ":" + std::to_string(st.st_ino);
+      while (std::getline(locks, line)) {
+        std::istringstream fields(line);
+        std::string n, kind, mode, access, pid, device;
+        fields >> n >> kind >> mode >> access >> pid >> device;
+        if (kind == "FLOCK" && device.size() > inode.size() &&
+            device.compare(device.size() - inode.size(), inode.size(), inode) == 0) {
+          holder = "process " + pid;
+          break;
+        }
+      }
+    }
+    ::close(fd);
+    error = reason == EWOULDBLOCK
+                ? fmt::format(
+                      "the run directory {} is in use by {} (one run per directory: wait for it to "
+                      "end, or choose another runtime.run_dir)",
+                      dir, holder)
+                : fmt::format("cannot lock the run directory {}: {}", dir, std::strerror(reason));
+    return lock;
+  }
+  lock.fd_ = fd;
+  return lock;
+}
+
+RunDirLock& RunDirLock::operator=(RunDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+json list_fingerprints(const graph::ValidatedPipeline& pipeline) {
+  json out = json::object();
+  auto add = [&](const graph::NodeSpec& spec, const json& params) {
+    for (const auto& p : spec.params()) {
+      if (!p.split_list) continue;
+      auto it = params.find(p.name);
+      if (it == params.end() || !it->is_string() || it->get<std::string>().empty()) continue;
+      const std::string path = it->get<std::string>();
+      try {
+        const auto f = io::fingerprint_file(path);
+        out[path] = {{"bytes", f.bytes}, {"crc32c", io::crc32c_hex(f.crc)}};
+      } catch (const std::exception&) {
+      }
+    }
+  };
+  for (const auto& m : pipeline.models) add(*m.spec, m.params);
+  for (const auto& n : pipeline.nodes) add(*n.spec, n.params);
+  return out;
+}
+
+std::vector<std::string> changed_lists(const json& recorded, const json& current) {
+  std::vector<std::string> lines;
+  if (!recorded.is_object()) return lines;
+  for (const auto& [path, was] : recorded.items()) {
+    auto now = current.find(path);
+    if (now == current.end()) {
+      lines.push_back(fmt::format("{}: unreadable now ({} bytes when the checkpoint was written)", path,
+                                  was.value("bytes", std::uint64_t(0))));
+      continue;
+    }
+    if (*now == was) continue;
+    lines.push_back(fmt::format("{}: {} bytes, checksum {} when the checkpoint was written; now {} bytes, {}",
+                                path, was.value("bytes", std::uint64_t(0)),
+                                was.value("crc32c", std::string("?")), now->value("bytes", std::uint64_t(0)),
+                                now->value("crc32c", std::string("?"))));
+  }
+  return lines;
 }
 
 std::string format_duration(double seconds) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graph/validate.h"
 #include "models/trainer.h"
 
 namespace sefar::nodes {
@@ -64,6 +65,38 @@ class RunDirectory {
   std::ofstream metrics_;
   std::vector<std::string> saved_;  // epoch/step checkpoints, oldest first
 };
+
+// What an earlier run left in `dir` (pipeline.json, metrics.jsonl, model.safetensors, checkpoints),
+// as names relative to it; empty when there is none. A fresh run refuses such a directory unless told
+// to overwrite it.
+std::vector<std::string> earlier_run_files(const std::string& dir);
+
+// An exclusive lock on a run directory, held while the object lives (and so for the whole run): flock
+// on the directory itself, so nothing is created in it, and the kernel drops it when the process
+// ends however it ends.
+class RunDirLock {
+ public:
+  RunDirLock() = default;
+  // Locks `dir`, which exists. On failure returns an unlocked object and says why in `error` (another
+  // process holds it: its pid, read from /proc/locks where the system has it).
+  static RunDirLock acquire(const std::string& dir, std::string& error);
+  RunDirLock(RunDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunDirLock& operator=(RunDirLock&& other) noexcept;
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+  ~RunDirLock();
+  bool locked() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Size and CRC-32C of every split list the pipeline names (parameters declared with
+// NodeSpec::param_split_list, non-empty), by path: {"path": {"bytes": N, "crc32c": "hex"}}. A list
+// that cannot be read is left out (the node that reads it reports it).
+nlohmann::json list_fingerprints(const graph::ValidatedPipeline& pipeline);
+// One line per list of `recorded` whose size or checksum is not the same in `current`.
+std::vector<std::string> changed_lists(const nlohmann::json& recorded, const nlohmann::json& current);
 
 // The console's progress line, and the run's clips/s and time left.
 class Progress {

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include "models/device.h"
 #include "models/timesformer.h"
 #include "nodes/builtin.h"
 #include "nodes/train_step.h"
@@ -45,7 +46,7 @@ graph::NodeSpec sefar_model_spec() {
         t.model.init = models::param_init_from_string(p.get_string("init"));
         t.device = p.get_string("device");
         t.seed = ctx.seed;
-        if (p.get_int("threads") > 0) at::set_num_threads(int(p.get_int("threads")));
+        models::set_intra_op_threads(int(p.get_int("threads")), fmt::format("model '{}'", ctx.id));
         return std::make_shared<models::Trainer>(t);
       });
 }

@@ -29,10 +29,11 @@ struct SplitSourceOptions {
   std::string root;
   bool labeled = true;
   bool shuffle = false;
-  std::int64_t epochs = 1;  // 0: endless
+  std::int64_t epochs = 1;           // 0: endless
   std::int64_t items_per_epoch = 0;  // 0: the list's length
   std::int64_t limit = 0;
-  bool check_exists = false;
+  bool check_exists = true;
+  int num_classes = 0;
   bool strict = true;
   int strip_components = 0;
   std::string shard = "padded";  // padded | exact | none
@@ -50,6 +51,7 @@ class SplitSource final : public graph::Source {
     options_.items_per_epoch = p.get_int("items_per_epoch");
     options_.limit = p.get_int("limit");
     options_.check_exists = p.get_bool("check_exists");
+    options_.num_classes = int(p.get_int("num_classes"));
     options_.strict = p.get_bool("strict");
     options_.strip_components = int(p.get_int("strip_components"));
     options_.shard = p.get_string("shard");
@@ -62,6 +64,7 @@ class SplitSource final : public graph::Source {
     io::SplitListOptions lo;
     lo.strict = options_.strict;
     lo.check_exists = options_.check_exists;
+    lo.num_classes = options_.labeled ? options_.num_classes : 0;
     lo.strip_components = options_.strip_components;
     lo.allow_missing_label = !options_.labeled;
     try {
@@ -69,8 +72,10 @@ class SplitSource final : public graph::Source {
     } catch (const std::exception& e) {
       throw std::invalid_argument(fmt::format("param \"list\": {}", e.what()));
     }
-    if (options_.limit > 0 && std::size_t(options_.limit) < list_.clips.size()) list_.clips.resize(options_.limit);
-    if (list_.clips.empty()) throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
+    if (options_.limit > 0 && std::size_t(options_.limit) < list_.clips.size())
+      list_.clips.resize(options_.limit);
+    if (list_.clips.empty())
+      throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
     if (list_.problem_count || list_.missing_count)
       std::fprintf(stderr, "%s\n", fmt::format("split_source '{}': {}", ctx.id, list_.summary()).c_str());
     per_epoch_ = options_.items_per_epoch > 0 ? std::uint64_t(options_.items_per_epoch) : list_.clips.size();
@@ -99,7 +104,7 @@ class SplitSource final : public graph::Source {
     const std::uint64_t round = local_ % local_epoch;
     std::uint64_t offset = round * world_ + rank_;  // the item's place in its epoch
     if (offset >= per_epoch_) {
-      if (options_.shard == "exact") {  // this rank's share of the epoch is done
+      if (options_.shard == "exact") {          // this rank's share of the epoch is done
         if (rank_ >= per_epoch_) return false;  // more ranks than items: nothing for this one
         local_ = (epoch + 1) * local_epoch;
         return produce(out);
@@ -147,7 +152,7 @@ class SplitSource final : public graph::Source {
 
   std::uint64_t rank_ = 0, world_ = 1;
   std::uint64_t local_ = 0;  // items this rank has emitted (its position in its own stream)
-  std::uint64_t pass_ = 0;  // the pass order_ holds
+  std::uint64_t pass_ = 0;   // the pass order_ holds
   bool ordered_ = false;
 };
 
@@ -157,21 +162,32 @@ graph::NodeSpec split_source_spec() {
   return graph::NodeSpec("split_source")
       .doc("Emits the clips of a split list (\"path label\" per line), epoch after epoch.")
       .output("out", clip_message(), "clip path, label, list position and epoch")
-      .param_string("list", std::nullopt, "split list file")
+      .param_split_list("list", std::nullopt, "split list file")
       .param_string("root", "", "data root joined in front of listed paths (default: the list's folder)")
       .param_bool("labeled", true, "false for an unlabeled list: its label column is ignored")
       .param_bool("shuffle", false, "shuffle the order every epoch (seeded by runtime.seed and the epoch)")
-      .param_int("epochs", 1, "epochs to emit (0: endless, e.g. an unlabeled stream paced by the trainer)", 0, 1e6)
-      .param_int("items_per_epoch", 0, "clips per epoch (0: the list's length); longer epochs cycle the list, "
-                 "reshuffled every pass", 0, 1e12)
+      .param_int("epochs", 1, "epochs to emit (0: endless, e.g. an unlabeled stream paced by the trainer)", 0,
+                 1e6)
+      .param_int("items_per_epoch", 0,
+                 "clips per epoch (0: the list's length); longer epochs cycle the list, "
+                 "reshuffled every pass",
+                 0, 1e12)
       .param_int("limit", 0, "use only the first N clips (0: all)", 0, 1e9)
-      .param_bool("check_exists", false, "check every clip exists when loading and report the missing ones")
+      .param_bool("check_exists", true,
+                  "check every clip exists when loading: report the missing ones (skipped when read); none "
+                  "existing is an error naming the folder looked in")
+      .param_int(
+          "num_classes", 0,
+          "labels must be below it: a label at or above is a problem line (an error at start in strict "
+          "mode); 0: not checked",
+          0, 1e6)
       .param_bool("strict", true, "stop on a malformed line (false: report and skip it)")
       .param_int("strip_components", 0, "leading path components removed from listed paths", 0, 64)
-      .param_choice("shard", "padded", {"padded", "exact", "none"},
-                    "in a data-parallel job: padded (each rank its round-robin share of every epoch, the last "
-                    "round filled from the epoch's start so all ranks take the same number of steps), exact "
-                    "(each item once over all ranks: evaluation), none (every rank the whole list)")
+      .param_choice(
+          "shard", "padded", {"padded", "exact", "none"},
+          "in a data-parallel job: padded (each rank its round-robin share of every epoch, the last "
+          "round filled from the epoch's start so all ranks take the same number of steps), exact "
+          "(each item once over all ranks: evaluation), none (every rank the whole list)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<SplitSource>(ctx); });
 }
 

@@ -84,6 +84,20 @@ class TrainLoopNode final : public graph::Node {
     options_.eval.communicator = ctx.communicator;
     options_.eval.rank = ctx.rank;
     options_.eval.world_size = ctx.world_size;
+    // The validation list is checked now, not at the first evaluation an epoch later.
+    if (!options_.eval.list.empty()) {
+      try {
+        check_evaluation(options_.eval, *trainer_, int(model.num_classes));
+      } catch (const graph::PipelineError& e) {
+        std::string what;
+        for (const auto& d : e.diagnostics()) {
+          std::string m = d.message;
+          if (m.rfind("param \"list\": ", 0) == 0) m = m.substr(14);
+          what += (what.empty() ? "" : "; ") + m;
+        }
+        throw std::invalid_argument(fmt::format("param \"val_list\": {}", what));
+      }
+    }
     options_.eval_every = int(p.get_int("eval_every"));
     options_.log_every = int(p.get_int("log_every"));
     options_.stop_on_nonfinite = p.get_string("on_nonfinite") == "stop";
@@ -100,12 +114,15 @@ class TrainLoopNode final : public graph::Node {
         resumable_ = false;  // several sources merge into one input: positions cannot be told apart
     }
     if (ctx.document) document_ = *ctx.document;
-    const bool resuming = ctx.resume.is_object() && ctx.resume.contains("checkpoint");
-    if (resuming) restore(ctx.resume["checkpoint"].get<std::string>());
+    list_fingerprints_ = ctx.list_fingerprints;
+    resuming_ = ctx.resume.is_object() && ctx.resume.contains("checkpoint");
+    if (resuming_) restore(ctx.resume["checkpoint"].get<std::string>());
     communicator_ = ctx.communicator;
     if (communicator_) trainer_->set_communicator(communicator_);
-    run_dir_.open(resuming, state_);
   }
+
+  // The run directory opens once every start-up check passed (a fresh run empties metrics.jsonl).
+  void start() override { run_dir_.open(resuming_, state_); }
 
   void process(int port, const graph::Item& item, graph::Output& out) override {
     if (port == kDone) {
@@ -339,6 +356,7 @@ class TrainLoopNode final : public graph::Node {
     if (!source_ids_[kUnlabeled].empty())
       resume[source_ids_[kUnlabeled]] = {{"next_item", state_.unlabeled_next}};
     extra["resume"] = resume;
+    extra["lists"] = list_fingerprints_;
     run_dir_.save_checkpoint(name, top1, state_,
                              [&](const std::string& path) { trainer_->save(path, extra); });
     saved_step_ = trainer_->steps_done();
@@ -362,7 +380,9 @@ class TrainLoopNode final : public graph::Node {
   std::int64_t clips_ = 0;
   std::string source_ids_[2];
   bool resumable_ = true;
+  bool resuming_ = false;  // continues from a checkpoint (NodeContext::resume)
   json document_;
+  json list_fingerprints_;        // stored in checkpoints (NodeContext::list_fingerprints)
   std::int64_t saved_step_ = -1;  // state of the last checkpoint written or loaded
   bool saved_epoch_open_ = false;
 };
@@ -386,7 +406,7 @@ graph::NodeSpec train_loop_spec() {
       .param_model("model", "net", kSefarModelType, "the shared student/teacher (an entry of \"models\")")
       .param_int("epochs", 30, "training epochs (passes of the labeled source)", 1, 1e6)
       .param_int("warmup_epochs", 5, "supervised-only epochs before the semi-supervised phase", 0, 1e6)
-      .param_string("val_list", "", "validation split list (empty: no evaluation)")
+      .param_split_list("val_list", "", "validation split list (empty: no evaluation)")
       .param_string("val_root", "", "data root of the validation list (default: its folder)")
       .param_int("eval_every", 1, "evaluate every N epochs (and after the last)", 1, 1e6)
       .param_choice("eval_mode", "eval", {"eval", "test"},

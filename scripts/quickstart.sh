@@ -7,4 +7,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 bash scripts/quickstart_data.sh
-./build/sefar run pipelines/quickstart.json "$@"
+# A run directory of its own: an earlier quickstart run is kept (sefar refuses to train over it).
+run_dir=runs/quickstart
+n=1
+while [ -e "$run_dir" ]; do
+  n=$((n + 1))
+  run_dir=runs/quickstart-$n
+done
+./build/sefar run pipelines/quickstart.json --set runtime.run_dir="$run_dir" "$@"

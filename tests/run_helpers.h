@@ -189,4 +189,17 @@ struct TempDir {
   }
 };
 
+// A finished, uninterrupted run of the tiny training job (train_args), made once per test binary.
+inline const fs::path& finished_training_run() {
+  static TempDir dir("finished_run");
+  static const fs::path run = [] {
+    fs::path r = dir.path / "run";
+    auto result = run_sefar("run " + train_args(r));
+    INFO(result.output);
+    REQUIRE(result.status == 0);
+    return r;
+  }();
+  return run;
+}
+
 }  // namespace sefar::testing

@@ -155,7 +155,8 @@ std::shared_ptr<Collected> shard(int rank, int world, const std::string& mode, i
                            {"shuffle", true},
                            {"epochs", epochs},
                            {"items_per_epoch", per_epoch},
-                           {"shard", mode}}}};
+                           {"shard", mode},
+                           {"check_exists", false}}}};  // clip names only
   p["nodes"]["sink"] = {{"type", "collect"}};
   p["edges"] = {"clips -> sink"};
   auto validated = graph::validate(graph::parse_pipeline("<shard>", p.dump()), registry);

@@ -14,17 +14,7 @@ using namespace sefar::testing;
 
 namespace {
 
-const fs::path& reference_run() {
-  static TempDir dir("faults_reference");
-  static const fs::path run = [] {
-    fs::path r = dir.path / "run";
-    auto result = run_sefar("run " + train_args(r));
-    INFO(result.output);
-    REQUIRE(result.status == 0);
-    return r;
-  }();
-  return run;
-}
+const fs::path& reference_run() { return finished_training_run(); }
 
 std::vector<std::string> checkpoint_names(const fs::path& run) {
   std::vector<std::string> names;

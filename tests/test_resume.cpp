@@ -32,6 +32,7 @@ std::vector<Clip> stream(const fs::path& list, const json& overrides, std::int64
   for (const auto& p : spec->params())
     if (!p.required) params[p.name] = p.default_value;
   params["list"] = list.string();
+  params["check_exists"] = false;  // the clips are names only: the stream is what is looked at
   for (auto it = overrides.begin(); it != overrides.end(); ++it) params[it.key()] = it.value();
   graph::NodeContext ctx;
   ctx.id = "source";
@@ -173,8 +174,11 @@ TEST_CASE("--resume refuses what is not the same run, and needs a run directory"
                                    run.string()));
   INFO(same.output);
   CHECK(same.status == 0);
-  // A fresh run in the same folder starts anew: the earlier run's checkpoints go.
-  auto fresh = run_sefar("run " + train_args(run, "--set epochs=1 --set train.eval_limit=1"));
+  // A fresh run in the same folder is refused; with --overwrite it starts anew: the earlier run's
+  // checkpoints go.
+  auto refused = run_sefar("run " + train_args(run, "--set epochs=1 --set train.eval_limit=1"));
+  CHECK(refused.status == 2);
+  auto fresh = run_sefar("run " + train_args(run, "--set epochs=1 --set train.eval_limit=1 --overwrite"));
   CHECK(fresh.status == 0);
   CHECK(fresh.output.find("removed the checkpoints of an earlier run") != std::string::npos);
 }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -38,6 +39,7 @@
 #include "models/infer.h"
 #include "models/weights.h"
 #include "nodes/builtin.h"
+#include "nodes/run_directory.h"
 
 namespace {
 
@@ -78,7 +80,17 @@ options:
                      run's own resolved pipeline is used; with one, it must resolve to the same run
                      (only threads, concurrency, device, log_every, eval_batch, keep_last,
                      on_nonfinite and inject_nonfinite_at_step may differ). Without a checkpoint yet,
-                     the run starts from the beginning.
+                     the run starts from the beginning. A damaged checkpoint (cut short, checksum,
+                     non-finite weights) is named and renamed aside (*.damaged); the newest intact one
+                     is used; with none intact the run stops (exit 2).
+
+Before anything is written, a run passes the checks `sefar validate` makes (README, "Start-up
+checks") and takes an exclusive lock on its run directory: a second run into it is refused (exit 2,
+naming the holder's pid).
+  --overwrite        start over in a run directory that holds an earlier run (its metrics and
+                     checkpoints are replaced); without it such a run is refused (exit 2)
+  --allow-changed-lists  with --resume: continue although a split list's size or checksum differs
+                     from the one recorded in the checkpoint (otherwise exit 2, naming the list)
   --set KEY=VALUE    override a value; KEY is node.param, models.ID.param, runtime.setting or a
                      pipeline parameter name; VALUE is read as JSON when it parses, as a string otherwise (repeatable)
   --threads N        worker threads (same as --set runtime.threads=N)
@@ -103,10 +115,12 @@ e.g. a non-finite loss), 74 the run's outputs could not be written (the message 
 checkpoints written before are left as they were), 130/143 stopped by SIGINT/SIGTERM.
 )";
 
-const char* kValidateUsage = R"(usage: sefar validate PIPELINE [--set KEY=VALUE]... [--quiet]
+const char* kValidateUsage = R"(usage: sefar validate PIPELINE [--set KEY=VALUE]... [--quiet] [--schema-only]
 
-Checks the pipeline against the node schemas, reporting every problem at once, and prints the
-resolved pipeline as JSON (unless --quiet). When the pipeline extends another, it then lists on
+Checks the pipeline against the node schemas, reporting every problem at once, then makes the
+start-up checks of `sefar run` (the models and nodes are built: split lists read, their clips looked
+up and labels checked, devices, budgets; nothing is written), and prints the resolved pipeline as
+JSON (unless --quiet). --schema-only skips the start-up checks (a pipeline whose data is elsewhere). When the pipeline extends another, it then lists on
 stderr every resolved value that differs from the base's (node parameters with their defaults
 filled in, runtime settings, nodes and edges added or removed): what an ablation changes.
 )";
@@ -163,6 +177,12 @@ curves, the eta distribution per epoch, the per-node profile and the confusion m
 RUN_DIR/metrics.jsonl, profile.json and pipeline.json. `sefar run` writes it at the end of a run.
 )";
 
+// A run that would lose or mix up earlier work is refused before anything is written (exit 2,
+// without the usage text).
+struct RefusedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -174,6 +194,9 @@ struct Args {
   std::string trace, profile;
   std::string resume;                 // run: RUN_DIR to continue
   std::string dist_backend = "auto";  // run: data-parallel backend
+  bool overwrite = false;             // run: start over in a run directory that holds a run
+  bool schema_only = false;           // validate: skip the start-up checks (models and nodes built)
+  bool allow_changed_lists = false;   // run --resume: split lists may differ from the checkpoint's
   bool quiet = false, dot = false, json = false, help = false;
   std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
 };
@@ -205,6 +228,12 @@ Args parse_args(const std::string& command, int argc, char** argv) {
       a.profile = value("--profile");
     else if (arg == "--resume" && command == "run")
       a.resume = value("--resume");
+    else if (arg == "--schema-only" && command == "validate")
+      a.schema_only = true;
+    else if (arg == "--overwrite" && command == "run")
+      a.overwrite = true;
+    else if (arg == "--allow-changed-lists" && command == "run")
+      a.allow_changed_lists = true;
     else if (arg == "--dist-backend" && command == "run") {
       a.dist_backend = value("--dist-backend");
       if (a.dist_backend != "auto" && a.dist_backend != "gloo" && a.dist_backend != "nccl")
@@ -394,9 +423,19 @@ int cmd_validate(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
   auto validated = resolve(a, registry, &doc);
+  // The start-up checks of sefar run: models and nodes built (lists read, clips looked up, labels,
+  // devices), budgets; nothing is written.
+  if (!a.schema_only) graph::Runtime(validated, registry).prepare();
   if (!a.quiet) std::cout << graph::safe_dump(graph::to_json(doc), 2) << "\n";
   std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(),
                            validated.edges.size());
+  const std::string& run_dir = validated.runtime.run_dir;
+  if (!run_dir.empty() && std::filesystem::is_directory(run_dir) &&
+      !nodes::earlier_run_files(run_dir).empty())
+    std::cerr << fmt::format(
+        "note: runtime.run_dir {} holds an earlier run: sefar run refuses it without --resume or "
+        "--overwrite\n",
+        run_dir);
   if (!doc.base.empty()) {
     auto base_doc = graph::load_pipeline(doc.base);
     graph::substitute_params(base_doc);
@@ -668,19 +707,73 @@ std::string pipeline_device(const graph::ValidatedPipeline& pipeline) {
   return "cpu";
 }
 
+// Locks `dir` for this process (nodes::RunDirLock), or refuses the run naming the holder.
+nodes::RunDirLock lock_run_dir(const std::string& dir) {
+  std::string error;
+  auto lock = nodes::RunDirLock::acquire(dir, error);
+  if (!lock.locked()) throw RefusedError(error);
+  return lock;
+}
+
+// Damaged checkpoints (io::scan_checkpoints) are renamed aside and named; with none intact the run
+// stops rather than start over.
+std::optional<io::CheckpointInfo> resume_checkpoint(const std::string& run_dir) {
+  const std::string dir = (std::filesystem::path(run_dir) / "checkpoints").string();
+  auto scan = io::scan_checkpoints(dir);
+  auto checkpoint = io::latest_checkpoint(scan);
+  if (!checkpoint && !scan.damaged.empty()) {
+    std::string list;
+    for (const auto& d : scan.damaged) list += fmt::format("\n  {}.safetensors: {}", d.path, d.reason);
+    throw RefusedError(fmt::format(
+        "--resume: every checkpoint in {} is damaged, so the run cannot continue (nothing was changed; "
+        "starting over needs sefar run PIPELINE --overwrite):{}",
+        dir, list));
+  }
+  for (const auto& d : scan.damaged)
+    std::cerr << fmt::format("--resume: checkpoint {}.safetensors is damaged ({}): skipped, kept as {}\n",
+                             d.path, d.reason, io::set_aside(d));
+  return checkpoint;
+}
+
 int cmd_run(const Args& a) {
+  namespace fs = std::filesystem;
   auto registry = make_registry();
   graph::PipelineDoc doc;
   graph::RunOptions options;
   graph::ValidatedPipeline validated;
+  // A data-parallel job when torchrun, Slurm or RANK/WORLD_SIZE say so (models/distributed.h).
+  models::DistributedEnv dist;
+  try {
+    dist = models::distributed_env_from_process();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  // Rank 0 alone writes the run directory, and holds its lock from before it looks into it.
+  nodes::RunDirLock lock;
   if (a.resume.empty()) {
     validated = resolve(a, registry, &doc);
+    const std::string& run_dir = validated.runtime.run_dir;
+    if (dist.rank == 0 && !run_dir.empty() && fs::is_directory(run_dir)) {
+      lock = lock_run_dir(run_dir);
+      const auto earlier = nodes::earlier_run_files(run_dir);
+      if (!earlier.empty() && !a.overwrite) {
+        std::vector<std::string> shown(earlier.begin(),
+                                       earlier.begin() + std::min<std::size_t>(4, earlier.size()));
+        throw RefusedError(fmt::format(
+            "runtime.run_dir {} holds an earlier run ({}{}): nothing was changed. `sefar run --resume {}` "
+            "continues it; --overwrite starts over in it (its metrics and checkpoints are replaced); or "
+            "choose "
+            "another run directory (--set runtime.run_dir=...)",
+            run_dir, fmt::join(shown, ", "), earlier.size() > shown.size() ? ", ..." : "", run_dir));
+      }
+    }
   } else {
     // Continue the run in a.resume from its last complete checkpoint.
-    namespace fs = std::filesystem;
     const std::string& run_dir = a.resume;
     if (!fs::is_directory(run_dir)) throw UsageError(fmt::format("--resume: {} is not a directory", run_dir));
-    auto checkpoint = io::latest_checkpoint((fs::path(run_dir) / "checkpoints").string());
+    if (dist.rank == 0) lock = lock_run_dir(run_dir);
+    auto checkpoint = dist.rank == 0 ? resume_checkpoint(run_dir)
+                                     : io::latest_checkpoint((fs::path(run_dir) / "checkpoints").string());
     // The run as it was: the checkpoint's resolved pipeline, or (no checkpoint yet) the one the run
     // started with.
     graph::PipelineDoc reference_doc;
@@ -722,6 +815,15 @@ int cmd_run(const Args& a) {
         resume_differences(reference.document, validated.document, a.path.empty() ? from : a.path, from);
     if (!problems.empty()) throw graph::PipelineError(std::move(problems));
     if (checkpoint) {
+      const auto changed = nodes::changed_lists(checkpoint->sidecar.value("lists", nlohmann::json::object()),
+                                                nodes::list_fingerprints(validated));
+      if (!changed.empty() && !a.allow_changed_lists)
+        throw RefusedError(fmt::format(
+            "--resume: {} split list{} changed since checkpoint {} was written (the epochs and labels "
+            "would not be the run's):\n  {}\n--allow-changed-lists resumes with the lists as they are now",
+            changed.size(), changed.size() == 1 ? "" : "s", checkpoint->path, fmt::join(changed, "\n  ")));
+      for (const auto& line : changed)
+        std::cerr << fmt::format("--resume: changed list (allowed): {}\n", line);
       options.resume = checkpoint->sidecar.value("resume", nlohmann::json::object());
       options.resume[checkpoint->sidecar.value("node_id", std::string())] = {
           {"checkpoint", checkpoint->path}};
@@ -736,13 +838,6 @@ int cmd_run(const Args& a) {
     if (path.empty()) continue;
     auto why = unwritable(path);
     if (!why.empty()) throw UsageError(fmt::format("{}: cannot write {}: {}", flag, path, why));
-  }
-  // A data-parallel job when torchrun, Slurm or RANK/WORLD_SIZE say so (models/distributed.h).
-  models::DistributedEnv dist;
-  try {
-    dist = models::distributed_env_from_process();
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
   }
   std::shared_ptr<models::Communicator> communicator;
   if (dist.distributed()) {
@@ -763,8 +858,25 @@ int cmd_run(const Args& a) {
     if (dist.rank > 0) validated.runtime.run_dir.clear();
   }
   const std::string& run_dir = validated.runtime.run_dir;
+  // In a job, rank 0 writes the trace of every rank (pid = rank) once all have finished.
+  options.trace_path = communicator ? "" : a.trace;
+  options.trace = !a.trace.empty();
+  options.print_table = !a.quiet && dist.rank == 0;
+  options.communicator = communicator;
+  options.rank = dist.rank;
+  options.world_size = dist.world_size;
+  options.list_fingerprints = nodes::list_fingerprints(validated);
+  // Every start-up check (the same as sefar validate's) before anything is written.
+  graph::Runtime runtime(validated, registry);
+  runtime.prepare(options);
   if (!run_dir.empty()) {
+    std::string unmade;
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    if (ec) unmade = fmt::format("cannot create the folder {}: {}", run_dir, ec.message());
+    if (unmade.empty() && !lock.locked()) lock = lock_run_dir(run_dir);
     try {
+      if (!unmade.empty()) throw std::runtime_error(unmade);
       graph::write_file_atomic(run_dir + "/pipeline.json", graph::safe_dump(graph::to_json(doc), 2) + "\n");
     } catch (const std::exception& e) {
       const auto& cli = doc.runtime_from_cli;
@@ -775,14 +887,6 @@ int cmd_run(const Args& a) {
     }
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
-  graph::Runtime runtime(validated, registry);
-  // In a job, rank 0 writes the trace of every rank (pid = rank) once all have finished.
-  options.trace_path = communicator ? "" : a.trace;
-  options.trace = !a.trace.empty();
-  options.print_table = !a.quiet && dist.rank == 0;
-  options.communicator = communicator;
-  options.rank = dist.rank;
-  options.world_size = dist.world_size;
   // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
   // one in the run directory.
   const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
@@ -918,6 +1022,9 @@ int main(int argc, char** argv) {
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;
+    return kExitInvalid;
+  } catch (const RefusedError& e) {
+    std::cerr << "sefar " << command << ": " << e.what() << "\n";
     return kExitInvalid;
   } catch (const sefar::graph::PipelineError& e) {
     std::cerr << e.what() << "\n";

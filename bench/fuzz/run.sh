@@ -43,6 +43,7 @@ if [ ! -d "$out/seeds" ]; then
     >/dev/null 2>&1
   for f in "$out"/clips/videos/*.mp4 "$out"/clips_h264/videos/*.mp4; do cp "$f" "$out/seeds/fuzz_decode/"; done
   # A model file: the quickstart architecture's weights as `sefar` writes them.
+  rm -rf "$out/model"
   ./build/sefar run pipelines/quickstart.json --quiet --set train_list="$out/clips/train.csv" \
     --set unlabeled_list="$out/clips/unlabel.csv" --set val_list="$out/clips/val.csv" --set num_classes=2 \
     --set labeled_per_epoch=1 --set epochs=1 --set warmup_epochs=1 --set batch=1 \
