@@ -19,6 +19,7 @@
 
 #include "graph/json_source.h"
 #include "io/checkpoint.h"
+#include "nodes/run_directory.h"
 #include "run_helpers.h"
 
 using namespace sefar;
@@ -35,7 +36,9 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
 }
 
 // Each case works on a copy of a finished run.
-const fs::path& finished_run() { return finished_training_run(); }
+const fs::path& finished_run() {
+  return finished_training_run();
+}
 
 fs::path copy_of_finished(const TempDir& dir) {
   const fs::path run = dir.path / "run";
@@ -75,6 +78,16 @@ TEST_CASE("1. a fresh run into a directory that holds a run is refused and leave
     INFO(r.output);
     CHECK(r.status == 2);
     CHECK(contains(r.output, "max_in_flight"));
+  }
+  SUBCASE("a second run while another holds the directory, even with --overwrite") {
+    // This process holds the lock as a running sefar does (test 4 starts a real one).
+    std::string error;
+    auto lock = nodes::RunDirLock::acquire(run.string(), error);
+    REQUIRE(lock.locked());
+    auto r = run_sefar("run " + train_args(run, "--overwrite"));
+    INFO(r.output);
+    CHECK(r.status == 2);
+    CHECK(contains(r.output, "is in use by process " + std::to_string(::getpid())));
   }
   SUBCASE("a good pipeline without --overwrite") {
     auto r = run_sefar("run " + train_args(run));
