@@ -72,3 +72,4 @@ add_dependencies(test_distributed dist_worker)
 sefar_add_test(test_step_nodes ${CMAKE_CURRENT_LIST_DIR}/test_step_nodes.cpp)
 sefar_add_test(test_run_safety ${CMAKE_CURRENT_LIST_DIR}/test_run_safety.cpp
   CASES "fresh=1. *" "validate=2. *" "labels=3. *" "lock=4. *" "checkpoints=5. *" "lists=6. *" "signal=7. *" "small=8. *")
+sefar_add_test(test_run_record ${CMAKE_CURRENT_LIST_DIR}/test_run_record.cpp)

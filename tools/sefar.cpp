@@ -40,6 +40,7 @@
 #include "models/weights.h"
 #include "nodes/builtin.h"
 #include "nodes/run_directory.h"
+#include "nodes/run_record.h"
 
 namespace {
 
@@ -56,7 +57,7 @@ const char* kUsage = R"(usage: sefar <command> [options]
 Trains fine-grained video action recognisers with SeFAR, as a oneTBB flow graph described in JSON.
 
 commands:
-  run PIPELINE       run a pipeline
+  run PIPELINE       run a pipeline (sefar --version: version, commit and library versions)
   validate PIPELINE  check a pipeline and print it resolved (extends, --set and ${...} applied)
   graph PIPELINE     print the pipeline as a Graphviz graph (--dot)
   nodes [TYPE]       list node types with their ports and parameters
@@ -195,6 +196,7 @@ struct Args {
   std::string resume;                 // run: RUN_DIR to continue
   std::string dist_backend = "auto";  // run: data-parallel backend
   bool overwrite = false;             // run: start over in a run directory that holds a run
+  std::string command_line;           // as given, for run.json
   bool schema_only = false;           // validate: skip the start-up checks (models and nodes built)
   bool allow_changed_lists = false;   // run --resume: split lists may differ from the checkpoint's
   bool quiet = false, dot = false, json = false, help = false;
@@ -203,6 +205,15 @@ struct Args {
 
 Args parse_args(const std::string& command, int argc, char** argv) {
   Args a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string word = argv[i];
+    const bool plain = !word.empty() && word.find_first_not_of(
+                                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                            "-_./=:,+@%") == std::string::npos;
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    a.command_line += (i ? " " : "") + (plain ? word : quoted + "'");
+  }
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* flag) -> std::string {
@@ -707,6 +718,30 @@ std::string pipeline_device(const graph::ValidatedPipeline& pipeline) {
   return "cpu";
 }
 
+int run_prepared(const Args& a, graph::Runtime& runtime, const graph::RunOptions& options,
+                 const std::string& run_dir, int rank, models::Communicator* communicator);
+
+// The exit status a command ends with when `error` leaves it (main prints the message).
+int exit_status(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const UsageError&) {
+    return kExitInvalid;
+  } catch (const RefusedError&) {
+    return kExitInvalid;
+  } catch (const graph::PipelineError&) {
+    return kExitInvalid;
+  } catch (const graph::Interrupted& e) {
+    return 128 + e.signal();
+  } catch (const graph::NodeFailure& e) {
+    return e.storage() ? kExitStorage : e.bad_input() ? kExitInvalid : kExitFailure;
+  } catch (const graph::StorageError&) {
+    return kExitStorage;
+  } catch (...) {
+    return kExitFailure;
+  }
+}
+
 // Locks `dir` for this process (nodes::RunDirLock), or refuses the run naming the holder.
 nodes::RunDirLock lock_run_dir(const std::string& dir) {
   std::string error;
@@ -735,7 +770,8 @@ std::optional<io::CheckpointInfo> resume_checkpoint(const std::string& run_dir) 
   return checkpoint;
 }
 
-int cmd_run(const Args& a) {
+// `console` is the caller's, so that it still copies the message the caller prints when the run fails.
+int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
   namespace fs = std::filesystem;
   auto registry = make_registry();
   graph::PipelineDoc doc;
@@ -869,6 +905,7 @@ int cmd_run(const Args& a) {
   // Every start-up check (the same as sefar validate's) before anything is written.
   graph::Runtime runtime(validated, registry);
   runtime.prepare(options);
+  std::optional<nodes::RunRecord> record;
   if (!run_dir.empty()) {
     std::string unmade;
     std::error_code ec;
@@ -885,8 +922,30 @@ int cmd_run(const Args& a) {
           from_cli ? "--set" : doc.file, from_cli ? 0 : doc.line_of(doc.file, {"runtime", "run_dir"}), 0, "",
           "", "run_dir", fmt::format("runtime \"run_dir\": cannot write {}: {}", run_dir, e.what())});
     }
+    // From here on the console is kept in the run directory, and run.json says who ran what.
+    console.emplace(run_dir + "/console.log", !a.resume.empty());
+    record.emplace(run_dir,
+                   nlohmann::json{{"command_line", a.command_line},
+                                  {"device", pipeline_device(validated)},
+                                  {"threads", validated.runtime.threads},
+                                  {"world_size", dist.world_size}},
+                   !a.resume.empty());
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
+  try {
+    const int status = run_prepared(a, runtime, options, run_dir, dist.rank, communicator.get());
+    if (record) record->finish(status);
+    return status;
+  } catch (...) {
+    if (record) record->finish(exit_status(std::current_exception()));
+    throw;
+  }
+}
+
+// The run itself, once every start-up check passed and the run directory is ready; then the skip list,
+// the profile, the trace and the report.
+int run_prepared(const Args& a, graph::Runtime& runtime, const graph::RunOptions& options,
+                 const std::string& run_dir, int rank, models::Communicator* communicator) {
   // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
   // one in the run directory.
   const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
@@ -916,7 +975,7 @@ int cmd_run(const Args& a) {
   } catch (const graph::Interrupted&) {
     // A stopped run still leaves what it measured: skips, profile, trace and report up to the stop.
     // No gathering across ranks here (another rank may be gone): rank 0 writes its own profile only.
-    if (auto profile = runtime.profile(); profile && dist.rank == 0) {
+    if (auto profile = runtime.profile(); profile && rank == 0) {
       try {
         report_skips(*profile);
         write_profile(profile->to_json());
@@ -939,9 +998,8 @@ int cmd_run(const Args& a) {
     auto profiles = communicator->all_gather_strings("profile", graph::safe_dump(profile));
     std::vector<std::string> traces;
     if (!a.trace.empty())
-      traces =
-          communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(dist.rank)));
-    if (dist.rank > 0) return kExitOk;
+      traces = communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(rank)));
+    if (rank > 0) return kExitOk;
     profile["ranks"] = nlohmann::json::array();
     for (const auto& text : profiles) profile["ranks"].push_back(nlohmann::json::parse(text));
     if (!a.quiet)
@@ -970,6 +1028,10 @@ int main(int argc, char** argv) {
   if (const char* m = std::getenv("SEFAR_MALLOC"); !m || std::strcmp(m, "glibc") != 0) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::printf("%s\n%s\n", sefar::nodes::version_line().c_str(), sefar::nodes::build_info().dump(2).c_str());
+    return kExitOk;
   }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
@@ -1004,6 +1066,7 @@ int main(int argc, char** argv) {
                              guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
     return kExitInvalid;
   }
+  std::optional<sefar::nodes::ConsoleLog> console;  // RUN_DIR/console.log once a run has its directory
   try {
     Args a = parse_args(command, argc, argv);
     if (a.help) {
@@ -1012,7 +1075,7 @@ int main(int argc, char** argv) {
     }
     if (command == "run") {
       sefar::graph::install_stop_handlers();
-      return cmd_run(a);
+      return cmd_run(a, console);
     }
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
@@ -1022,26 +1085,20 @@ int main(int argc, char** argv) {
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;
-    return kExitInvalid;
+    return exit_status(std::current_exception());
   } catch (const RefusedError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n";
-    return kExitInvalid;
+    return exit_status(std::current_exception());
   } catch (const sefar::graph::PipelineError& e) {
     std::cerr << e.what() << "\n";
     std::cerr << fmt::format("sefar {}: invalid pipeline ({} problem{})\n", command, e.diagnostics().size(),
                              e.diagnostics().size() == 1 ? "" : "s");
-    return kExitInvalid;
+    return exit_status(std::current_exception());
   } catch (const sefar::graph::Interrupted& e) {
     std::cerr << fmt::format("sefar {}: stopped by {}\n", command, sefar::graph::signal_name(e.signal()));
-    return 128 + e.signal();
-  } catch (const sefar::graph::NodeFailure& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return e.storage() ? kExitStorage : e.bad_input() ? kExitInvalid : kExitFailure;
-  } catch (const sefar::graph::StorageError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return kExitStorage;
+    return exit_status(std::current_exception());
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return kExitFailure;
+    return exit_status(std::current_exception());
   }
 }

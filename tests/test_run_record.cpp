@@ -1,0 +1,61 @@
+// What a run leaves about itself: run.json (build, library versions, each invocation's command
+// line, times and exit status) and console.log (what stderr showed); sefar --version.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "run_helpers.h"
+
+using namespace sefar::testing;
+
+TEST_CASE("a finished run records its invocation in run.json and its console in console.log") {
+  const fs::path& run = finished_training_run();
+  auto record = nlohmann::json::parse(read_text(run / "run.json"));
+  REQUIRE(record["invocations"].size() == 1);
+  const auto& first = record["invocations"][0];
+  CHECK(first["exit_status"] == 0);
+  CHECK(first["command_line"].get<std::string>().find(" run ") != std::string::npos);
+  CHECK(first["resumed"] == false);
+  CHECK(first["device"] == "cpu");
+  CHECK(first.contains("start"));
+  CHECK(first.contains("end"));
+  for (const char* key : {"sefar", "commit", "libtorch", "ffmpeg", "libavcodec", "onetbb"}) {
+    INFO(key);
+    CHECK(!first["build"][key].get<std::string>().empty());
+  }
+  const std::string console = read_text(run / "console.log");
+  CHECK(console.find("run directory: " + run.string()) != std::string::npos);
+  CHECK(console.find("epoch 1/3 step 0 loss") != std::string::npos);
+  CHECK(console.find("epoch 3/3: val top-1") != std::string::npos);
+}
+
+TEST_CASE("a resumed run appends its invocation; a failed one records its exit status") {
+  TempDir dir("run_record");
+  const fs::path run = dir.path / "run";
+  fs::copy(finished_training_run(), run, fs::copy_options::recursive);
+  auto resumed = run_sefar("run --resume " + run.string() + " --quiet");
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  {
+    auto record = nlohmann::json::parse(read_text(run / "run.json"));
+    REQUIRE(record["invocations"].size() == 2);
+    CHECK(record["invocations"][1]["resumed"] == true);
+    CHECK(record["invocations"][1]["exit_status"] == 0);
+  }
+  auto failed = run_sefar("run " + train_args(run, "--overwrite --set student.inject_nonfinite_at_step=2"));
+  INFO(failed.output);
+  REQUIRE(failed.status == 1);
+  auto record = nlohmann::json::parse(read_text(run / "run.json"));
+  // --overwrite starts a new record: the fresh run's invocation alone.
+  REQUIRE(record["invocations"].size() == 1);
+  CHECK(record["invocations"][0]["exit_status"] == 1);
+  CHECK(read_text(run / "console.log").find("non-finite loss at step 2") != std::string::npos);
+}
+
+TEST_CASE("sefar --version names the version, the commit and the libraries") {
+  auto r = run_sefar("--version");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("sefar 0.") == 0);
+  CHECK(r.output.find("(commit ") != std::string::npos);
+  CHECK(r.output.find("\"libtorch\"") != std::string::npos);
+}
