@@ -240,23 +240,78 @@ std::string format_duration(double seconds) {
   return fmt::format("{}s", s);
 }
 
+TimeLeft time_left(const RunLeft& left, const PhaseTimes& t) {
+  TimeLeft out;
+  auto add = [&](std::int64_t count, double each) {
+    if (count <= 0) return;
+    if (each < 0) {
+      out.complete = false;
+      return;
+    }
+    out.seconds += double(count) * each;
+  };
+  add(left.warmup_steps, t.warmup_step);
+  add(left.semi_steps, t.semi_step);
+  add(left.evaluations, t.evaluation);
+  return out;
+}
+
+namespace {
+
+constexpr std::size_t kStepWindow = 50;
+
+double mean(const std::deque<double>& v) {
+  if (v.empty()) return -1;
+  double sum = 0;
+  for (double x : v) sum += x;
+  return sum / double(v.size());
+}
+
+}  // namespace
+
+void Progress::step_done(bool semi) {
+  const auto t = now();
+  auto& window = semi ? semi_steps_ : warmup_steps_;
+  window.push_back(std::chrono::duration<double>(t - last_).count());
+  if (window.size() > kStepWindow) window.pop_front();
+  last_ = t;
+}
+
+void Progress::pause_done(double seconds, bool evaluation) {
+  last_ = now();
+  if (!evaluation) return;
+  eval_sum_ += seconds;
+  ++evaluations_;
+}
+
 std::string Progress::line(const models::StepStats& s, std::int64_t clips, const LoopState& state,
                            bool semi_configured) const {
-  double elapsed = seconds_since(start_);
-  double per_step = epoch_seconds() / double(std::max<std::int64_t>(1, state.epoch_steps));
+  const double elapsed = seconds_since(start_);
+  const std::int64_t per_epoch = state.last_epoch_steps;  // known once an epoch has ended
+  std::string step_text = per_epoch > 0 ? fmt::format("step {}/{}", state.epoch_steps, per_epoch)
+                                        : fmt::format("step {}", state.epoch_steps);
   std::string eta_text;
-  if (state.last_epoch_steps > 0) {
-    double remaining_steps = double(state.last_epoch_steps - state.epoch_steps) +
-                             double(state.last_epoch_steps) * (epochs_ - 1 - s.epoch);
-    eta_text = " ETA " + format_duration(remaining_steps * per_step);
+  if (per_epoch > 0) {
+    RunLeft left;
+    const std::int64_t in_epoch = std::max<std::int64_t>(0, per_epoch - state.epoch_steps);
+    for (int e = s.epoch; e < epochs_; ++e) {
+      const std::int64_t steps = e == s.epoch ? in_epoch : per_epoch;
+      const bool semi = semi_configured && e >= warmup_epochs_;
+      (semi ? left.semi_steps : left.warmup_steps) += steps;
+      if (evaluates_ && (e + 1 == epochs_ || (e + 1) % eval_every_ == 0)) ++left.evaluations;
+    }
+    PhaseTimes times{mean(warmup_steps_), mean(semi_steps_), evaluations_ ? eval_sum_ / evaluations_ : -1};
+    const auto t = time_left(left, times);
+    eta_text = fmt::format(" ETA {}{}", format_duration(t.seconds),
+                           t.complete ? "" : "+ (semi-supervised steps not timed yet)");
   }
   std::string semi_text = s.semi
-                              ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} eta {:.2f} (>0.5 {:.0f}%)",
+                              ? fmt::format(" un {:.3f} mix {:.3f} xi {:.2f} weight {:.2f} (>0.5 {:.0f}%)",
                                             s.loss_un, s.loss_mix, s.xi, s.eta_mean, 100 * s.eta_above_half)
                           : semi_configured ? " (warm-up)"
                                             : "";
-  return fmt::format("epoch {}/{} step {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1,
-                     epochs_, s.step, s.loss, s.loss_sup, semi_text, s.lr,
+  return fmt::format("epoch {}/{} {} loss {:.3f} sup {:.3f}{} lr {:.2g} {:.1f} clips/s{}", s.epoch + 1,
+                     epochs_, step_text, s.loss, s.loss_sup, semi_text, s.lr,
                      double(clips) / std::max(1e-9, elapsed), eta_text);
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -98,12 +99,42 @@ nlohmann::json list_fingerprints(const graph::ValidatedPipeline& pipeline);
 // One line per list of `recorded` whose size or checksum is not the same in `current`.
 std::vector<std::string> changed_lists(const nlohmann::json& recorded, const nlohmann::json& current);
 
-// The console's progress line, and the run's clips/s and time left.
+// What is left of a run, in steps and evaluations, and what each has cost so far.
+struct RunLeft {
+  std::int64_t warmup_steps = 0, semi_steps = 0, evaluations = 0;
+};
+// Mean seconds of a step of each phase and of an evaluation; below 0: not timed yet.
+struct PhaseTimes {
+  double warmup_step = -1, semi_step = -1, evaluation = -1;
+};
+// The time left: each phase's remaining steps at that phase's step time, plus the remaining
+// evaluations. `complete` is false when a phase with steps left has not been timed yet (the estimate
+// then covers only what was timed).
+struct TimeLeft {
+  double seconds = 0;
+  bool complete = true;
+};
+TimeLeft time_left(const RunLeft& left, const PhaseTimes& times);
+
+// The console's progress line, and the run's clips/s and time left. Step times are measured between
+// consecutive steps with evaluations and checkpoints taken out, per phase (a semi-supervised step
+// costs several warm-up steps).
 class Progress {
  public:
-  explicit Progress(int epochs) : epochs_(epochs), start_(now()), epoch_start_(start_) {}
-  void start_epoch() { epoch_start_ = now(); }
+  Progress(int epochs, int warmup_epochs, int eval_every, bool evaluates)
+      : epochs_(epochs),
+        warmup_epochs_(warmup_epochs),
+        eval_every_(eval_every),
+        evaluates_(evaluates),
+        start_(now()),
+        epoch_start_(start_),
+        last_(start_) {}
+  void start_epoch() { epoch_start_ = last_ = now(); }
   double epoch_seconds() const { return seconds_since(epoch_start_); }
+  // A step of phase `semi` ended now.
+  void step_done(bool semi);
+  // An evaluation (or a checkpoint) took `seconds`: counted apart from the steps.
+  void pause_done(double seconds, bool evaluation);
   // `semi_configured`: the run has an unlabeled phase (warm-up steps say so).
   std::string line(const models::StepStats& s, std::int64_t clips, const LoopState& state,
                    bool semi_configured) const;
@@ -114,8 +145,14 @@ class Progress {
   }
 
  private:
-  int epochs_;
-  std::chrono::steady_clock::time_point start_, epoch_start_;
+  int epochs_, warmup_epochs_, eval_every_;
+  bool evaluates_;
+  std::chrono::steady_clock::time_point start_, epoch_start_, last_;
+  // The latest step times of each phase (a window: steps get faster as caches warm and slower as
+  // the machine gets busier, so the oldest say least) and every evaluation's.
+  std::deque<double> warmup_steps_, semi_steps_;
+  double eval_sum_ = 0;
+  int evaluations_ = 0;
 };
 
 std::string format_duration(double seconds);

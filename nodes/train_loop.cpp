@@ -63,7 +63,8 @@ class TrainLoopNode final : public graph::Node {
         trainer_(ctx.model<models::Trainer>("model")),
         run_dir_(ctx.rank == 0 ? ctx.run_dir : std::string(), int(ctx.params.get_int("keep_last")),
                  [this](const std::string& line) { log(id_ + ": " + line); }),
-        progress_(int(ctx.params.get_int("epochs"))) {
+        progress_(int(ctx.params.get_int("epochs")), int(ctx.params.get_int("warmup_epochs")),
+                  int(ctx.params.get_int("eval_every")), !ctx.params.get_string("val_list").empty()) {
     const auto& p = ctx.params;
     const auto& model = trainer_->options().model;
     options_.epochs = int(p.get_int("epochs"));
@@ -281,6 +282,7 @@ class TrainLoopNode final : public graph::Node {
     json record = s.to_json();
     record["kind"] = "step";
     run_dir_.write_metrics(record, state_);
+    progress_.step_done(s.semi);
     if (options_.log_every > 0 && (s.step % options_.log_every == 0) && !s.nonfinite)
       log(progress_.line(s, clips_, state_, has_unlabeled_));
     if (communicator_ && communicator_->any(graph::stop_requested())) {
@@ -315,6 +317,7 @@ class TrainLoopNode final : public graph::Node {
       eval_record["epoch"] = epoch;
       eval_record["step"] = trainer_->steps_done();
       eval_record["seconds"] = Progress::seconds_since(t0);
+      progress_.pause_done(eval_record["seconds"].get<double>(), true);
       log(fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)",
                       epoch + 1, options_.epochs, 100 * top1, 100 * evaluation.top5(),
                       100 * evaluation.mean_class_accuracy(), evaluation.count(),

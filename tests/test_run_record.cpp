@@ -1,5 +1,7 @@
 // What a run leaves about itself: run.json (build, library versions, each invocation's command
 // line, times and exit status) and console.log (what stderr showed); sefar --version.
+#include "nodes/run_directory.h"  // before doctest: its CHECK, not LibTorch logging's
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -25,7 +27,8 @@ TEST_CASE("a finished run records its invocation in run.json and its console in 
   }
   const std::string console = read_text(run / "console.log");
   CHECK(console.find("run directory: " + run.string()) != std::string::npos);
-  CHECK(console.find("epoch 1/3 step 0 loss") != std::string::npos);
+  CHECK(console.find("epoch 1/3 step 1 loss") != std::string::npos);
+  CHECK(console.find("epoch 2/3 step 1/5 loss") != std::string::npos);  // steps per epoch known after one
   CHECK(console.find("epoch 3/3: val top-1") != std::string::npos);
 }
 
@@ -58,4 +61,21 @@ TEST_CASE("sefar --version names the version, the commit and the libraries") {
   CHECK(r.output.find("sefar 0.") == 0);
   CHECK(r.output.find("(commit ") != std::string::npos);
   CHECK(r.output.find("\"libtorch\"") != std::string::npos);
+}
+
+TEST_CASE("the time left counts each phase at its own step time, plus the evaluations") {
+  using sefar::nodes::PhaseTimes;
+  using sefar::nodes::RunLeft;
+  PhaseTimes t;
+  t.warmup_step = 1;
+  t.evaluation = 3;
+  // In the warm-up: the semi-supervised steps are not timed yet, so the estimate is a lower bound.
+  auto during_warmup = sefar::nodes::time_left(RunLeft{5, 20, 3}, t);
+  CHECK(during_warmup.seconds == doctest::Approx(5 * 1.0 + 3 * 3.0));
+  CHECK(!during_warmup.complete);
+  t.semi_step = 3;
+  auto later = sefar::nodes::time_left(RunLeft{0, 20, 3}, t);
+  CHECK(later.seconds == doctest::Approx(20 * 3.0 + 3 * 3.0));
+  CHECK(later.complete);
+  CHECK(sefar::nodes::time_left(RunLeft{}, t).seconds == 0);
 }
