@@ -235,6 +235,7 @@ TEST_CASE("malformed command lines exit with status 2 and name the flag, key or 
       {"infer --weights", "--weights needs a value"},
       {"report", "missing RUN_DIR"},
       {"report " + t + "/none", t + "/none is not a directory"},
+      {"report " + t, t + " holds no run (no metrics.jsonl, profile.json or evaluation.json)"},
   };
   CHECK(cases.size() >= 30);
   SUBCASE("first half") {

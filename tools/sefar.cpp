@@ -627,6 +627,16 @@ int cmd_report(const Args& a) {
     std::cerr << fmt::format("sefar report: {} is not a directory\n", a.path);
     return kExitInvalid;
   }
+  bool holds_run = false;
+  for (const char* name : {"metrics.jsonl", "profile.json", "evaluation.json"})
+    holds_run = holds_run || std::filesystem::exists(std::filesystem::path(a.path) / name);
+  if (!holds_run) {
+    std::cerr << fmt::format(
+        "sefar report: {} holds no run (no metrics.jsonl, profile.json or evaluation.json): give the "
+        "runtime.run_dir of a run\n",
+        a.path);
+    return kExitInvalid;
+  }
   io::write_report(a.path);
   std::cerr << fmt::format("report: {}/report.html\n", a.path);
   return kExitOk;
