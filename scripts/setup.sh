@@ -10,6 +10,7 @@ packages=(
   libtbb-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   nlohmann-json3-dev libfmt-dev doctest-dev
+  graphviz
 )
 
 missing=()
