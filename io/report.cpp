@@ -46,12 +46,23 @@ std::string esc(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -65,10 +76,14 @@ std::string shorten(std::string_view s, std::size_t n) {
   return std::string(s.substr(0, cut)) + "\u2026";
 }
 
-bool finite(double v) { return std::isfinite(v); }
+bool finite(double v) {
+  return std::isfinite(v);
+}
 
 // Coordinates in SVG.
-std::string px(double v) { return fmt::format("{:.1f}", v); }
+std::string px(double v) {
+  return fmt::format("{:.1f}", v);
+}
 
 // A value for tables and captions: "–" when missing, otherwise `digits` significant-ish decimals.
 std::string fixed(double v, int decimals) {
@@ -168,17 +183,20 @@ struct Metrics {
   std::map<std::int64_t, EvalRec> evals;
   std::vector<Problem> problems;
   std::size_t problem_count = 0;
-  std::vector<std::string> notes;      // resumes
+  std::vector<std::string> notes;     // resumes
   std::vector<std::size_t> restarts;  // lines where the step counter starts again at 0
   std::map<std::string, std::size_t> unknown_kinds;
 };
 
 void add_problem(Metrics& m, std::size_t line, std::string what) {
   ++m.problem_count;
-  if (m.problems.size() < kMaxProblems) m.problems.push_back({fmt::format("metrics.jsonl:{}", line), std::move(what)});
+  if (m.problems.size() < kMaxProblems)
+    m.problems.push_back({fmt::format("metrics.jsonl:{}", line), std::move(what)});
 }
 
-std::string line_excerpt(std::string_view line) { return "'" + shorten(line, 90) + "'"; }
+std::string line_excerpt(std::string_view line) {
+  return "'" + shorten(line, 90) + "'";
+}
 
 Metrics read_metrics(const fs::path& file) {
   Metrics m;
@@ -219,8 +237,9 @@ Metrics read_metrics(const fs::path& file) {
     if (kind == "step") {
       auto step = integer(j, "step");
       if (!step || !epoch) {
-        add_problem(m, n, fmt::format("step record without an integer \"{}\": {}", step ? "epoch" : "step",
-                                      line_excerpt(line)));
+        add_problem(m, n,
+                    fmt::format("step record without an integer \"{}\": {}", step ? "epoch" : "step",
+                                line_excerpt(line)));
         continue;
       }
       if (*step <= last_step) {
@@ -377,7 +396,8 @@ Ticks nice_ticks(double lo, double hi, int target, bool integer = false, bool ex
   t.hi = expand ? std::ceil(hi / step - 1e-9) * step : hi;
   if (t.hi <= t.lo) t.hi = t.lo + step;
   double first = std::ceil(t.lo / step - 1e-9) * step;
-  for (double v = first; v <= t.hi + step * 1e-6; v += step) t.values.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
+  for (double v = first; v <= t.hi + step * 1e-6; v += step)
+    t.values.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
   t.decimals = std::max(0, int(-std::floor(std::log10(step) + 1e-9)));
   return t;
 }
@@ -403,18 +423,21 @@ struct Frame {
 };
 
 thread_local int g_next_id = 0;  // only for ids unique within one document; render_report resets it
-std::string next_id(const char* prefix) { return fmt::format("{}{}", prefix, ++g_next_id); }
+std::string next_id(const char* prefix) {
+  return fmt::format("{}{}", prefix, ++g_next_id);
+}
 
 std::string svg_open(double w, double h, std::string_view label) {
   return fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\" "
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" "
+      "role=\"img\" "
       "aria-label=\"{}\">\n",
       px(w), px(h), px(w), px(h), esc(label));
 }
 
 void text(std::string& s, double x, double y, std::string_view content, std::string_view attrs = "") {
-  fmt::format_to(std::back_inserter(s), "<text x=\"{}\" y=\"{}\"{}{}>{}</text>\n", px(x), px(y), attrs.empty() ? "" : " ",
-                 attrs, esc(content));
+  fmt::format_to(std::back_inserter(s), "<text x=\"{}\" y=\"{}\"{}{}>{}</text>\n", px(x), px(y),
+                 attrs.empty() ? "" : " ", attrs, esc(content));
 }
 
 // Horizontal grid lines with y labels, x tick marks with labels, the axis lines and axis titles.
@@ -430,20 +453,23 @@ void draw_axes(std::string& s, const Frame& f, const Ticks& xt, const Ticks& yt,
   if (x_labels) {
     for (double v : xt.values) {
       double x = f.x(v);
-      fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(x),
-                     px(base), px(x), px(base + 4));
+      fmt::format_to(std::back_inserter(s),
+                     "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(x), px(base),
+                     px(x), px(base + 4));
       text(s, x, base + 15, tick_label(v, xt), "text-anchor=\"middle\"");
     }
   }
-  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(f.left),
-                 px(base), px(f.left + f.width), px(base));
-  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(f.left),
-                 px(f.top), px(f.left), px(base));
-  if (!x_title.empty()) text(s, f.left + f.width / 2, base + 32, x_title, "class=\"title\" text-anchor=\"middle\"");
+  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n",
+                 px(f.left), px(base), px(f.left + f.width), px(base));
+  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n",
+                 px(f.left), px(f.top), px(f.left), px(base));
+  if (!x_title.empty())
+    text(s, f.left + f.width / 2, base + 32, x_title, "class=\"title\" text-anchor=\"middle\"");
   if (!y_title.empty())
-    fmt::format_to(std::back_inserter(s),
-                   "<text class=\"title\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-                   px(f.left - 44), px(f.top + f.height / 2), esc(y_title));
+    fmt::format_to(
+        std::back_inserter(s),
+        "<text class=\"title\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
+        px(f.left - 44), px(f.top + f.height / 2), esc(y_title));
 }
 
 struct LegendItem {
@@ -463,20 +489,24 @@ void draw_legend(std::string& s, double x, double y, const std::vector<LegendIte
     }
     if (it.shape == "line" || it.shape == "dashed") {
       fmt::format_to(std::back_inserter(s),
-                     "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.2\"{}/>\n", px(cx),
-                     px(cy - 4), px(cx + 20), px(cy - 4), it.color,
+                     "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.2\"{}/>\n",
+                     px(cx), px(cy - 4), px(cx + 20), px(cy - 4), it.color,
                      it.shape == "dashed" ? " stroke-dasharray=\"4 3\"" : "");
     } else if (it.shape == "dot") {
-      fmt::format_to(std::back_inserter(s), "<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.6\"/>\n",
-                     px(cx + 10), px(cy - 4), it.color);
+      fmt::format_to(
+          std::back_inserter(s),
+          "<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.6\"/>\n",
+          px(cx + 10), px(cy - 4), it.color);
     } else if (it.shape == "diamond") {
       fmt::format_to(std::back_inserter(s),
                      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"1.5\"/>"
                      "<path d=\"M{} {}l4 4l-4 4l-4 -4z\" fill=\"{}\"/>\n",
-                     px(cx), px(cy - 4), px(cx + 20), px(cy - 4), it.color, px(cx + 10), px(cy - 8), it.color);
+                     px(cx), px(cy - 4), px(cx + 20), px(cy - 4), it.color, px(cx + 10), px(cy - 8),
+                     it.color);
     } else {  // box, band
       fmt::format_to(std::back_inserter(s),
-                     "<rect x=\"{}\" y=\"{}\" width=\"20\" height=\"9\" fill=\"{}\" fill-opacity=\"{}\" stroke=\"{}\"/>\n",
+                     "<rect x=\"{}\" y=\"{}\" width=\"20\" height=\"9\" fill=\"{}\" fill-opacity=\"{}\" "
+                     "stroke=\"{}\"/>\n",
                      px(cx), px(cy - 8.5), it.color, it.shape == "band" ? "0.15" : "0.35",
                      it.shape == "band" ? "none" : it.color);
     }
@@ -594,12 +624,13 @@ void draw_series(std::string& s, const Frame& f, const Points& points, std::stri
   std::string d;
   auto flush = [&] {
     if (d.empty()) return;
-    fmt::format_to(std::back_inserter(s),
-                   "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" stroke-linejoin=\"round\" "
-                   "stroke-linecap=\"round\"{}{}{}/>\n",
-                   d, color, width, opacity < 1 ? fmt::format(" stroke-opacity=\"{}\"", opacity) : "",
-                   dashed ? " stroke-dasharray=\"5 3\"" : "",
-                   clip.empty() ? "" : fmt::format(" clip-path=\"url(#{})\"", clip));
+    fmt::format_to(
+        std::back_inserter(s),
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" stroke-linejoin=\"round\" "
+        "stroke-linecap=\"round\"{}{}{}/>\n",
+        d, color, width, opacity < 1 ? fmt::format(" stroke-opacity=\"{}\"", opacity) : "",
+        dashed ? " stroke-dasharray=\"5 3\"" : "",
+        clip.empty() ? "" : fmt::format(" clip-path=\"url(#{})\"", clip));
     d.clear();
   };
   for (const auto& [x, y] : points) {
@@ -614,17 +645,19 @@ void draw_series(std::string& s, const Frame& f, const Points& points, std::stri
   if (markers) {
     for (const auto& [x, y] : points)
       if (finite(x) && finite(y))
-        fmt::format_to(std::back_inserter(s),
-                       "<circle cx=\"{}\" cy=\"{}\" r=\"3.2\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.8\"/>\n",
-                       px(f.x(x)), px(f.y(y)), color);
+        fmt::format_to(
+            std::back_inserter(s),
+            "<circle cx=\"{}\" cy=\"{}\" r=\"3.2\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.8\"/>\n",
+            px(f.x(x)), px(f.y(y)), color);
   }
 }
 
 std::string clip_rect(std::string& s, const Frame& f) {
   std::string id = next_id("clip");
-  fmt::format_to(std::back_inserter(s),
-                 "<defs><clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath></defs>\n", id,
-                 px(f.left - 1), px(f.top - 4), px(f.width + 2), px(f.height + 5));
+  fmt::format_to(
+      std::back_inserter(s),
+      "<defs><clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath></defs>\n",
+      id, px(f.left - 1), px(f.top - 4), px(f.width + 2), px(f.height + 5));
   return id;
 }
 
@@ -637,7 +670,9 @@ double quantile(std::vector<double> v, double q) {
   return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
 }
 
-std::string missing(std::string_view what) { return fmt::format("<p class=\"missing\">{}</p>\n", what); }
+std::string missing(std::string_view what) {
+  return fmt::format("<p class=\"missing\">{}</p>\n", what);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Sections
@@ -705,8 +740,8 @@ LossView loss_chart(const Metrics& m) {
   if (warm_end >= 0 && any_semi) {
     double x1 = f.x(double(warm_end) + 0.5);
     fmt::format_to(std::back_inserter(s),
-                   "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.15\"/>\n", px(f.left),
-                   px(f.top), px(std::max(0.0, x1 - f.left)), px(f.height), kGrey);
+                   "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.15\"/>\n",
+                   px(f.left), px(f.top), px(std::max(0.0, x1 - f.left)), px(f.height), kGrey);
   }
   draw_axes(s, f, xt, yt, "step", "loss");
   // Epoch boundaries: a faint line at the first step of every epoch after the first.
@@ -721,8 +756,8 @@ LossView loss_chart(const Metrics& m) {
       if (++k % every != 0) continue;
       double x = f.x(double(it->second) - 0.5);
       fmt::format_to(std::back_inserter(s),
-                     "<line class=\"epoch\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(x), px(f.top), px(x),
-                     px(f.top + f.height));
+                     "<line class=\"epoch\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", px(x), px(f.top),
+                     px(x), px(f.top + f.height));
       if (label) text(s, x + 3, f.top + 10, fmt::format("e{}", it->first + 1), "class=\"small\"");
     }
   }
@@ -743,10 +778,10 @@ LossView loss_chart(const Metrics& m) {
   draw_legend(s, f.left, 12, legend, kChartWidth - 70);
   s += "</svg>\n";
   out.caption = fmt::format("{} steps", m.steps.size());
-  if (smoothing)
-    out.caption += fmt::format("; solid: running median over {} steps, faint: every step", span);
-  if (clipped) out.caption += fmt::format("; values above {:.3g} are cut off (maximum {:.3g})", yt.hi,
-                                          *std::max_element(values.begin(), values.end()));
+  if (smoothing) out.caption += fmt::format("; solid: running median over {} steps, faint: every step", span);
+  if (clipped)
+    out.caption += fmt::format("; values above {:.3g} are cut off (maximum {:.3g})", yt.hi,
+                               *std::max_element(values.begin(), values.end()));
   if (any_semi) out.caption += "; L_un and L_mix are drawn from the first semi-supervised step";
   out.caption += ".";
   return out;
@@ -764,7 +799,8 @@ std::string accuracy_chart(const Metrics& m) {
   if (x_hi - x_lo < 1) x_lo -= 0.5, x_hi += 0.5;
   Ticks xt = nice_ticks(x_lo, x_hi, 10, true, false);
   Ticks yt = nice_ticks(0, 1, 5);
-  std::vector<LegendItem> legend{{"top-1", kBlue}, {"top-5", kTeal}, {"mean class accuracy", kPurple, "dashed"}};
+  std::vector<LegendItem> legend{
+      {"top-1", kBlue}, {"top-5", kTeal}, {"mean class accuracy", kPurple, "dashed"}};
   Frame f;
   f.left = 62;
   f.top = 14 + legend_height(legend, kChartWidth - 70);
@@ -784,7 +820,8 @@ std::string accuracy_chart(const Metrics& m) {
   // Label the last top-1 point.
   const auto& last = top1.back();
   if (finite(last.second))
-    text(s, f.x(last.first) - 6, f.y(last.second) - 8, pct(last.second), "class=\"value\" text-anchor=\"end\"");
+    text(s, f.x(last.first) - 6, f.y(last.second) - 8, pct(last.second),
+         "class=\"value\" text-anchor=\"end\"");
   draw_legend(s, f.left, 12, legend, kChartWidth - 70);
   s += "</svg>\n";
   return s;
@@ -878,15 +915,15 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
   const std::size_t label_every = std::size_t(std::ceil(28.0 / col));
   // The threshold 0.5.
   fmt::format_to(std::back_inserter(s),
-                 "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-dasharray=\"3 3\"/>\n", px(f.left),
-                 px(f.y(0.5)), px(f.left + f.width), px(f.y(0.5)), kGrey);
+                 "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-dasharray=\"3 3\"/>\n",
+                 px(f.left), px(f.y(0.5)), px(f.left + f.width), px(f.y(0.5)), kGrey);
   Points share, means;
   for (std::size_t i = 0; i < epochs.size(); ++i) {
     const auto& e = epochs[i];
     const double cx = f.x(double(i) + 0.5);
     const double half = std::min(col * 0.36, 40.0);
-    std::string tip = fmt::format("epoch {}: {} semi-supervised steps, mean η {}, share above 0.5 {}", e.epoch + 1,
-                                  e.steps, fixed(e.mean, 3), pct(e.above_half));
+    std::string tip = fmt::format("epoch {}: {} semi-supervised steps, mean η {}, share above 0.5 {}",
+                                  e.epoch + 1, e.steps, fixed(e.mean, 3), pct(e.above_half));
     s += "<g><title>" + esc(tip) + "</title>\n";
     if (!e.hist.empty()) {
       // Mirrored histogram bars (a stepped violin), the fullest bin `half` wide on each side.
@@ -897,12 +934,14 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
         if (w <= 0) continue;
         double y1 = f.y(double(b + 1) / bins), y0 = f.y(double(b) / bins);
         double gap = (y0 - y1) > 4 ? 0.6 : 0;
-        fmt::format_to(std::back_inserter(s),
-                       "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.45\"/>\n",
-                       px(cx - std::max(w, 0.5)), px(y1 + gap), px(2 * std::max(w, 0.5)), px(y0 - y1 - 2 * gap), kBlue);
+        fmt::format_to(
+            std::back_inserter(s),
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.45\"/>\n",
+            px(cx - std::max(w, 0.5)), px(y1 + gap), px(2 * std::max(w, 0.5)), px(y0 - y1 - 2 * gap), kBlue);
       }
     } else if (!e.step_means.empty()) {
-      double q1 = quantile(e.step_means, 0.25), q2 = quantile(e.step_means, 0.5), q3 = quantile(e.step_means, 0.75);
+      double q1 = quantile(e.step_means, 0.25), q2 = quantile(e.step_means, 0.5),
+             q3 = quantile(e.step_means, 0.75);
       double lo = *std::min_element(e.step_means.begin(), e.step_means.end());
       double hi = *std::max_element(e.step_means.begin(), e.step_means.end());
       double bw = std::max(1.5, half * 0.8);
@@ -912,7 +951,8 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
                      "<line x1=\"{4}\" y1=\"{2}\" x2=\"{5}\" y2=\"{2}\" stroke=\"{3}\"/>\n",
                      px(cx), px(f.y(lo)), px(f.y(hi)), kBlue, px(cx - bw * 0.4), px(cx + bw * 0.4));
       fmt::format_to(std::back_inserter(s),
-                     "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.35\" stroke=\"{}\"/>"
+                     "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.35\" "
+                     "stroke=\"{}\"/>"
                      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"/>\n",
                      px(cx - bw), px(f.y(q3)), px(2 * bw), px(std::max(1.0, f.y(q1) - f.y(q3))), kBlue, kBlue,
                      px(cx - bw), px(f.y(q2)), px(cx + bw), px(f.y(q2)), kBlue);
@@ -930,9 +970,10 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
                      px(f.x(x)), px(f.y(y) - 4.5), kOrange);
   for (const auto& [x, y] : means)
     if (finite(y))
-      fmt::format_to(std::back_inserter(s),
-                     "<circle cx=\"{}\" cy=\"{}\" r=\"3.3\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.6\"/>\n",
-                     px(f.x(x)), px(f.y(y)), kDark);
+      fmt::format_to(
+          std::back_inserter(s),
+          "<circle cx=\"{}\" cy=\"{}\" r=\"3.3\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"1.6\"/>\n",
+          px(f.x(x)), px(f.y(y)), kDark);
   text(s, f.left + f.width - 4, f.y(0.5) - 4, "0.5", "class=\"small\" text-anchor=\"end\"");
   draw_legend(s, f.left, 12, legend, kChartWidth - 70);
   s += "</svg>\n";
@@ -1032,18 +1073,22 @@ std::string profile_chart(const std::vector<ProfileNode>& nodes, std::size_t bus
   text(s, a_left, 14, "busy share of the node's slots", "class=\"title\"");
   text(s, b_left, 14, "slot-seconds: busy + waiting for input = slots \u00d7 wall", "class=\"title\"");
   draw_legend(s, b_left, 32,
-              {{"busy", kBlue, "box"}, {"waiting for input", kGrey, "box"}, {"source blocked (seconds)", kRed, "box"}},
+              {{"busy", kBlue, "box"},
+               {"waiting for input", kGrey, "box"},
+               {"source blocked (seconds)", kRed, "box"}},
               kChartWidth - b_left);
   for (double v : at.values) {
     double x = a_left + v * a_w;
-    fmt::format_to(std::back_inserter(s), "<line class=\"grid\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(x),
-                   px(top - 4), px(base));
+    fmt::format_to(std::back_inserter(s),
+                   "<line class=\"grid\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(x), px(top - 4),
+                   px(base));
     text(s, x, base + 15, tick_label(v, at, true), "text-anchor=\"middle\"");
   }
   for (double v : bt.values) {
     double x = b_left + v / bt.hi * b_w;
-    fmt::format_to(std::back_inserter(s), "<line class=\"grid\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(x),
-                   px(top - 4), px(base));
+    fmt::format_to(std::back_inserter(s),
+                   "<line class=\"grid\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(x), px(top - 4),
+                   px(base));
     text(s, x, base + 15, tick_label(v, bt), "text-anchor=\"middle\"");
   }
   for (std::size_t i = 0; i < nodes.size(); ++i) {
@@ -1051,17 +1096,21 @@ std::string profile_chart(const std::vector<ProfileNode>& nodes, std::size_t bus
     const double y = top + row * double(i);
     const bool hot = i == busiest;
     s += "<g><title>" +
-         esc(fmt::format("{} ({}), {} slot(s): busy {} ({}), waiting for input {}, blocked {}, {} items in, {} out",
-                         n.id, n.type, fixed(n.slots, 0), seconds_text(n.busy), pct(n.busy_fraction),
-                         seconds_text(n.wait), seconds_text(n.blocked), fixed(n.items_in, 0), fixed(n.items_out, 0))) +
+         esc(fmt::format(
+             "{} ({}), {} slot(s): busy {} ({}), waiting for input {}, blocked {}, {} items in, {} out", n.id,
+             n.type, fixed(n.slots, 0), seconds_text(n.busy), pct(n.busy_fraction), seconds_text(n.wait),
+             seconds_text(n.blocked), fixed(n.items_in, 0), fixed(n.items_out, 0))) +
          "</title>\n";
     if (i % 2 == 1)
-      fmt::format_to(std::back_inserter(s), "<rect x=\"0\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f7f8fa\"/>\n",
-                     px(y), px(kChartWidth), px(row));
-    text(s, label_w, y + row / 2 + 4, labels[i], hot ? "text-anchor=\"end\" class=\"hot\"" : "text-anchor=\"end\"");
+      fmt::format_to(std::back_inserter(s),
+                     "<rect x=\"0\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f7f8fa\"/>\n", px(y),
+                     px(kChartWidth), px(row));
+    text(s, label_w, y + row / 2 + 4, labels[i],
+         hot ? "text-anchor=\"end\" class=\"hot\"" : "text-anchor=\"end\"");
     double frac = finite(n.busy_fraction) ? std::clamp(n.busy_fraction, 0.0, 1.0) : 0;
-    fmt::format_to(std::back_inserter(s), "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"2\" fill=\"{}\"/>\n",
-                   px(a_left), px(y + 7), px(std::max(frac * a_w, finite(n.busy_fraction) ? 1.0 : 0.0)), px(row - 14),
+    fmt::format_to(std::back_inserter(s),
+                   "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"2\" fill=\"{}\"/>\n", px(a_left),
+                   px(y + 7), px(std::max(frac * a_w, finite(n.busy_fraction) ? 1.0 : 0.0)), px(row - 14),
                    hot ? kOrange : kBlue);
     text(s, a_left + frac * a_w + 5, y + row / 2 + 4, pct(n.busy_fraction), "class=\"value\"");
     const double scale = bt.hi > 0 ? b_w / bt.hi : 0;
@@ -1070,20 +1119,24 @@ std::string profile_chart(const std::vector<ProfileNode>& nodes, std::size_t bus
     double x = b_left;
     for (auto [v, color] : {std::pair{val(n.busy), kBlue}, std::pair{val(n.wait), kGrey}}) {
       if (v * scale > 0)
-        fmt::format_to(std::back_inserter(s), "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"{}/>\n",
-                       px(x), px(y0), px(std::max(v * scale, 0.8)), px(bar), color,
+        fmt::format_to(std::back_inserter(s),
+                       "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"{}/>\n", px(x), px(y0),
+                       px(std::max(v * scale, 0.8)), px(bar), color,
                        color == kGrey ? " fill-opacity=\"0.55\"" : "");
       x += v * scale;
     }
     if (blocked)
-      fmt::format_to(std::back_inserter(s), "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n",
-                     px(b_left), px(y0 + bar + 1.5), px(std::max(val(n.blocked) * scale, 0.8)), px((row - 10) * 0.4 - 1.5),
-                     kRed);
+      fmt::format_to(std::back_inserter(s),
+                     "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n", px(b_left),
+                     px(y0 + bar + 1.5), px(std::max(val(n.blocked) * scale, 0.8)),
+                     px((row - 10) * 0.4 - 1.5), kRed);
     s += "</g>\n";
   }
-  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(a_left),
+  fmt::format_to(std::back_inserter(s),
+                 "<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(a_left),
                  px(top - 4), px(base));
-  fmt::format_to(std::back_inserter(s), "<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(b_left),
+  fmt::format_to(std::back_inserter(s),
+                 "<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", px(b_left),
                  px(top - 4), px(base));
   s += "</svg>\n";
   return s;
@@ -1091,7 +1144,8 @@ std::string profile_chart(const std::vector<ProfileNode>& nodes, std::size_t bus
 
 // Blues, from white to dark blue, for r in [0, 1].
 std::string blues(double r) {
-  static const int stops[][3] = {{247, 251, 255}, {198, 219, 239}, {107, 174, 214}, {33, 113, 181}, {8, 48, 107}};
+  static const int stops[][3] = {
+      {247, 251, 255}, {198, 219, 239}, {107, 174, 214}, {33, 113, 181}, {8, 48, 107}};
   r = std::clamp(finite(r) ? r : 0.0, 0.0, 1.0) * 4;
   int i = std::min(3, int(r));
   double t = r - i;
@@ -1103,7 +1157,9 @@ std::string blues(double r) {
 std::string confusion_chart(const EvalRec& e, const std::vector<std::string>& names) {
   const auto& c = e.confusion;
   const std::size_t n = c.size();
-  auto name = [&](std::size_t i) { return i < names.size() && !names[i].empty() ? names[i] : std::to_string(i); };
+  auto name = [&](std::size_t i) {
+    return i < names.size() && !names[i].empty() ? names[i] : std::to_string(i);
+  };
   const double cell = std::clamp(std::floor(560.0 / double(n)), 3.0, 40.0);
   const bool counts = n <= 30;
   const double font = std::clamp(cell * 0.7, 7.0, 11.0);
@@ -1126,9 +1182,11 @@ std::string confusion_chart(const EvalRec& e, const std::vector<std::string>& na
   // Axis titles.
   text(s, left + grid / 2, 14, "predicted class", "class=\"title\" text-anchor=\"middle\"");
   fmt::format_to(std::back_inserter(s),
-                 "<text class=\"title\" transform=\"translate(12,{}) rotate(-90)\" text-anchor=\"middle\">true class</text>\n",
+                 "<text class=\"title\" transform=\"translate(12,{}) rotate(-90)\" "
+                 "text-anchor=\"middle\">true class</text>\n",
                  px(top + grid / 2));
-  fmt::format_to(std::back_inserter(s), "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#fcfcfd\" stroke=\"#ddd\"/>\n",
+  fmt::format_to(std::back_inserter(s),
+                 "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#fcfcfd\" stroke=\"#ddd\"/>\n",
                  px(left), px(top), px(grid), px(grid));
   const std::string font_attr = fmt::format("style=\"font-size:{}px\"", px(font));  // CSS beats attributes
   for (std::size_t i = 0; i < n; ++i) {
@@ -1136,9 +1194,8 @@ std::string confusion_chart(const EvalRec& e, const std::vector<std::string>& na
     if (i % label_every == 0)
       text(s, left - 6, top + cell * (double(i) + 0.5) + font * 0.35, l, "text-anchor=\"end\" " + font_attr);
     if (i % column_every == 0)
-      fmt::format_to(std::back_inserter(s),
-                   "<text transform=\"translate({},{}) rotate(-45)\" {}>{}</text>\n", px(left + cell * (double(i) + 0.5) - font * 0.2),
-                   px(top - 5), font_attr, esc(l));
+      fmt::format_to(std::back_inserter(s), "<text transform=\"translate({},{}) rotate(-45)\" {}>{}</text>\n",
+                     px(left + cell * (double(i) + 0.5) - font * 0.2), px(top - 5), font_attr, esc(l));
   }
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t j = 0; j < n; ++j) {
@@ -1146,11 +1203,14 @@ std::string confusion_chart(const EvalRec& e, const std::vector<std::string>& na
       if (!(v > 0)) continue;
       double r = totals[i] > 0 ? v / totals[i] : 0;
       double x = left + cell * double(j), y = top + cell * double(i);
-      fmt::format_to(std::back_inserter(s), "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"{}>", px(x), px(y),
-                     px(cell), px(cell), blues(0.08 + 0.92 * r), i == j && outline ? " stroke=\"#222\" stroke-width=\"1\"" : "");
+      fmt::format_to(std::back_inserter(s),
+                     "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"{}>", px(x), px(y),
+                     px(cell), px(cell), blues(0.08 + 0.92 * r),
+                     i == j && outline ? " stroke=\"#222\" stroke-width=\"1\"" : "");
       if (tooltips)
         s += "<title>" +
-             esc(fmt::format("true {} \u2192 predicted {}: {} ({} of the class)", name(i), name(j), v, pct(r))) +
+             esc(fmt::format("true {} \u2192 predicted {}: {} ({} of the class)", name(i), name(j), v,
+                             pct(r))) +
              "</title>";
       s += "</rect>\n";
       if (counts && cell >= 14)
@@ -1168,7 +1228,8 @@ std::string confusion_chart(const EvalRec& e, const std::vector<std::string>& na
   for (std::size_t i = 0; i < n && outline; ++i)
     if (!(c[i][i] > 0))
       fmt::format_to(std::back_inserter(s),
-                     "<rect x=\"{0}\" y=\"{1}\" width=\"{2}\" height=\"{2}\" fill=\"none\" stroke=\"#bbb\" stroke-dasharray=\"2 2\"/>\n",
+                     "<rect x=\"{0}\" y=\"{1}\" width=\"{2}\" height=\"{2}\" fill=\"none\" stroke=\"#bbb\" "
+                     "stroke-dasharray=\"2 2\"/>\n",
                      px(left + cell * double(i)), px(top + cell * double(i)), px(cell));
   if (counts) {
     text(s, left + grid + 10, top - 6, "clips", "class=\"small\"");
@@ -1183,9 +1244,11 @@ std::string colour_scale() {
   std::string id = next_id("scale");
   fmt::format_to(std::back_inserter(s), "<defs><linearGradient id=\"{}\">", id);
   for (int k = 0; k <= 10; ++k)
-    fmt::format_to(std::back_inserter(s), "<stop offset=\"{}%\" stop-color=\"{}\"/>", k * 10, blues(0.08 + 0.92 * k / 10.0));
+    fmt::format_to(std::back_inserter(s), "<stop offset=\"{}%\" stop-color=\"{}\"/>", k * 10,
+                   blues(0.08 + 0.92 * k / 10.0));
   s += "</linearGradient></defs>\n";
-  fmt::format_to(std::back_inserter(s), "<rect x=\"10\" y=\"4\" width=\"200\" height=\"10\" fill=\"url(#{})\"/>\n", id);
+  fmt::format_to(std::back_inserter(s),
+                 "<rect x=\"10\" y=\"4\" width=\"200\" height=\"10\" fill=\"url(#{})\"/>\n", id);
   text(s, 10, 27, "0%", "class=\"small\"");
   text(s, 210, 27, "100%", "class=\"small\" text-anchor=\"end\"");
   text(s, 220, 13, "colour: share of the true class's clips", "class=\"small\"");
@@ -1240,9 +1303,11 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
 )css";
 
 void card(std::string& h, std::string_view key, std::string_view value, std::string_view sub = "") {
-  fmt::format_to(std::back_inserter(h), "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\" title=\"{}\">{}</div>{}</div>\n",
-                 esc(key), esc(value), esc(value),
-                 sub.empty() ? std::string() : fmt::format("<div class=\"s\">{}</div>", esc(sub)));
+  fmt::format_to(
+      std::back_inserter(h),
+      "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\" title=\"{}\">{}</div>{}</div>\n",
+      esc(key), esc(value), esc(value),
+      sub.empty() ? std::string() : fmt::format("<div class=\"s\">{}</div>", esc(sub)));
 }
 
 std::vector<ProfileNode> parse_profile(const json& p, std::string& error) {
@@ -1272,7 +1337,8 @@ std::vector<ProfileNode> parse_profile(const json& p, std::string& error) {
     r.peak_queue = number(n, "peak_queue");
     r.peak_in_flight = number(n, "peak_in_flight");
     if (auto sr = n.find("skip_reasons"); sr != n.end() && sr->is_array())
-      for (const auto& v : *sr) r.skip_reasons.push_back(v.is_string() ? v.get<std::string>() : compact(v, 200));
+      for (const auto& v : *sr)
+        r.skip_reasons.push_back(v.is_string() ? v.get<std::string>() : compact(v, 200));
     nodes.push_back(std::move(r));
   }
   return nodes;
@@ -1289,10 +1355,12 @@ std::string discover_classes_file(const fs::path& run_dir, const json& pipeline)
       if (node.is_object())
         if (auto params = node.find("params"); params != node.end() && params->is_object())
           for (const char* key : {"val_list", "list"})
-            if (auto v = params->find(key); v != params->end() && v->is_string() && !v->get<std::string>().empty())
+            if (auto v = params->find(key);
+                v != params->end() && v->is_string() && !v->get<std::string>().empty())
               lists.push_back(v->get<std::string>());
   if (auto params = pipeline.find("params"); params != pipeline.end() && params->is_object())
-    if (auto v = params->find("val_list"); v != params->end() && v->is_string()) lists.insert(lists.begin(), v->get<std::string>());
+    if (auto v = params->find("val_list"); v != params->end() && v->is_string())
+      lists.insert(lists.begin(), v->get<std::string>());
   std::vector<fs::path> bases{fs::path()};
   for (fs::path p = fs::absolute(run_dir, ec); !p.empty() && bases.size() < 6; p = p.parent_path()) {
     bases.push_back(p);
@@ -1344,7 +1412,8 @@ std::vector<std::string> read_class_names(const std::string& path) {
 std::string render_report(const std::string& run_dir, const ReportOptions& options) {
   std::error_code ec;
   const fs::path dir(run_dir);
-  if (!fs::is_directory(dir, ec)) throw std::invalid_argument(fmt::format("'{}' is not a directory", run_dir));
+  if (!fs::is_directory(dir, ec))
+    throw std::invalid_argument(fmt::format("'{}' is not a directory", run_dir));
   g_next_id = 0;
 
   const Metrics m = read_metrics(dir / "metrics.jsonl");
@@ -1362,7 +1431,8 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   std::string names_source = names.empty() ? "" : "given";
   std::string names_problem;
   if (names.empty()) {
-    std::string file = options.classes_file.empty() ? discover_classes_file(dir, pipeline) : options.classes_file;
+    std::string file =
+        options.classes_file.empty() ? discover_classes_file(dir, pipeline) : options.classes_file;
     if (!file.empty()) {
       try {
         names = read_class_names(file);
@@ -1378,7 +1448,8 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   if (profile_file.present && profile_error.empty()) nodes = parse_profile(profile_file.value, profile_error);
   std::size_t busiest = nodes.size();
   for (std::size_t i = 0; i < nodes.size(); ++i)
-    if (finite(nodes[i].busy_fraction) && (busiest == nodes.size() || nodes[i].busy_fraction > nodes[busiest].busy_fraction))
+    if (finite(nodes[i].busy_fraction) &&
+        (busiest == nodes.size() || nodes[i].busy_fraction > nodes[busiest].busy_fraction))
       busiest = i;
 
   const EvalRec* last_eval = m.evals.empty() ? nullptr : &m.evals.rbegin()->second;
@@ -1396,22 +1467,49 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   h.reserve(1 << 16);
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  h += "<title>" + esc(title) + " \u2014 sefar run report</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<main>\n";
+  h += "<title>" + esc(title) + " \u2014 sefar run report</title>\n<style>" + kStyle +
+       "</style>\n</head>\n<body>\n<main>\n";
   h += "<header><h1>" + esc(title) + "</h1><p>sefar run report \u00b7 <code>" + esc(run_dir) + "</code>";
   if (pipeline.is_object() && !string_field(pipeline, "description").empty())
     h += "</p><p>" + esc(string_field(pipeline, "description"));
   h += "</p></header>\n";
 
+  // Who ran what, with which build (run.json).
+  const JsonFile record_file = read_json_file(dir / "run.json");
+  if (record_file.present && record_file.value.is_object() && record_file.value.contains("invocations") &&
+      record_file.value["invocations"].is_array()) {
+    h += "<section id=\"runs\"><h2>Run records</h2>\n<table>\n<tr><th>start</th><th>end</th><th>exit "
+         "status</th><th>build</th><th>command line</th></tr>\n";
+    for (const auto& inv : record_file.value["invocations"]) {
+      if (!inv.is_object()) continue;
+      const json build = inv.value("build", json::object());
+      const std::string status = inv.contains("exit_status") && inv["exit_status"].is_number()
+                                     ? inv["exit_status"].dump()
+                                     : "running (when this report was written)";
+      h += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{}</td><td>sefar {} ({}), LibTorch {}, FFmpeg {}, oneTBB "
+          "{}</td><td><code>{}"
+          "</code></td></tr>\n",
+          esc(string_field(inv, "start")), esc(string_field(inv, "end")), esc(status),
+          esc(string_field(build, "sefar")), esc(string_field(build, "commit")),
+          esc(string_field(build, "libtorch")), esc(string_field(build, "ffmpeg")),
+          esc(string_field(build, "onetbb")), esc(string_field(inv, "command_line")));
+    }
+    h += "</table>\n</section>\n";
+  }
+
   // Summary.
   h += "<section id=\"summary\"><h2>Summary</h2>\n<div class=\"cards\">\n";
   if (!m.steps.empty()) {
     const auto& last = m.steps.rbegin()->second;
-    card(h, "training steps", fmt::format("{}", m.steps.size()), fmt::format("last: step {}, epoch {}", last.step, last.epoch + 1));
+    card(h, "training steps", fmt::format("{}", m.steps.size()),
+         fmt::format("last: step {}, epoch {}", last.step, last.epoch + 1));
     auto g4 = [](double v) { return finite(v) ? fmt::format("{:.4g}", v) : std::string("\u2013"); };
     card(h, "last loss", g4(last.loss), fmt::format("supervised {}", g4(last.loss_sup)));
   }
   if (last_eval) {
-    card(h, "top-1 (last)", pct(last_eval->top1), fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
+    card(h, "top-1 (last)", pct(last_eval->top1),
+         fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
     card(h, "top-5 (last)", pct(last_eval->top5), fmt::format("mean class {}", pct(last_eval->mean_class)));
     if (best_eval) card(h, "best top-1", pct(best_eval->top1), fmt::format("epoch {}", best_eval->epoch + 1));
   }
@@ -1428,15 +1526,18 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   if (busiest < nodes.size())
     card(h, "busiest node", nodes[busiest].id, fmt::format("{} busy", pct(nodes[busiest].busy_fraction)));
   h += "</div>\n";
-  if (!m.present) h += missing("No metrics.jsonl in the run directory: no curves, no η, no confusion matrix.");
+  if (!m.present)
+    h += missing("No metrics.jsonl in the run directory: no curves, no η, no confusion matrix.");
   if (!m.error.empty()) h += missing("metrics.jsonl " + m.error + ".");
   h += "</section>\n";
 
   // Problems and notes.
-  if (m.problem_count > 0 || !m.notes.empty() || !m.restarts.empty() || !m.unknown_kinds.empty() || !names_problem.empty()) {
+  if (m.problem_count > 0 || !m.notes.empty() || !m.restarts.empty() || !m.unknown_kinds.empty() ||
+      !names_problem.empty()) {
     h += "<section id=\"problems\"><h2>Notes on the input</h2>\n";
     if (m.problem_count > 0) {
-      h += fmt::format("<p>{} line(s) of metrics.jsonl were skipped:</p>\n<ul class=\"problems\">\n", m.problem_count);
+      h += fmt::format("<p>{} line(s) of metrics.jsonl were skipped:</p>\n<ul class=\"problems\">\n",
+                       m.problem_count);
       for (const auto& p : m.problems) h += "<li>" + esc(p.where) + ": " + esc(p.what) + "</li>\n";
       if (m.problem_count > m.problems.size())
         h += fmt::format("<li>\u2026 and {} more</li>\n", m.problem_count - m.problems.size());
@@ -1444,23 +1545,29 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     }
     if (!m.restarts.empty()) {
       std::string lines;
-      for (std::size_t i = 0; i < m.restarts.size() && i < 10; ++i) lines += (i ? ", " : "") + std::to_string(m.restarts[i]);
+      for (std::size_t i = 0; i < m.restarts.size() && i < 10; ++i)
+        lines += (i ? ", " : "") + std::to_string(m.restarts[i]);
       if (m.restarts.size() > 10) lines += ", \u2026";
       h += "<p>" +
-           esc(fmt::format("metrics.jsonl holds {} runs: it is appended to, and the step counter starts again at 0 on "
-                           "line{} {}. The report shows the last run, from line {} on.",
-                           m.restarts.size() + 1, m.restarts.size() > 1 ? "s" : "", lines, m.restarts.back())) +
+           esc(fmt::format(
+               "metrics.jsonl holds {} runs: it is appended to, and the step counter starts again at 0 on "
+               "line{} {}. The report shows the last run, from line {} on.",
+               m.restarts.size() + 1, m.restarts.size() > 1 ? "s" : "", lines, m.restarts.back())) +
            "</p>\n";
     }
     if (!m.notes.empty()) {
       h += "<ul class=\"problems\">\n";
-      for (std::size_t i = 0; i < m.notes.size() && i < kMaxProblems; ++i) h += "<li>" + esc(m.notes[i]) + "</li>\n";
-      if (m.notes.size() > kMaxProblems) h += fmt::format("<li>\u2026 and {} more</li>\n", m.notes.size() - kMaxProblems);
+      for (std::size_t i = 0; i < m.notes.size() && i < kMaxProblems; ++i)
+        h += "<li>" + esc(m.notes[i]) + "</li>\n";
+      if (m.notes.size() > kMaxProblems)
+        h += fmt::format("<li>\u2026 and {} more</li>\n", m.notes.size() - kMaxProblems);
       h += "</ul>\n";
     }
     for (const auto& [kind, count] : m.unknown_kinds)
-      h += "<p class=\"caption\">" + esc(fmt::format("{} record(s) of kind \"{}\" ignored.", count, shorten(kind, 40))) + "</p>\n";
-    if (!names_problem.empty()) h += "<p class=\"caption\">" + esc(names_problem) + "; classes are shown by number.</p>\n";
+      h += "<p class=\"caption\">" +
+           esc(fmt::format("{} record(s) of kind \"{}\" ignored.", count, shorten(kind, 40))) + "</p>\n";
+    if (!names_problem.empty())
+      h += "<p class=\"caption\">" + esc(names_problem) + "; classes are shown by number.</p>\n";
     h += "</section>\n";
   }
 
@@ -1489,12 +1596,14 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     h += "<div class=\"scroll\">" + accuracy_chart(m) + "</div>\n";
     const bool fold = m.evals.size() > 6;
     if (fold) h += fmt::format("<details><summary>the {} evaluations as a table</summary>\n", m.evals.size());
-    h += "<table><tr><th>epoch</th><th>step</th><th>clips</th><th>top-1</th><th>top-5</th><th>mean class</th><th>seconds</th></tr>\n";
+    h += "<table><tr><th>epoch</th><th>step</th><th>clips</th><th>top-1</th><th>top-5</th><th>mean "
+         "class</th><th>seconds</th></tr>\n";
     for (auto it = m.evals.rbegin(); it != m.evals.rend(); ++it) {
       const auto& e = it->second;
-      h += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                       &e == best_eval ? " class=\"hot\"" : "", e.epoch + 1, fixed(e.step, 0), fixed(e.clips, 0), pct(e.top1),
-                       pct(e.top5), pct(e.mean_class), fixed(e.seconds, 1));
+      h += fmt::format(
+          "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+          &e == best_eval ? " class=\"hot\"" : "", e.epoch + 1, fixed(e.step, 0), fixed(e.clips, 0),
+          pct(e.top1), pct(e.top5), pct(e.mean_class), fixed(e.seconds, 1));
     }
     h += "</table>\n";
     if (best_eval) h += "<p class=\"caption\">Latest first; the best top-1 is highlighted.</p>\n";
@@ -1513,17 +1622,21 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     } else {
       bool any_hist = false, any_box = false;
       h += "<div class=\"scroll\">" + eta_chart(eta, any_hist, any_box) + "</div>\n<p class=\"caption\">";
-      if (any_hist) h += "Histograms: the \u03b7 of every unlabeled clip of the epoch (<code>eta_hist</code>). ";
+      if (any_hist)
+        h += "Histograms: the \u03b7 of every unlabeled clip of the epoch (<code>eta_hist</code>). ";
       if (any_box)
-        h += "Boxes: the per-step batch means of \u03b7 (quartiles and median; whiskers: smallest and largest). ";
-      h += "Diamonds: the share of unlabeled clips with \u03b7 above 0.5; circles: the epoch's mean \u03b7.</p>\n";
-      if (eta.size() > 12) h += fmt::format("<details><summary>the {} epochs as a table</summary>\n", eta.size());
+        h += "Boxes: the per-step batch means of \u03b7 (quartiles and median; whiskers: smallest and "
+             "largest). ";
+      h += "Diamonds: the share of unlabeled clips with \u03b7 above 0.5; circles: the epoch's mean "
+           "\u03b7.</p>\n";
+      if (eta.size() > 12)
+        h += fmt::format("<details><summary>the {} epochs as a table</summary>\n", eta.size());
       h += "<table><tr><th>epoch</th><th>semi steps</th><th>mean \u03b7</th><th>\u03b7 &gt; 0.5</th>"
            "<th>pseudo-label accuracy</th><th>seconds</th></tr>\n";
       for (const auto& e : eta) {
         auto ep = m.epochs.find(e.epoch);
-        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", e.epoch + 1,
-                         e.steps, fixed(e.mean, 3), pct(e.above_half), pct(e.pseudo_accuracy),
+        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                         e.epoch + 1, e.steps, fixed(e.mean, 3), pct(e.above_half), pct(e.pseudo_accuracy),
                          ep != m.epochs.end() ? fixed(ep->second.seconds, 1) : "\u2013");
       }
       h += "</table>\n";
@@ -1547,21 +1660,28 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   } else {
     h += "<div class=\"scroll\">" + profile_chart(nodes, busiest) + "</div>\n";
     h += "<p class=\"caption\">Busy share: the node's busy time over its slots \u00d7 the wall time";
-    if (busiest < nodes.size()) h += "; the busiest node (" + esc(nodes[busiest].id) + ") in orange bounds the run";
-    h += ". Busy and waiting are summed over the node's slots (together: slots \u00d7 wall time); waiting for "
-         "input means a slot was idle because upstream was slower. Blocked: a source waited for in-flight budget "
-         "(downstream capacity).</p>\n";
-    h += "<div class=\"scroll\"><table><tr><th class=\"l\">node</th><th class=\"l\">type</th><th>slots</th><th>in</th>"
-         "<th>out</th><th>skipped</th><th>busy s</th><th>busy</th><th>wait s</th><th>blocked s</th><th>items/s</th>"
+    if (busiest < nodes.size())
+      h += "; the busiest node (" + esc(nodes[busiest].id) + ") in orange bounds the run";
+    h +=
+        ". Busy and waiting are summed over the node's slots (together: slots \u00d7 wall time); waiting for "
+        "input means a slot was idle because upstream was slower. Blocked: a source waited for in-flight "
+        "budget "
+        "(downstream capacity).</p>\n";
+    h += "<div class=\"scroll\"><table><tr><th class=\"l\">node</th><th "
+         "class=\"l\">type</th><th>slots</th><th>in</th>"
+         "<th>out</th><th>skipped</th><th>busy s</th><th>busy</th><th>wait s</th><th>blocked "
+         "s</th><th>items/s</th>"
          "<th title=\"peak queue\">queue</th><th title=\"peak items in flight\">in flight</th></tr>\n";
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       const auto& n = nodes[i];
       h += fmt::format(
-          "<tr{}><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+          "<tr{}><td class=\"l\">{}</td><td "
+          "class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
           "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-          i == busiest ? " class=\"hot\"" : "", esc(n.id), esc(n.type), fixed(n.slots, 0), fixed(n.items_in, 0),
-          fixed(n.items_out, 0), fixed(n.skipped, 0), fixed(n.busy, 2), pct(n.busy_fraction), fixed(n.wait, 2),
-          fixed(n.blocked, 2), fixed(n.per_second, 1), fixed(n.peak_queue, 0), fixed(n.peak_in_flight, 0));
+          i == busiest ? " class=\"hot\"" : "", esc(n.id), esc(n.type), fixed(n.slots, 0),
+          fixed(n.items_in, 0), fixed(n.items_out, 0), fixed(n.skipped, 0), fixed(n.busy, 2),
+          pct(n.busy_fraction), fixed(n.wait, 2), fixed(n.blocked, 2), fixed(n.per_second, 1),
+          fixed(n.peak_queue, 0), fixed(n.peak_in_flight, 0));
     }
     h += "</table></div>\n";
     bool any_reasons = false;
@@ -1585,14 +1705,14 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
                                  : "The eval records carry no confusion matrix.");
   } else {
     const std::size_t n = matrix_eval->confusion.size();
-    h += fmt::format("<p class=\"caption\">Evaluation after epoch {} (step {}, {} clips, top-1 {}). Rows: the true class, "
-                     "coloured by the share of its clips predicted as each class{}.{}</p>\n",
-                     matrix_eval->epoch + 1, fixed(matrix_eval->step, 0), fixed(matrix_eval->clips, 0),
-                     pct(matrix_eval->top1), n <= 30 ? ", with the counts; the diagonal is outlined" : "",
-                     names_source.empty() ? ""
-                     : names_source == "given"
-                         ? ""
-                         : esc(fmt::format(" Class names from {}.", names_source)));
+    h += fmt::format(
+        "<p class=\"caption\">Evaluation after epoch {} (step {}, {} clips, top-1 {}). Rows: the true class, "
+        "coloured by the share of its clips predicted as each class{}.{}</p>\n",
+        matrix_eval->epoch + 1, fixed(matrix_eval->step, 0), fixed(matrix_eval->clips, 0),
+        pct(matrix_eval->top1), n <= 30 ? ", with the counts; the diagonal is outlined" : "",
+        names_source.empty()      ? ""
+        : names_source == "given" ? ""
+                                  : esc(fmt::format(" Class names from {}.", names_source)));
     h += "<div class=\"scroll\">" + confusion_chart(*matrix_eval, names) + "</div>\n" + colour_scale();
   }
   h += "</section>\n";
@@ -1615,10 +1735,13 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
       }
       h += "</p>\n";
     }
-    if (auto params = pipeline.find("params"); params != pipeline.end() && params->is_object() && !params->empty()) {
-      h += "<h3>Parameters</h3><div class=\"scroll\"><table><tr><th class=\"l\">name</th><th class=\"l\">value</th></tr>\n";
+    if (auto params = pipeline.find("params");
+        params != pipeline.end() && params->is_object() && !params->empty()) {
+      h += "<h3>Parameters</h3><div class=\"scroll\"><table><tr><th class=\"l\">name</th><th "
+           "class=\"l\">value</th></tr>\n";
       for (const auto& [k, v] : params->items())
-        h += "<tr><td class=\"l\">" + esc(k) + "</td><td class=\"l\"><code>" + esc(compact(v, 120)) + "</code></td></tr>\n";
+        h += "<tr><td class=\"l\">" + esc(k) + "</td><td class=\"l\"><code>" + esc(compact(v, 120)) +
+             "</code></td></tr>\n";
       h += "</table></div>\n";
     }
     if (auto pn = pipeline.find("nodes"); pn != pipeline.end() && pn->is_object()) {
@@ -1628,14 +1751,16 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
         std::string type = node.is_object() ? string_field(node, "type") : "";
         std::string conc = "\u2013";
         if (node.is_object())
-          if (auto c = node.find("concurrency"); c != node.end()) conc = c->is_string() ? c->get<std::string>() : compact(*c, 20);
+          if (auto c = node.find("concurrency"); c != node.end())
+            conc = c->is_string() ? c->get<std::string>() : compact(*c, 20);
         std::string params = node.is_object() && node.contains("params") ? compact(node["params"], 110) : "";
-        h += "<tr><td class=\"l\">" + esc(id) + "</td><td class=\"l\">" + esc(type) + "</td><td>" + esc(conc) +
-             "</td><td class=\"l\"><code>" + esc(params) + "</code></td></tr>\n";
+        h += "<tr><td class=\"l\">" + esc(id) + "</td><td class=\"l\">" + esc(type) + "</td><td>" +
+             esc(conc) + "</td><td class=\"l\"><code>" + esc(params) + "</code></td></tr>\n";
       }
       h += "</table></div>\n";
     }
-    if (auto edges = pipeline.find("edges"); edges != pipeline.end() && edges->is_array() && !edges->empty()) {
+    if (auto edges = pipeline.find("edges");
+        edges != pipeline.end() && edges->is_array() && !edges->empty()) {
       h += "<h3>Edges</h3><ul class=\"edges\">\n";
       for (const auto& e : *edges)
         h += "<li><code>" + esc(e.is_string() ? e.get<std::string>() : compact(e, 120)) + "</code></li>\n";
@@ -1646,7 +1771,8 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   }
   h += "</section>\n";
 
-  h += "<footer>Written by sefar from metrics.jsonl, profile.json and pipeline.json. Self-contained: no scripts, "
+  h += "<footer>Written by sefar from metrics.jsonl, profile.json and pipeline.json. Self-contained: no "
+       "scripts, "
        "nothing loaded from the network.</footer>\n</main>\n</body>\n</html>\n";
   return h;
 }
@@ -1672,7 +1798,8 @@ void write_report(const std::string& run_dir, const ReportOptions& options) {
   if (ec) {
     std::error_code ignored;
     fs::remove(tmp, ignored);
-    throw std::runtime_error(fmt::format("cannot rename '{}' to '{}': {}", tmp.string(), target.string(), ec.message()));
+    throw std::runtime_error(
+        fmt::format("cannot rename '{}' to '{}': {}", tmp.string(), target.string(), ec.message()));
   }
 }
 
