@@ -198,6 +198,49 @@ std::string line_excerpt(std::string_view line) {
   return "'" + shorten(line, 90) + "'";
 }
 
+// An evaluation's results (an "eval" record of metrics.jsonl, or an evaluation run's evaluation.json,
+// which has the same fields). `confusion_ok` is false when a "confusion" is there but not a square
+// matrix of numbers (it is left out).
+EvalRec parse_eval(const json& j, std::int64_t epoch, bool& confusion_ok) {
+  EvalRec r;
+  r.epoch = epoch;
+  r.step = number(j, "step");
+  r.clips = number(j, "clips");
+  r.top1 = number(j, "top1");
+  r.top5 = number(j, "top5");
+  r.mean_class = number(j, "mean_class_accuracy");
+  r.seconds = number(j, "seconds");
+  if (auto pc = number_array(j, "per_class_accuracy")) r.per_class = std::move(*pc);
+  confusion_ok = true;
+  if (auto c = j.find("confusion"); c != j.end()) {
+    bool ok = c->is_array();
+    std::vector<std::vector<double>> rows;
+    if (ok) {
+      for (const auto& row : *c) {
+        if (!row.is_array() || row.size() != c->size()) {
+          ok = false;
+          break;
+        }
+        std::vector<double> values;
+        for (const auto& v : row) {
+          if (!v.is_number()) {
+            ok = false;
+            break;
+          }
+          values.push_back(v.get<double>());
+        }
+        if (!ok) break;
+        rows.push_back(std::move(values));
+      }
+    }
+    if (ok)
+      r.confusion = std::move(rows);
+    else
+      confusion_ok = false;
+  }
+  return r;
+}
+
 Metrics read_metrics(const fs::path& file) {
   Metrics m;
   std::error_code ec;
@@ -294,41 +337,10 @@ Metrics read_metrics(const fs::path& file) {
         add_problem(m, n, fmt::format("eval record without an integer \"epoch\": {}", line_excerpt(line)));
         continue;
       }
-      EvalRec r;
-      r.epoch = *epoch;
-      r.step = number(j, "step");
-      r.clips = number(j, "clips");
-      r.top1 = number(j, "top1");
-      r.top5 = number(j, "top5");
-      r.mean_class = number(j, "mean_class_accuracy");
-      r.seconds = number(j, "seconds");
-      if (auto pc = number_array(j, "per_class_accuracy")) r.per_class = std::move(*pc);
-      if (auto c = j.find("confusion"); c != j.end()) {
-        bool ok = c->is_array();
-        std::vector<std::vector<double>> rows;
-        if (ok) {
-          for (const auto& row : *c) {
-            if (!row.is_array() || row.size() != c->size()) {
-              ok = false;
-              break;
-            }
-            std::vector<double> values;
-            for (const auto& v : row) {
-              if (!v.is_number()) {
-                ok = false;
-                break;
-              }
-              values.push_back(v.get<double>());
-            }
-            if (!ok) break;
-            rows.push_back(std::move(values));
-          }
-        }
-        if (ok)
-          r.confusion = std::move(rows);
-        else
-          add_problem(m, n, "eval record: \"confusion\" is not a square matrix of numbers (matrix skipped)");
-      }
+      bool confusion_ok = true;
+      EvalRec r = parse_eval(j, *epoch, confusion_ok);
+      if (!confusion_ok)
+        add_problem(m, n, "eval record: \"confusion\" is not a square matrix of numbers (matrix skipped)");
       m.evals[r.epoch] = std::move(r);
     } else {
       ++m.unknown_kinds[kind];
@@ -1416,7 +1428,14 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     throw std::invalid_argument(fmt::format("'{}' is not a directory", run_dir));
   g_next_id = 0;
 
-  const Metrics m = read_metrics(dir / "metrics.jsonl");
+  Metrics m = read_metrics(dir / "metrics.jsonl");
+  // An evaluation run (eval.json, the classify node) leaves evaluation.json instead of metrics.
+  const JsonFile evaluation_file = read_json_file(dir / "evaluation.json");
+  const bool evaluation_run = !m.present && evaluation_file.present && evaluation_file.value.is_object();
+  if (evaluation_run) {
+    bool confusion_ok = true;
+    m.evals[0] = parse_eval(evaluation_file.value, 0, confusion_ok);
+  }
   const JsonFile profile_file = read_json_file(dir / "profile.json");
   const JsonFile pipeline_file = read_json_file(dir / "pipeline.json");
   const json& pipeline = pipeline_file.value;
@@ -1509,7 +1528,9 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   }
   if (last_eval) {
     card(h, "top-1 (last)", pct(last_eval->top1),
-         fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
+         evaluation_run
+             ? fmt::format("evaluation.json, {} clips", fixed(last_eval->clips, 0))
+             : fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
     card(h, "top-5 (last)", pct(last_eval->top5), fmt::format("mean class {}", pct(last_eval->mean_class)));
     if (best_eval) card(h, "best top-1", pct(best_eval->top1), fmt::format("epoch {}", best_eval->epoch + 1));
   }
@@ -1526,7 +1547,10 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   if (busiest < nodes.size())
     card(h, "busiest node", nodes[busiest].id, fmt::format("{} busy", pct(nodes[busiest].busy_fraction)));
   h += "</div>\n";
-  if (!m.present)
+  if (evaluation_run)
+    h += missing(
+        "An evaluation run: its evaluation.json is shown (no metrics.jsonl: no training curves, no η).");
+  else if (!m.present)
     h += missing("No metrics.jsonl in the run directory: no curves, no η, no confusion matrix.");
   if (!m.error.empty()) h += missing("metrics.jsonl " + m.error + ".");
   h += "</section>\n";

@@ -10,6 +10,7 @@
 #include <string>
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "io/report.h"
 
@@ -23,8 +24,8 @@ struct TempDir {
   TempDir() {
     std::random_device rd;
     path = fs::temp_directory_path() /
-           ("sefar_report_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "_" +
-            std::to_string(rd()));
+           ("sefar_report_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) +
+            "_" + std::to_string(rd()));
     fs::create_directories(path);
   }
   ~TempDir() {
@@ -49,7 +50,9 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 std::size_t count(const std::string& haystack, const std::string& needle) {
   std::size_t n = 0;
-  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + needle.size())) ++n;
+  for (auto pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + needle.size()))
+    ++n;
   return n;
 }
 
@@ -124,7 +127,7 @@ TEST_CASE("a full run directory: every section drawn, names escaped, nothing ext
   CHECK(contains(confusion, "turn&lt;cw&gt;"));
   CHECK(contains(confusion, "turn&amp;ccw"));
   CHECK(!contains(html, "turn<cw>"));
-  CHECK(contains(confusion, "after epoch 2"));  // the last evaluation
+  CHECK(contains(confusion, "after epoch 2"));   // the last evaluation
   CHECK(count(confusion, "class=\"cell") == 4);  // the nonzero cells of [[2,0,0],[0,2,0],[0,1,1]]
 
   // The pipeline's name is the title, escaped.
@@ -175,9 +178,10 @@ TEST_CASE("missing files: each section says so") {
   CHECK(!contains(html, "<svg"));
 
   // Metrics without evaluations, a profile that is not JSON.
-  write_file(tmp.path / "metrics.jsonl",
-             R"({"kind":"step","step":0,"epoch":0,"lr":0.1,"xi":0,"loss":2.3,"loss_sup":2.3,"loss_un":0,"loss_mix":0,"semi":false})"
-             "\n");
+  write_file(
+      tmp.path / "metrics.jsonl",
+      R"({"kind":"step","step":0,"epoch":0,"lr":0.1,"xi":0,"loss":2.3,"loss_sup":2.3,"loss_un":0,"loss_mix":0,"semi":false})"
+      "\n");
   write_file(tmp.path / "profile.json", "{\"nodes\": [");
   html = render_report(tmp.path.string());
   CHECK(contains(section(html, "loss"), "<svg"));
@@ -191,8 +195,8 @@ TEST_CASE("missing files: each section says so") {
 TEST_CASE("an appended metrics file: the last run is shown, a resume replaces the later records") {
   TempDir tmp;
   const std::string step = R"({"kind":"step","epoch":0,"loss":1,"loss_sup":1,"semi":false,"step":)";
-  write_file(tmp.path / "metrics.jsonl", step + "0}\n" + step + "1}\n" + step + "2}\n" + step + "0}\n" + step +
-                                             "1}\n" + step + "1}\n" + step + "2}\n");
+  write_file(tmp.path / "metrics.jsonl", step + "0}\n" + step + "1}\n" + step + "2}\n" + step + "0}\n" +
+                                             step + "1}\n" + step + "1}\n" + step + "2}\n");
   const std::string html = render_report(tmp.path.string());
   CHECK(contains(section(html, "problems"), "holds 2 runs"));
   CHECK(contains(section(html, "problems"), "resumed at step 1"));
@@ -204,7 +208,8 @@ TEST_CASE("class names: given, read from a file, or numbers") {
   write_fake_run(tmp.path);
   fs::remove(tmp.path / "classes.txt");
   const std::string numbered = section(render_report(tmp.path.string()), "confusion");
-  CHECK(contains(numbered, "text-anchor=\"end\" style=\"font-size:11.0px\">2</text>"));  // row label: the number
+  CHECK(contains(numbered,
+                 "text-anchor=\"end\" style=\"font-size:11.0px\">2</text>"));  // row label: the number
   CHECK(!contains(numbered, "turn"));
 
   ReportOptions given;
@@ -231,4 +236,19 @@ TEST_CASE("write_report writes report.html atomically") {
   CHECK(html == render_report(tmp.path.string()));  // deterministic
   CHECK(!fs::exists(tmp.path / "report.html.tmp"));
   CHECK_THROWS_AS(write_report((tmp.path / "nope").string()), std::invalid_argument);
+}
+
+TEST_CASE("an evaluation run's report shows its evaluation.json") {
+  const fs::path dir = fs::temp_directory_path() / ("sefar_report_eval_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "evaluation.json")
+      << R"({"clips": 4, "top1": 0.75, "top5": 1.0, "mean_class_accuracy": 0.75,
+             "per_class_accuracy": [1.0, 0.5], "confusion": [[2, 0], [1, 1]], "weights": "model.safetensors"})";
+  const std::string html = render_report(dir.string());
+  CHECK(html.find("An evaluation run: its evaluation.json is shown") != std::string::npos);
+  CHECK(html.find("75.0%") != std::string::npos);
+  CHECK(html.find("evaluation.json, 4 clips") != std::string::npos);
+  CHECK(html.find("No metrics.jsonl in the run directory") == std::string::npos);
+  fs::remove_all(dir);
 }
