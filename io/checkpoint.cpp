@@ -52,42 +52,21 @@ json read_checkpoint_sidecar(const std::string& path) {
   }
 }
 
-std::vector<CheckpointInfo> list_checkpoints(const std::string& dir) {
-  std::vector<CheckpointInfo> out;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().extension() != ".safetensors" || !entry.is_regular_file(ec)) continue;
-    CheckpointInfo info;
-    info.name = entry.path().stem().string();
-    info.path = (fs::path(dir) / info.name).string();
-    try {
-      info.sidecar = read_checkpoint_sidecar(info.path);
-    } catch (const std::exception&) {
-      continue;  // not a checkpoint (or not one that reads back)
-    }
-    if (!info.sidecar.is_object() || !info.sidecar.contains("step") ||
-        !info.sidecar["step"].is_number_integer())
-      continue;
-    info.step = info.sidecar["step"].get<std::int64_t>();
-    out.push_back(std::move(info));
-  }
-  std::sort(out.begin(), out.end(), checkpoint_before);
-  return out;
-}
-
 namespace {
 
-// Empty when the checkpoint at `path` (without extension) is intact, else the reason.
-std::string verify_checkpoint(const std::string& path, CheckpointInfo& info) {
+// Empty when the checkpoint at `path` (without extension) reads back with a sidecar that names a step
+// (and, with `data`, its tensor data matches its checksum and its weights are finite), else the reason.
+std::string verify_checkpoint(const std::string& path, bool data, CheckpointInfo& info) {
   try {
     SafetensorsReader reader(path + ".safetensors");
-    if (auto problem = reader.data_problem(); !problem.empty()) return problem;
+    if (data)
+      if (auto problem = reader.data_problem(); !problem.empty()) return problem;
     info.sidecar = read_checkpoint_sidecar(path);
     if (!info.sidecar.is_object() || !info.sidecar.contains("step") ||
         !info.sidecar["step"].is_number_integer())
       return "its sidecar names no step";
     info.step = info.sidecar["step"].get<std::int64_t>();
+    if (!data) return {};
     for (const auto& entry : reader.entries()) {
       const bool weights = entry.name.rfind("student.", 0) == 0 || entry.name.rfind("teacher.", 0) == 0;
       if (!weights) continue;
@@ -101,9 +80,7 @@ std::string verify_checkpoint(const std::string& path, CheckpointInfo& info) {
   return {};
 }
 
-}  // namespace
-
-CheckpointScan scan_checkpoints(const std::string& dir) {
+CheckpointScan scan_dir(const std::string& dir, bool data) {
   CheckpointScan scan;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return scan;
@@ -112,7 +89,7 @@ CheckpointScan scan_checkpoints(const std::string& dir) {
     CheckpointInfo info;
     info.name = entry.path().stem().string();
     info.path = (fs::path(dir) / info.name).string();
-    std::string problem = verify_checkpoint(info.path, info);
+    std::string problem = verify_checkpoint(info.path, data, info);
     if (problem.empty())
       scan.intact.push_back(std::move(info));
     else
@@ -122,6 +99,16 @@ CheckpointScan scan_checkpoints(const std::string& dir) {
   std::sort(scan.damaged.begin(), scan.damaged.end(),
             [](const DamagedCheckpoint& a, const DamagedCheckpoint& b) { return a.path < b.path; });
   return scan;
+}
+
+}  // namespace
+
+std::vector<CheckpointInfo> list_checkpoints(const std::string& dir) {
+  return scan_dir(dir, false).intact;
+}
+
+CheckpointScan scan_checkpoints(const std::string& dir) {
+  return scan_dir(dir, true);
 }
 
 std::optional<CheckpointInfo> latest_checkpoint(const CheckpointScan& scan) {

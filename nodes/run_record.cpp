@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -63,20 +64,10 @@ std::string version_line() {
 RunRecord::RunRecord(std::string run_dir, json invocation, bool resumed)
     : path_((std::filesystem::path(run_dir) / "run.json").string()) {
   record_ = json::object();
-  if (resumed && std::filesystem::exists(path_)) {
-    try {
-      std::FILE* f = std::fopen(path_.c_str(), "rb");
-      if (f) {
-        std::string text;
-        char buffer[65536];
-        std::size_t n;
-        while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
-        std::fclose(f);
-        record_ = json::parse(text);
-      }
-    } catch (const std::exception&) {
-      record_ = json::object();  // unreadable: this invocation starts a new record
-    }
+  if (resumed) {
+    std::ifstream in(path_);
+    // Unreadable or absent: this invocation starts a new record.
+    if (in) record_ = json::parse(in, nullptr, /*allow_exceptions=*/false);
   }
   if (!record_.is_object()) record_ = json::object();
   if (!record_.contains("invocations") || !record_["invocations"].is_array())

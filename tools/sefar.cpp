@@ -861,8 +861,11 @@ int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
         resume_differences(reference.document, validated.document, a.path.empty() ? from : a.path, from);
     if (!problems.empty()) throw graph::PipelineError(std::move(problems));
     if (checkpoint) {
+      // Read once: a resumed run has them from its comparison with the checkpoint's.
+      if (!options.list_fingerprints.is_object() || options.list_fingerprints.empty())
+        options.list_fingerprints = nodes::list_fingerprints(validated);
       const auto changed = nodes::changed_lists(checkpoint->sidecar.value("lists", nlohmann::json::object()),
-                                                nodes::list_fingerprints(validated));
+                                                options.list_fingerprints);
       if (!changed.empty() && !a.allow_changed_lists)
         throw RefusedError(fmt::format(
             "--resume: {} split list{} changed since checkpoint {} was written (the epochs and labels "
