@@ -158,6 +158,7 @@ struct StepRec {
   double lr = kNaN, xi = kNaN, loss = kNaN, loss_sup = kNaN, loss_un = kNaN, loss_mix = kNaN;
   bool semi = false;
   double eta_mean = kNaN, eta_above_half = kNaN, pseudo_accuracy = kNaN, unlabeled = kNaN;
+  double grad_norm = kNaN, seconds = kNaN, clips = kNaN;  // clips: labeled + unlabeled
   std::vector<double> eta_hist;
 };
 
@@ -253,6 +254,12 @@ Metrics read_metrics(const fs::path& file) {
   }
   std::string line;
   std::int64_t last_step = -1;
+  struct Resume {
+    std::size_t line;
+    std::int64_t step, epoch;
+  };
+  std::vector<Resume> resumes;
+  bool zero_based = false;  // an epoch 0: written before epochs were numbered from 1
   while (std::getline(in, line)) {
     const std::size_t n = ++m.lines;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -277,6 +284,7 @@ Metrics read_metrics(const fs::path& file) {
       continue;
     }
     auto epoch = integer(j, "epoch");
+    if (epoch && *epoch == 0) zero_based = true;
     if (kind == "step") {
       auto step = integer(j, "step");
       if (!step || !epoch) {
@@ -292,10 +300,7 @@ Metrics read_metrics(const fs::path& file) {
           m.epochs.clear();
           m.evals.clear();
         } else {
-          m.notes.push_back(fmt::format(
-              "metrics.jsonl:{}: resumed at step {} (epoch {}): the records from there on replace the "
-              "earlier ones.",
-              n, *step, *epoch + 1));
+          resumes.push_back({n, *step, *epoch});
           m.steps.erase(m.steps.lower_bound(*step), m.steps.end());
           m.epochs.erase(m.epochs.lower_bound(*epoch), m.epochs.end());
           m.evals.erase(m.evals.lower_bound(*epoch), m.evals.end());
@@ -317,6 +322,9 @@ Metrics read_metrics(const fs::path& file) {
       r.eta_above_half = number(j, "eta_above_half");
       r.pseudo_accuracy = number(j, "pseudo_accuracy");
       r.unlabeled = number(j, "unlabeled");
+      r.grad_norm = number(j, "grad_norm");
+      r.seconds = number(j, "seconds");
+      r.clips = number(j, "labeled") + (finite(r.unlabeled) ? r.unlabeled : 0);
       if (auto h = number_array(j, "eta_hist")) r.eta_hist = std::move(*h);
       m.steps[r.step] = std::move(r);
     } else if (kind == "epoch") {
@@ -346,6 +354,26 @@ Metrics read_metrics(const fs::path& file) {
       ++m.unknown_kinds[kind];
     }
   }
+  // Epochs are numbered from 1 everywhere (console, metrics, checkpoints); files of earlier versions
+  // counted from 0 in metrics.jsonl, and are shown in today's numbering.
+  const std::int64_t shift = zero_based ? 1 : 0;
+  if (shift) {
+    auto renumber = [&](auto& by_epoch) {
+      std::decay_t<decltype(by_epoch)> out;
+      for (auto& [e, r] : by_epoch) {
+        r.epoch = e + shift;
+        out.emplace(e + shift, std::move(r));
+      }
+      by_epoch = std::move(out);
+    };
+    renumber(m.epochs);
+    renumber(m.evals);
+    for (auto& [step, r] : m.steps) r.epoch += shift;
+  }
+  for (const auto& r : resumes)
+    m.notes.push_back(fmt::format(
+        "metrics.jsonl:{}: resumed at step {} (epoch {}): the records from there on replace the earlier ones.",
+        r.line, r.step, r.epoch + shift));
   return m;
 }
 
@@ -477,11 +505,16 @@ void draw_axes(std::string& s, const Frame& f, const Ticks& xt, const Ticks& yt,
                  px(f.left), px(f.top), px(f.left), px(base));
   if (!x_title.empty())
     text(s, f.left + f.width / 2, base + 32, x_title, "class=\"title\" text-anchor=\"middle\"");
-  if (!y_title.empty())
+  if (!y_title.empty()) {
+    // Clear of the widest tick label (ending 6 px left of the axis), whatever the labels' length.
+    double widest = 0;
+    for (double v : yt.values) widest = std::max(widest, text_width(tick_label(v, yt, y_percent)));
+    const double x = std::max(8.0, std::min(f.left - 44, f.left - 6 - widest - 10));
     fmt::format_to(
         std::back_inserter(s),
         "<text class=\"title\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-        px(f.left - 44), px(f.top + f.height / 2), esc(y_title));
+        px(x), px(f.top + f.height / 2), esc(y_title));
+  }
 }
 
 struct LegendItem {
@@ -802,7 +835,7 @@ LossView loss_chart(const Metrics& m) {
 std::string accuracy_chart(const Metrics& m) {
   Points top1, top5, mean_class;
   for (const auto& [epoch, r] : m.evals) {
-    double x = double(epoch + 1);
+    double x = double(epoch);
     top1.emplace_back(x, r.top1);
     top5.emplace_back(x, r.top5);
     mean_class.emplace_back(x, r.mean_class);
@@ -935,7 +968,7 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
     const double cx = f.x(double(i) + 0.5);
     const double half = std::min(col * 0.36, 40.0);
     std::string tip = fmt::format("epoch {}: {} semi-supervised steps, mean η {}, share above 0.5 {}",
-                                  e.epoch + 1, e.steps, fixed(e.mean, 3), pct(e.above_half));
+                                  e.epoch, e.steps, fixed(e.mean, 3), pct(e.above_half));
     s += "<g><title>" + esc(tip) + "</title>\n";
     if (!e.hist.empty()) {
       // Mirrored histogram bars (a stepped violin), the fullest bin `half` wide on each side.
@@ -973,7 +1006,7 @@ std::string eta_chart(const std::vector<EtaEpoch>& epochs, bool& any_hist, bool&
     share.emplace_back(double(i) + 0.5, e.above_half);
     means.emplace_back(double(i) + 0.5, e.mean);
     if (i % label_every == 0)
-      text(s, cx, f.top + f.height + 15, fmt::format("{}", e.epoch + 1), "text-anchor=\"middle\"");
+      text(s, cx, f.top + f.height + 15, fmt::format("{}", e.epoch), "text-anchor=\"middle\"");
   }
   draw_series(s, f, share, kOrange, 1.5, 0.8);
   for (const auto& [x, y] : share)
@@ -1048,6 +1081,60 @@ std::string schedule_charts(const Metrics& m) {
     draw_series(s, f, decimate_mean(xi), kGreen, 2);
     draw_legend(s, f.left, 12, legend, kChartWidth - f.left);
   }
+  s += "</svg>\n";
+  return s;
+}
+
+// Two panels against the step: training throughput (clips per second of step wall time, with its
+// trend) and the gradient norm before clipping. Empty when the steps carry neither.
+std::string training_charts(const Metrics& m) {
+  Points rate, norm;
+  for (const auto& [step, r] : m.steps) {
+    rate.emplace_back(double(step), finite(r.seconds) && r.seconds > 0 ? r.clips / r.seconds : kNaN);
+    norm.emplace_back(double(step), r.grad_norm);
+  }
+  auto finite_values = [](const Points& p) {
+    std::vector<double> v;
+    for (const auto& q : p)
+      if (finite(q.second)) v.push_back(q.second);
+    return v;
+  };
+  const auto rates = finite_values(rate), norms = finite_values(norm);
+  if (rates.empty() && norms.empty()) return {};
+  const double w = (kChartWidth - 20) / 2, gap = 20;
+  std::string s = svg_open(kChartWidth, 230, "throughput and gradient norm against step");
+  const double x_lo = rate.front().first, x_hi = std::max(rate.back().first, x_lo + 1);
+  const Ticks xt = nice_ticks(x_lo, x_hi, 5, true, false);
+  auto panel = [&](double left, double right, const Points& p, const std::vector<double>& values,
+                   std::string_view y_title, std::string_view name, std::string_view color) {
+    // The 99th percentile bounds the axis: the first steps (allocations, caches) are outliers.
+    const double hi = values.empty() ? 1 : quantile(values, 0.99);
+    Ticks yt = nice_ticks(0, hi > 0 ? hi : 1, 4);
+    Frame f;
+    f.left = left;
+    f.top = 26;
+    f.width = right - left;
+    f.height = 150;
+    f.x_lo = xt.lo;
+    f.x_hi = xt.hi;
+    f.y_lo = yt.lo;
+    f.y_hi = yt.hi;
+    draw_axes(s, f, xt, yt, "step", y_title);
+    if (values.empty()) {
+      text(s, f.left + f.width / 2, f.top + f.height / 2, "not recorded", "text-anchor=\"middle\"");
+      return;
+    }
+    const std::string clip = clip_rect(s, f);
+    draw_series(s, f, decimate_envelope(p), color, 1, 0.35, false, false, clip);
+    std::vector<LegendItem> legend{{std::string(name), std::string(color)}};
+    if (p.size() >= 20) {
+      draw_series(s, f, trend(p), kDark, 2, 1, false, false, clip);
+      legend.push_back({"trend (running median)", kDark});
+    }
+    draw_legend(s, f.left, 12, legend, right - left);
+  };
+  panel(62, w - 8, rate, rates, "clips / s", "clips per second of step time", kBlue);
+  panel(w + gap + 62, kChartWidth - 16, norm, norms, "gradient norm", "gradient norm (before clipping)", kOrange);
   s += "</svg>\n";
   return s;
 }
@@ -1522,7 +1609,7 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   if (!m.steps.empty()) {
     const auto& last = m.steps.rbegin()->second;
     card(h, "training steps", fmt::format("{}", m.steps.size()),
-         fmt::format("last: step {}, epoch {}", last.step, last.epoch + 1));
+         fmt::format("last: step {}, epoch {}", last.step, last.epoch));
     auto g4 = [](double v) { return finite(v) ? fmt::format("{:.4g}", v) : std::string("\u2013"); };
     card(h, "last loss", g4(last.loss), fmt::format("supervised {}", g4(last.loss_sup)));
   }
@@ -1530,9 +1617,9 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     card(h, "top-1 (last)", pct(last_eval->top1),
          evaluation_run
              ? fmt::format("evaluation.json, {} clips", fixed(last_eval->clips, 0))
-             : fmt::format("epoch {}, {} clips", last_eval->epoch + 1, fixed(last_eval->clips, 0)));
+             : fmt::format("epoch {}, {} clips", last_eval->epoch, fixed(last_eval->clips, 0)));
     card(h, "top-5 (last)", pct(last_eval->top5), fmt::format("mean class {}", pct(last_eval->mean_class)));
-    if (best_eval) card(h, "best top-1", pct(best_eval->top1), fmt::format("epoch {}", best_eval->epoch + 1));
+    if (best_eval) card(h, "best top-1", pct(best_eval->top1), fmt::format("epoch {}", best_eval->epoch));
   }
   double train_seconds = 0;
   for (const auto& [epoch, e] : m.epochs)
@@ -1610,6 +1697,14 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
   }
   h += "</section>\n";
 
+  // Throughput and gradient norm.
+  if (const std::string training = training_charts(m); !training.empty())
+    h += "<section id=\"training\"><h2>Throughput and gradient norm</h2>\n<div class=\"scroll\">" +
+         training +
+         "</div><p class=\"caption\">Clips (labeled and unlabeled) per second of each step's wall time, "
+         "evaluations and checkpoints left out; the gradient norm of every step before clipping.</p>\n"
+         "</section>\n";
+
   // Accuracy.
   h += "<section id=\"accuracy\"><h2>Validation accuracy</h2>\n";
   if (!m.present) {
@@ -1626,7 +1721,7 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
       const auto& e = it->second;
       h += fmt::format(
           "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-          &e == best_eval ? " class=\"hot\"" : "", e.epoch + 1, fixed(e.step, 0), fixed(e.clips, 0),
+          &e == best_eval ? " class=\"hot\"" : "", e.epoch, fixed(e.step, 0), fixed(e.clips, 0),
           pct(e.top1), pct(e.top5), pct(e.mean_class), fixed(e.seconds, 1));
     }
     h += "</table>\n";
@@ -1660,7 +1755,7 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
       for (const auto& e : eta) {
         auto ep = m.epochs.find(e.epoch);
         h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                         e.epoch + 1, e.steps, fixed(e.mean, 3), pct(e.above_half), pct(e.pseudo_accuracy),
+                         e.epoch, e.steps, fixed(e.mean, 3), pct(e.above_half), pct(e.pseudo_accuracy),
                          ep != m.epochs.end() ? fixed(ep->second.seconds, 1) : "\u2013");
       }
       h += "</table>\n";
@@ -1732,7 +1827,7 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
     h += fmt::format(
         "<p class=\"caption\">Evaluation after epoch {} (step {}, {} clips, top-1 {}). Rows: the true class, "
         "coloured by the share of its clips predicted as each class{}.{}</p>\n",
-        matrix_eval->epoch + 1, fixed(matrix_eval->step, 0), fixed(matrix_eval->clips, 0),
+        matrix_eval->epoch, fixed(matrix_eval->step, 0), fixed(matrix_eval->clips, 0),
         pct(matrix_eval->top1), n <= 30 ? ", with the counts; the diagonal is outlined" : "",
         names_source.empty()      ? ""
         : names_source == "given" ? ""

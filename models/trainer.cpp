@@ -26,7 +26,8 @@ namespace sefar::models {
 using json = nlohmann::json;
 
 json StepStats::to_json() const {
-  json j{{"step", step},       {"epoch", epoch},         {"lr", lr},           {"xi", xi},
+  // Records number epochs from 1, as the console, the checkpoints and the report do.
+  json j{{"step", step},       {"epoch", epoch + 1},         {"lr", lr},           {"xi", xi},
          {"loss", loss},       {"loss_sup", loss_sup},   {"loss_un", loss_un}, {"loss_mix", loss_mix},
          {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi},       {"grad_norm", grad_norm}};
   if (nonfinite) j["skipped"] = "nonfinite";

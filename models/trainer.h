@@ -51,7 +51,7 @@ struct TrainerOptions {
 
 struct StepStats {
   std::int64_t step = 0;
-  int epoch = 0;
+  int epoch = 0;  // index from 0 (metrics records and the console count from 1)
   double lr = 0, xi = 0;
   double loss = 0, loss_sup = 0, loss_un = 0, loss_mix = 0;
   double eta_mean = 0, eta_above_half = 0;  // over the unlabeled batch (0 in warm-up)

@@ -1,6 +1,7 @@
 // classify: evaluates a trained model on batches (eval or multi-view test draws): top-1/top-5,
 // per-class accuracy and the confusion matrix in RUN_DIR/<out>, one prediction per clip in
 // RUN_DIR/<predictions>. The end of pipelines/eval.json.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -12,6 +13,7 @@
 
 #include "graph/node.h"
 #include "graph/runtime.h"
+#include "io/report.h"
 #include "models/device.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
@@ -23,7 +25,7 @@ namespace sefar::nodes {
 namespace {
 
 struct ClassifyOptions {
-  std::string weights, device, out, predictions;
+  std::string weights, device, out, predictions, classes;
   int threads = 0;
 };
 
@@ -36,9 +38,21 @@ class ClassifyNode final : public graph::Node {
     options_.out = p.get_string("out");
     options_.predictions = p.get_string("predictions");
     options_.threads = int(p.get_int("threads"));
+    options_.classes = p.get_string("classes");
     models::set_intra_op_threads(options_.threads, "node '" + id_ + "'");
     model_ = load_model_for_node(id_, options_.weights, options_.device);
     evaluation_ = std::make_unique<models::Evaluation>(int(model_.config.num_classes));
+    if (!options_.classes.empty()) {
+      try {
+        class_names_ = io::read_class_names(options_.classes);
+      } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("param \"classes\": {}", e.what()));
+      }
+      if (class_names_.size() != std::size_t(model_.config.num_classes))
+        throw std::invalid_argument(fmt::format("param \"classes\": {} names {} classes, the model has {}",
+                                                options_.classes, class_names_.size(),
+                                                model_.config.num_classes));
+    }
   }
 
   void process(int, const graph::Item& item, graph::Output&) override {
@@ -47,14 +61,23 @@ class ClassifyNode final : public graph::Node {
     std::vector<std::int64_t> truth;
     for (const auto& c : batch.clips) truth.push_back(c.list_label);
     evaluation_->add(outputs.probs, at::tensor(truth, at::kLong));
-    auto [confidence, predicted] = outputs.probs.max(1);
-    for (std::size_t i = 0; i < batch.clips.size(); ++i)
-      predictions_ += nlohmann::json{{"clip", batch.clips[i].path},
-                                     {"label", batch.clips[i].list_label},
-                                     {"prediction", predicted[std::int64_t(i)].item<std::int64_t>()},
-                                     {"confidence", confidence[std::int64_t(i)].item<double>()}}
-                          .dump() +
-                      "\n";
+    const at::Tensor probs = outputs.probs.to(at::kCPU, at::kFloat).contiguous();
+    const std::int64_t classes = probs.size(1);
+    for (std::size_t i = 0; i < batch.clips.size(); ++i) {
+      const float* row = probs.data_ptr<float>() + std::int64_t(i) * classes;
+      const std::int64_t predicted = std::max_element(row, row + classes) - row;
+      const std::int64_t label = batch.clips[i].list_label;
+      nlohmann::json line{{"clip", batch.clips[i].path},
+                          {"label", label},
+                          {"prediction", predicted},
+                          {"confidence", row[predicted]},
+                          {"probs", std::vector<float>(row, row + classes)}};
+      if (!class_names_.empty()) {
+        line["prediction_name"] = class_names_[std::size_t(predicted)];
+        if (label >= 0 && label < classes) line["label_name"] = class_names_[std::size_t(label)];
+      }
+      predictions_ += line.dump() + "\n";
+    }
   }
 
   void finish(graph::Output&) override {
@@ -76,6 +99,7 @@ class ClassifyNode final : public graph::Node {
   LoadedModel model_;
   std::unique_ptr<models::Evaluation> evaluation_;
   std::string predictions_;
+  std::vector<std::string> class_names_;  // empty: no classes file
 };
 
 }  // namespace
@@ -94,7 +118,12 @@ graph::NodeSpec classify_spec() {
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .param_string("out", "evaluation.json", "results file, relative to the run directory")
-      .param_string("predictions", "predictions.jsonl", "per-clip predictions file (empty: none)")
+      .param_string("predictions", "predictions.jsonl",
+                    "per-clip predictions file (empty: none): clip, label, prediction, confidence and the "
+                    "probability of every class")
+      .param_string("classes", "",
+                    "classes file (\"index name\" per line, as sefar synth writes): predictions also name the "
+                    "predicted and the true class (empty: numbers only)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<ClassifyNode>(ctx); });
 }
 

@@ -112,11 +112,11 @@ void RunDirectory::save_checkpoint(const std::string& name, double top1, LoopSta
   }
 }
 
-void RunDirectory::save_model(models::MultiGranularViT& model) {
+void RunDirectory::save_model(models::MultiGranularViT& model, const std::map<std::string, std::string>& metadata) {
   if (!enabled()) return;
   const auto path = (fs::path(dir_) / "model.safetensors").string();
   try {
-    models::save_weights(model, path);
+    models::save_weights(model, path, metadata);
   } catch (const std::exception& e) {
     throw graph::StorageError(fmt::format("cannot write the model {}: {}", path, e.what()));
   }
@@ -269,12 +269,14 @@ double mean(const std::deque<double>& v) {
 
 }  // namespace
 
-void Progress::step_done(bool semi) {
+double Progress::step_done(bool semi) {
   const auto t = now();
+  const double seconds = std::chrono::duration<double>(t - last_).count();
   auto& window = semi ? semi_steps_ : warmup_steps_;
-  window.push_back(std::chrono::duration<double>(t - last_).count());
+  window.push_back(seconds);
   if (window.size() > kStepWindow) window.pop_front();
   last_ = t;
+  return seconds;
 }
 
 void Progress::pause_done(double seconds, bool evaluation) {

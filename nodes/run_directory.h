@@ -8,6 +8,7 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,9 @@ class RunDirectory {
   // graph::StorageError; the earlier checkpoints are left as they are.
   void save_checkpoint(const std::string& name, double top1, LoopState& state,
                        const std::function<void(const std::string& path)>& save);
-  // RUN_DIR/model.safetensors: the model to use afterwards (sefar infer, feature export).
-  void save_model(models::MultiGranularViT& model);
+  // RUN_DIR/model.safetensors: the model to use afterwards (sefar infer, feature export), with
+  // `metadata` besides the model config.
+  void save_model(models::MultiGranularViT& model, const std::map<std::string, std::string>& metadata = {});
   void flush();
 
  private:
@@ -131,8 +133,8 @@ class Progress {
         last_(start_) {}
   void start_epoch() { epoch_start_ = last_ = now(); }
   double epoch_seconds() const { return seconds_since(epoch_start_); }
-  // A step of phase `semi` ended now.
-  void step_done(bool semi);
+  // A step of phase `semi` ended now; returns its seconds (evaluations and checkpoints left out).
+  double step_done(bool semi);
   // An evaluation (or a checkpoint) took `seconds`: counted apart from the steps.
   void pause_done(double seconds, bool evaluation);
   // `semi_configured`: the run has an unlabeled phase (warm-up steps say so).

@@ -19,6 +19,7 @@
 
 #include "graph/diagnostics.h"
 #include "graph/stop.h"
+#include "io/report.h"
 #include "models/distributed.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
@@ -281,8 +282,10 @@ class TrainLoopNode final : public graph::Node {
     }
     json record = s.to_json();
     record["kind"] = "step";
+    // Wall time of the step (a timing field, as "seconds" of epoch and eval records): throughput over
+    // time in the report and TensorBoard.
+    record["seconds"] = progress_.step_done(s.semi);
     run_dir_.write_metrics(record, state_);
-    progress_.step_done(s.semi);
     if (options_.log_every > 0 && (s.step % options_.log_every == 0) && !s.nonfinite)
       log(progress_.line(s, clips_, state_, has_unlabeled_));
     if (communicator_ && communicator_->any(graph::stop_requested())) {
@@ -297,7 +300,7 @@ class TrainLoopNode final : public graph::Node {
   void end_epoch(int epoch, bool at_end) {
     const bool last = at_end || epoch + 1 >= options_.epochs;
     json summary{{"kind", "epoch"},
-                 {"epoch", epoch},
+                 {"epoch", epoch + 1},
                  {"steps", state_.epoch_steps},
                  {"seconds", progress_.epoch_seconds()}};
     if (state_.eta_count > 0) {
@@ -314,7 +317,7 @@ class TrainLoopNode final : public graph::Node {
       top1 = evaluation.top1();
       eval_record = evaluation.to_json();
       eval_record["kind"] = "eval";
-      eval_record["epoch"] = epoch;
+      eval_record["epoch"] = epoch + 1;
       eval_record["step"] = trainer_->steps_done();
       eval_record["seconds"] = Progress::seconds_since(t0);
       progress_.pause_done(eval_record["seconds"].get<double>(), true);
@@ -330,7 +333,22 @@ class TrainLoopNode final : public graph::Node {
     state_.eta_sum = state_.eta_high = state_.eta_count = 0;
     state_.epoch_skipped = 0;
     state_.epoch_open = false;
-    save_checkpoint(fmt::format("epoch_{:04d}", epoch), top1);
+    save_checkpoint(fmt::format("epoch_{:04d}", epoch + 1), top1);
+    write_live_report();
+  }
+
+  // report.html follows the run: rewritten (atomically) at every epoch end, so that a long run can be
+  // watched; `sefar run` writes the last one, with the profile, when the run ends. The report is
+  // derived from files already written, so failing to write it warns once and the run goes on.
+  void write_live_report() {
+    if (!run_dir_.enabled()) return;
+    run_dir_.flush();
+    try {
+      io::write_report(run_dir_.path());
+    } catch (const std::exception& e) {
+      if (!report_warned_) log(fmt::format("{}: warning: report.html not updated: {}", id_, e.what()));
+      report_warned_ = true;
+    }
   }
 
   // The end of the input, every step done: the last epoch's close and the model to use afterwards.
@@ -338,7 +356,9 @@ class TrainLoopNode final : public graph::Node {
     closed_ = true;
     if (state_.epoch_open) end_epoch(state_.epoch, true);
     if (state_.epoch >= 0)
-      run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student());
+      // The evaluation's short side goes with the model: eval.json's "auto" finds it there.
+      run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student(),
+                          {{"sefar.eval_short_side", std::to_string(options_.eval.short_side)}});
     if (state_.skipped_total > 0)
       log(fmt::format("{}: skipped {} step(s) with a non-finite loss or gradient (steps {}{})", id_,
                       state_.skipped_total, fmt::join(state_.skipped_steps, ", "),
@@ -352,7 +372,7 @@ class TrainLoopNode final : public graph::Node {
     if (!run_dir_.enabled()) return;
     LoopState state = state_;
     state.best_top1 = std::max(state_.best_top1, top1);
-    json extra{{"epoch", state_.epoch}, {"best_top1", state.best_top1}, {"node_id", id_},
+    json extra{{"epoch", state_.epoch + 1}, {"best_top1", state.best_top1}, {"node_id", id_},
                {"node", state},         {"resumable", resumable_},      {"pipeline", document_}};
     json resume = json::object();
     if (!source_ids_[kLabeled].empty()) resume[source_ids_[kLabeled]] = {{"next_item", state_.labeled_next}};
@@ -388,6 +408,7 @@ class TrainLoopNode final : public graph::Node {
   json list_fingerprints_;        // stored in checkpoints (NodeContext::list_fingerprints)
   std::int64_t saved_step_ = -1;  // state of the last checkpoint written or loaded
   bool saved_epoch_open_ = false;
+  bool report_warned_ = false;
 };
 
 }  // namespace

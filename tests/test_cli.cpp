@@ -149,7 +149,7 @@ TEST_CASE("synth, then the quickstart training pipeline end to end on a tiny dat
   CHECK(semi == 5);       // the second epoch is semi-supervised
   CHECK(evals == 2);
   for (const char* f : {"/pipeline.json", "/profile.json", "/model.safetensors", "/report.html",
-                        "/checkpoints/best.safetensors", "/checkpoints/epoch_0001.json"})
+                        "/checkpoints/best.safetensors", "/checkpoints/epoch_0002.json"})
     CHECK_MESSAGE(std::filesystem::exists(run_dir + f), f);
   std::filesystem::remove_all(dir);
 }

@@ -314,7 +314,7 @@ int steps_in_epoch(const fs::path& run_dir, int epoch) {
 // Removes the last epoch's checkpoint: the run is as if it had died before the last epoch ended.
 void drop_last_checkpoint(const fs::path& run_dir) {
   for (const char* ext : {".safetensors", ".json"})
-    fs::remove(run_dir / "checkpoints" / (std::string("epoch_0002") + ext));
+    fs::remove(run_dir / "checkpoints" / (std::string("epoch_0003") + ext));
 }
 
 }  // namespace
@@ -327,15 +327,15 @@ TEST_CASE("a job trains with its ranks' shares, and --resume continues with anot
     auto job = run_job(2, "run " + train_args(dir.path / "run", "--set runtime.threads=1"), dir.path / "log");
     INFO(job.output);
     REQUIRE(job.status == 0);
-    CHECK(steps_in_epoch(dir.path / "run", 0) == 3);
-    CHECK(steps_in_epoch(dir.path / "run", 2) == 3);
+    CHECK(steps_in_epoch(dir.path / "run", 1) == 3);
+    CHECK(steps_in_epoch(dir.path / "run", 3) == 3);
     CHECK(job.output.find("2 processes joined (gloo)") != std::string::npos);
     drop_last_checkpoint(dir.path / "run");
     auto resumed = run_sefar("run --resume " + (dir.path / "run").string() + " --quiet");
     INFO(resumed.output);
     REQUIRE(resumed.status == 0);
     CHECK(resumed.output.find("(step 6)") != std::string::npos);
-    CHECK(steps_in_epoch(dir.path / "run", 2) == 5);
+    CHECK(steps_in_epoch(dir.path / "run", 3) == 5);
   }
   SUBCASE("1 process, resumed by 2") {
     auto alone = run_sefar("run " + train_args(dir.path / "run"));
@@ -347,7 +347,7 @@ TEST_CASE("a job trains with its ranks' shares, and --resume continues with anot
     INFO(job.output);
     REQUIRE(job.status == 0);
     CHECK(job.output.find("(step 10)") != std::string::npos);
-    CHECK(steps_in_epoch(dir.path / "run", 2) == 3);
+    CHECK(steps_in_epoch(dir.path / "run", 3) == 3);
     // Rank 0 alone wrote the run's records: one evaluation per epoch.
     int evals = 0;
     for (const auto& rec : records(dir.path / "run")) evals += rec.value("kind", "") == "eval";

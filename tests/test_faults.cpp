@@ -46,7 +46,7 @@ TEST_CASE("a NaN loss stops the run at its step with an error naming node, step,
   CHECK(r.output.find("the last checkpoint is kept") != std::string::npos);
   // Nothing after the last good checkpoint was kept: the epoch 1 checkpoint, no model.
   CHECK(last_step(run) == 6);
-  CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0000"});
+  CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0001"});
   CHECK_FALSE(fs::exists(run / "model.safetensors"));
   // The checkpoint is intact: resumed (without the injected fault), the run ends as the reference.
   auto resumed =
@@ -80,7 +80,7 @@ TEST_CASE("on_nonfinite: skip skips the step without an update, counts it and re
         CHECK_FALSE(rec.contains("skipped"));
       }
     }
-    if (rec["kind"] == "epoch" && rec["epoch"] == 1) epoch_counted = rec.value("skipped_steps", 0) == 1;
+    if (rec["kind"] == "epoch" && rec["epoch"] == 2) epoch_counted = rec.value("skipped_steps", 0) == 1;
   }
   CHECK(steps == kStepsPerEpoch * kEpochs);
   CHECK(epoch_counted);
@@ -97,17 +97,17 @@ TEST_CASE("a checkpoint that cannot be written: exit 74 naming the path, earlier
   const fs::path run = dir.path / "run", checkpoints = run / "checkpoints";
   // The second epoch's checkpoint file cannot be created: a directory holds its name. (This fails
   // the write for every user, root included, which a read-only folder does not.)
-  fs::create_directories(checkpoints / "epoch_0001.safetensors" / "in_the_way");
+  fs::create_directories(checkpoints / "epoch_0002.safetensors" / "in_the_way");
   auto r = run_sefar("run " + train_args(run));
   INFO(r.output);
   CHECK(r.status == 74);
-  CHECK(r.output.find("cannot write checkpoint " + (checkpoints / "epoch_0001").string() + ".safetensors") !=
+  CHECK(r.output.find("cannot write checkpoint " + (checkpoints / "epoch_0002").string() + ".safetensors") !=
         std::string::npos);
-  CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0000"});
-  CHECK(io::read_checkpoint_sidecar((checkpoints / "epoch_0000").string())["step"] == kStepsPerEpoch);
+  CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0001"});
+  CHECK(io::read_checkpoint_sidecar((checkpoints / "epoch_0001").string())["step"] == kStepsPerEpoch);
   CHECK_FALSE(has_temporary_files(checkpoints));
 
-  fs::remove_all(checkpoints / "epoch_0001.safetensors");
+  fs::remove_all(checkpoints / "epoch_0002.safetensors");
   if (::geteuid() == 0) {
     MESSAGE(
         "running as root, where a read-only folder does not stop writes: the read-only check is skipped "
@@ -119,9 +119,9 @@ TEST_CASE("a checkpoint that cannot be written: exit 74 naming the path, earlier
     fs::permissions(checkpoints, fs::perms::owner_all, fs::perm_options::replace);
     INFO(ro.output);
     CHECK(ro.status == 74);
-    CHECK(ro.output.find("cannot write checkpoint " + (checkpoints / "epoch_0001").string()) !=
+    CHECK(ro.output.find("cannot write checkpoint " + (checkpoints / "epoch_0002").string()) !=
           std::string::npos);
-    CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0000"});
+    CHECK(checkpoint_names(run) == std::vector<std::string>{"best", "epoch_0001"});
   }
   // With the way clear, the run resumes from the intact checkpoint and ends as the reference.
   auto resumed = run_sefar("run --resume " + run.string() + " --quiet");

@@ -2,6 +2,7 @@
 // trains one (semi-supervised) epoch; eval.json and export_features.json run on trained weights.
 #include <ATen/ATen.h>
 
+#include "io/report.h"
 #include "io/safetensors.h"
 #include "run_helpers.h"
 
@@ -113,8 +114,38 @@ TEST_CASE("eval.json and export_features.json on weights from a training run") {
       val_labels.push_back(label);
     }
   }
+  // Crop, views and short side come from the weights ("auto"): the tiny model's 32 px, views and the
+  // training's evaluation short side (36).
   const std::string common = " --quiet --set list=" + val.string() + " --set weights=" + weights.string() +
-                             " --set crop=32 --set short_side=36 --set device=cpu --set test_clips=2";
+                             " --set device=cpu --set test_clips=2";
+  {
+    // Without --quiet, validate prints the resolved pipeline.
+    auto v = run_sefar("validate " + pipeline("eval.json") + common.substr(std::string(" --quiet").size()));
+    INFO(v.output);
+    REQUIRE(v.status == 0);
+    CHECK(v.output.find("warning:") == std::string::npos);
+    const auto begin = v.output.find("{\n"), end = v.output.rfind("\n}");
+    REQUIRE(begin != std::string::npos);
+    REQUIRE(end != std::string::npos);
+    const auto resolved = json::parse(v.output.substr(begin, end + 2 - begin));
+    CHECK(resolved["params"]["crop"] == 32);
+    CHECK(resolved["params"]["short_side"] == 36);
+    CHECK(resolved["params"]["views"] == json::array({2, 2, 4}));
+    CHECK(resolved["params"]["classes"] == (tiny_dataset() / "classes.txt").string());
+    // A value that differs from the weights' is used, and said.
+    auto w = run_sefar("validate " + pipeline("eval.json") + common + " --set crop=48");
+    INFO(w.output);
+    CHECK(w.status == 0);
+    CHECK(w.output.find("warning: param \"crop\" is 48 but the weights " + weights.string() +
+                        " were trained with 32") != std::string::npos);
+    // "auto" without readable weights: an error naming the parameter and the file.
+    auto m = run_sefar("validate " + pipeline("eval.json") + " --quiet --set weights=" +
+                       (dir.path / "none.safetensors").string());
+    INFO(m.output);
+    CHECK(m.status == 2);
+    CHECK(m.output.find("param \"crop\": \"auto\" takes the value from the weights") != std::string::npos);
+    CHECK(m.output.find("none.safetensors, but it does not exist") != std::string::npos);
+  }
 
   auto e = run_sefar("run " + pipeline("eval.json") + common +
                      " --set runtime.run_dir=" + (dir.path / "eval").string());
@@ -126,9 +157,20 @@ TEST_CASE("eval.json and export_features.json on weights from a training run") {
   // The predictions file agrees with the summary.
   std::int64_t lines = 0, correct = 0;
   std::ifstream predictions(dir.path / "eval" / "predictions.jsonl");
+  const auto names = sefar::io::read_class_names((tiny_dataset() / "classes.txt").string());
   for (std::string line; std::getline(predictions, line); ++lines) {
     auto p = json::parse(line);
     correct += p["prediction"] == p["label"];
+    // Every class's probability; the prediction is the most probable; names from classes.txt.
+    const auto probs = p["probs"].get<std::vector<double>>();
+    REQUIRE(probs.size() == 3);
+    double sum = 0;
+    for (double q : probs) sum += q;
+    CHECK(sum == doctest::Approx(1).epsilon(1e-5));
+    CHECK(std::max_element(probs.begin(), probs.end()) - probs.begin() == p["prediction"].get<std::int64_t>());
+    CHECK(p["confidence"].get<double>() == doctest::Approx(probs[p["prediction"].get<std::size_t>()]));
+    CHECK(p["prediction_name"] == names.at(p["prediction"].get<std::size_t>()));
+    CHECK(p["label_name"] == names.at(p["label"].get<std::size_t>()));
   }
   CHECK(lines == std::int64_t(val_paths.size()));
   CHECK(double(correct) / double(lines) == doctest::Approx(result["top1"].get<double>()));

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "io/report.h"
@@ -152,6 +154,59 @@ TEST_CASE("a full run directory: every section drawn, names escaped, nothing ext
   CHECK(contains(eta, "per-step batch means"));
   CHECK(contains(eta, "43.8%"));
   CHECK(contains(eta, "0.450"));
+}
+
+TEST_CASE("epochs numbered from 1; a file of an earlier version numbered from 0 reads the same") {
+  // kMetrics is such an earlier file (epochs 0 and 1); today's writes the same records with 1 and 2.
+  // The same records with epochs counted from 1 (the malformed lines left as they are).
+  std::string one_based;
+  std::istringstream lines(kMetrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (nlohmann::json::accept(line))
+      for (auto [from, to] : {std::pair<std::string, std::string>{"\"epoch\":1", "\"epoch\":2"},
+                              {"\"epoch\":0", "\"epoch\":1"}})
+        if (auto pos = line.find(from); pos != std::string::npos) {
+          line.replace(pos, from.size(), to);
+          break;
+        }
+    one_based += line + "\n";
+  }
+  REQUIRE(one_based != kMetrics);
+  CHECK(one_based.find("\"epoch\":0") == std::string::npos);
+  TempDir legacy, today;
+  write_fake_run(legacy.path);
+  write_fake_run(today.path);
+  write_file(today.path / "metrics.jsonl", one_based);
+  const std::string html = render_report(today.path.string());
+  auto without_dir = [](std::string text, const std::string& dir) {
+    for (auto pos = text.find(dir); pos != std::string::npos; pos = text.find(dir)) text.replace(pos, dir.size(), "RUN");
+    return text;
+  };
+  CHECK(without_dir(html, today.path.string()) ==
+        without_dir(render_report(legacy.path.string()), legacy.path.string()));
+  CHECK(contains(section(html, "confusion"), "after epoch 2"));
+  CHECK(!contains(html, "epoch 3"));
+}
+
+TEST_CASE("throughput and gradient norm against the step, when the steps record them") {
+  TempDir tmp;
+  write_fake_run(tmp.path);
+  CHECK(section(render_report(tmp.path.string()), "training").empty());  // kMetrics has neither
+  std::string metrics;
+  for (int step = 0; step < 40; ++step)
+    metrics += "{\"kind\":\"step\",\"step\":" + std::to_string(step) +
+               ",\"epoch\":1,\"loss\":1,\"loss_sup\":1,\"semi\":true,\"labeled\":4,\"unlabeled\":12,"
+               "\"grad_norm\":" +
+               std::to_string(2.0 + step % 3) + ",\"seconds\":" + std::to_string(step == 0 ? 8.0 : 0.5) + "}\n";
+  write_file(tmp.path / "metrics.jsonl", metrics);
+  const std::string training = section(render_report(tmp.path.string()), "training");
+  REQUIRE(!training.empty());
+  CHECK(count(training, "<svg") == 1);
+  CHECK(count(training, "<polyline") >= 4);  // two series and their trends
+  CHECK(contains(training, ">clips / s<"));
+  CHECK(contains(training, ">gradient norm<"));
+  // 16 clips in 0.5 s: 32 clips/s sets the axis; the slow first step (2 clips/s) does not squash it.
+  CHECK(contains(training, ">30<"));
 }
 
 TEST_CASE("eta histograms in the epoch lines are drawn instead of the per-step boxes") {

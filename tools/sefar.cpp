@@ -40,6 +40,7 @@
 #include "models/weights.h"
 #include "nodes/builtin.h"
 #include "nodes/run_directory.h"
+#include "nodes/auto_params.h"
 #include "nodes/run_record.h"
 
 namespace {
@@ -273,11 +274,21 @@ graph::Registry make_registry() {
   return registry;
 }
 
+// Pipeline parameters set to "auto" (nodes/auto_params.h), with their warnings on the console.
+void resolve_auto_params(graph::PipelineDoc& doc, bool lenient = false, bool quiet = false) {
+  for (const auto& warning : nodes::resolve_auto_params(doc, lenient))
+    if (!quiet) std::fprintf(stderr, "%s\n", warning.c_str());
+}
+
+// `lenient`: "auto" parameters that cannot be resolved yet take placeholder values (a pipeline checked
+// or drawn before its weights exist).
 graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry,
-                                 graph::PipelineDoc* doc_out = nullptr) {
+                                 graph::PipelineDoc* doc_out = nullptr, bool lenient = false,
+                                 bool quiet = false) {
   if (a.path.empty()) throw UsageError("missing PIPELINE (a .json file)");
   auto doc = graph::load_pipeline(a.path);
   graph::apply_overrides(doc, a.sets);
+  resolve_auto_params(doc, lenient, quiet);
   graph::substitute_params(doc);
   auto validated = graph::validate(doc, registry);
   if (doc_out) *doc_out = doc;
@@ -433,7 +444,7 @@ std::vector<std::string> document_differences(nlohmann::json base, nlohmann::jso
 int cmd_validate(const Args& a) {
   auto registry = make_registry();
   graph::PipelineDoc doc;
-  auto validated = resolve(a, registry, &doc);
+  auto validated = resolve(a, registry, &doc, a.schema_only);
   // The start-up checks of sefar run: models and nodes built (lists read, clips looked up, labels,
   // devices), budgets; nothing is written.
   if (!a.schema_only) graph::Runtime(validated, registry).prepare();
@@ -449,6 +460,7 @@ int cmd_validate(const Args& a) {
         run_dir);
   if (!doc.base.empty()) {
     auto base_doc = graph::load_pipeline(doc.base);
+    nodes::resolve_auto_params(base_doc, /*lenient=*/true);  // its notes were said for the pipeline
     graph::substitute_params(base_doc);
     auto base = graph::validate(base_doc, registry);
     auto lines = document_differences(base.document, validated.document);
@@ -461,7 +473,7 @@ int cmd_validate(const Args& a) {
 int cmd_graph(const Args& a) {
   if (!a.dot) throw UsageError("sefar graph: choose an output format (--dot)");
   auto registry = make_registry();
-  auto validated = resolve(a, registry);
+  auto validated = resolve(a, registry, nullptr, /*lenient=*/true, /*quiet=*/true);  // a drawing only
   std::cout << graph::to_dot(validated);
   return kExitOk;
 }
@@ -853,6 +865,7 @@ int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
     } else {
       doc = graph::load_pipeline(a.path);
       graph::apply_overrides(doc, a.sets);
+      resolve_auto_params(doc);
       graph::substitute_params(doc);
     }
     doc.runtime["run_dir"] = run_dir;

@@ -24,7 +24,7 @@ def run_figures(run_dir):
                 epochs[j["epoch"]] = j
     out = {}
     for epoch, rec in epochs.items():
-        kind = "semi" if epoch >= 1 else "supervised"
+        kind = "semi" if epoch >= 2 else "supervised"  # epochs numbered from 1; the first is warm-up
         n = rec["steps"]
         out[kind] = (rec["seconds"] / n, comm[kind] / max(1, len(steps[kind])))
     return out

@@ -64,7 +64,7 @@ def main():
     if len(samples) < 4:
         raise SystemExit(f"{a.dir}/rss.csv: only {len(samples)} samples")
     steps = evals = 0
-    last_epoch = 0
+    last_epoch = 0  # epochs are numbered from 1
     last_acc = None
     with open(os.path.join(a.dir, "run", "metrics.jsonl")) as f:
         for line in f:
@@ -116,7 +116,7 @@ def main():
         f"dataset: labeled, unlabeled and validation clips decoded on the fly, EMA teacher, an evaluation after "
         f"every epoch), sampled every {a.interval:g} s (VmRSS from /proc), stopped with SIGTERM after "
         f"{end / 60:.1f} min. Exit status {status_text.get(a.status, a.status)}. It trained {steps} steps "
-        f"over {last_epoch + 1} epochs and evaluated {evals} times"
+        f"over {last_epoch} epochs and evaluated {evals} times"
         + (f" (last validation top-1 {100 * last_acc:.1f}%)." if last_acc is not None and last_acc <= 1 else "."),
         "",
         "| time | RSS | peak RSS so far (VmHWM) |",
