@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +27,39 @@ namespace sefar::nodes {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+namespace {
+
+bool is_events_file(const fs::path& path) {
+  return path.filename().string().rfind("events.out.tfevents.", 0) == 0;
+}
+
+// Where a resumed run's events continue: the step of the last "step" record in the first `bytes` of
+// metrics.jsonl (-1: none) and the records after it (the close of its epoch). Read once, on resume.
+struct ResumePoint {
+  std::int64_t last_step = -1;
+  std::vector<json> later;
+};
+ResumePoint resume_point(const fs::path& metrics, std::uint64_t bytes) {
+  ResumePoint point;
+  std::ifstream in(metrics, std::ios::binary);
+  std::uint64_t read = 0;
+  for (std::string line; read < bytes && std::getline(in, line);) {
+    read += line.size() + 1;
+    if (read > bytes) break;
+    json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_discarded() || !record.is_object()) continue;
+    if (record.value("kind", "") == "step" && record.contains("step") && record["step"].is_number_integer()) {
+      point.last_step = record["step"].get<std::int64_t>();
+      point.later.clear();
+    } else {
+      point.later.push_back(std::move(record));
+    }
+  }
+  return point;
+}
+
+}  // namespace
 
 RunDirectory::RunDirectory(std::string dir, int keep_last, std::function<void(const std::string&)> log)
     : dir_(std::move(dir)), keep_last_(keep_last), log_(std::move(log)) {}
@@ -74,6 +109,36 @@ void RunDirectory::open(bool resuming, LoopState& state) {
   }
   metrics_.open(metrics, resuming ? std::ios::app : std::ios::trunc);
   if (!metrics_) throw graph::StorageError(fmt::format("cannot write {}", metrics.string()));
+
+  // TensorBoard: a resumed run does not cut the earlier events files back as it does metrics.jsonl;
+  // it adds a new file, and TensorBoard shows the latest value per step, so the series continue as
+  // one. The file starts with a session start at the first step the resumed run logs: TensorBoard's
+  // Python reader drops what the earlier files logged from that step on (its Rust data server does
+  // so per tag when a step comes again). The records at that step that the checkpoint already
+  // covers (an evaluation at the end of its epoch) are written again after it.
+  const fs::path tb = fs::path(dir_) / "tb";
+  try {
+    fs::create_directories(tb);
+  } catch (const std::exception& e) {
+    throw graph::StorageError(
+        fmt::format("cannot create the TensorBoard folder {}: {}", tb.string(), e.what()));
+  }
+  if (!resuming)
+    for (const auto& entry : fs::directory_iterator(tb, ec))
+      if (is_events_file(entry.path()) && entry.is_regular_file(ec)) fs::remove(entry.path(), ec);
+  const ResumePoint point = resuming ? resume_point(metrics, state.metrics_bytes) : ResumePoint{};
+  // A step record carries the steps done before it: the resumed run's first is the last one's + 1.
+  const std::int64_t first_step = point.last_step + 1;
+  events_step_ = std::max<std::int64_t>(point.last_step, 0);
+  try {
+    events_ = std::make_unique<io::tensorboard::EventWriter>(tb.string());
+    events_->add_session_start(first_step);
+    for (const auto& record : point.later)
+      if (record.value("step", std::int64_t(-1)) >= first_step) write_events(record);
+    events_->flush();
+  } catch (const std::exception& e) {
+    throw graph::StorageError(e.what());
+  }
 }
 
 void RunDirectory::write_metrics(const json& record, LoopState& state) {
@@ -84,6 +149,52 @@ void RunDirectory::write_metrics(const json& record, LoopState& state) {
   if (!metrics_)
     throw graph::StorageError(fmt::format("cannot write {}", (fs::path(dir_) / "metrics.jsonl").string()));
   state.metrics_bytes += line.size();
+  if (!events_) return;
+  try {
+    write_events(record);
+    events_->flush();  // a live tensorboard sees every record
+  } catch (const std::exception& e) {
+    throw graph::StorageError(e.what());
+  }
+}
+
+void RunDirectory::write_events(const json& record) {
+  const std::string kind = record.value("kind", "");
+  const char* prefix = kind == "step"    ? "train"
+                       : kind == "epoch" ? "epoch"
+                       : kind == "eval"  ? "eval"
+                                         : nullptr;
+  if (!prefix) return;
+  auto step = record.find("step");
+  if (step != record.end() && step->is_number_integer()) events_step_ = step->get<std::int64_t>();
+  const double wall_time = io::tensorboard::wall_clock();
+  for (const auto& [field, value] : record.items()) {
+    if (field == "step" || field == "epoch" || !value.is_number()) continue;
+    const double x = value.get<double>();
+    // metrics.jsonl writes a non-finite number (a skipped step's loss) as null: no point there either.
+    if (!std::isfinite(x)) continue;
+    events_->add_scalar(fmt::format("{}/{}", prefix, field), x, events_step_, wall_time);
+  }
+  auto hist = record.find("eta_hist");
+  if (kind == "epoch" && hist != record.end() && hist->is_array() && !hist->empty()) {
+    // Equal bins over [0, 1] (models::StepStats::eta_hist).
+    std::vector<double> limits, counts;
+    for (std::size_t b = 0; b < hist->size(); ++b) {
+      limits.push_back(double(b + 1) / double(hist->size()));
+      counts.push_back((*hist)[b].is_number() ? (*hist)[b].get<double>() : 0.0);
+    }
+    events_->add_histogram("epoch/eta", 0.0, limits, counts, events_step_, wall_time);
+  }
+}
+
+void RunDirectory::write_text(const std::string& tag, const std::string& text) {
+  if (!events_) return;
+  try {
+    events_->add_text(tag, text, events_step_);
+    events_->flush();
+  } catch (const std::exception& e) {
+    throw graph::StorageError(e.what());
+  }
 }
 
 void RunDirectory::save_checkpoint(const std::string& name, double top1, LoopState& state,
@@ -124,6 +235,13 @@ void RunDirectory::save_model(models::MultiGranularViT& model, const std::map<st
 
 void RunDirectory::flush() {
   if (metrics_.is_open()) metrics_.flush();
+  if (events_) {
+    try {
+      events_->flush();
+    } catch (const std::exception& e) {
+      throw graph::StorageError(e.what());
+    }
+  }
 }
 
 std::vector<std::string> earlier_run_files(const std::string& dir) {

@@ -1,6 +1,7 @@
 // The run directory's duties for a training run: metrics.jsonl (cut back to a checkpoint's length on
-// resume), checkpoint rotation and `best`, the final model, and the progress line. The training
-// loop node (nodes/train_loop.cpp) decides when; this component knows how and where.
+// resume) and its TensorBoard form in tb/, checkpoint rotation and `best`, the final model, and the
+// progress line. The training loop node (nodes/train_loop.cpp) decides when; this component knows
+// how and where.
 #pragma once
 
 #include <chrono>
@@ -9,12 +10,14 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "graph/validate.h"
+#include "io/tensorboard.h"
 #include "models/trainer.h"
 
 namespace sefar::nodes {
@@ -47,10 +50,16 @@ class RunDirectory {
 
   // Creates checkpoints/, removes leftovers (temporary files of a write cut short; in a fresh run,
   // the checkpoints of an earlier run in this folder, whose metrics start anew too) and opens
-  // metrics.jsonl, cut back to `state.metrics_bytes` when resuming.
+  // metrics.jsonl, cut back to `state.metrics_bytes` when resuming. Creates tb/ and a new
+  // TensorBoard events file in it (a fresh run first removes the earlier run's).
   void open(bool resuming, LoopState& state);
-  // Appends one record to metrics.jsonl and counts its bytes in `state`.
+  // Appends one record to metrics.jsonl and counts its bytes in `state`, and writes its numbers to
+  // the events file: a "step" record's as train/<field>, an "epoch" record's as epoch/<field> (its
+  // eta_hist as the histogram epoch/eta), an "eval" record's as eval/<field>, every numeric field
+  // but step and epoch, at the record's step (an epoch record's: the latest step written).
   void write_metrics(const nlohmann::json& record, LoopState& state);
+  // `text` (Markdown) in TensorBoard's text tab under `tag`, at the latest step written.
+  void write_text(const std::string& tag, const std::string& text);
   // Writes checkpoints/<name> through `save(path)` (and `best` when `top1` beats state.best_top1),
   // then drops the oldest epoch/step checkpoints beyond keep_last. A write failure is a
   // graph::StorageError; the earlier checkpoints are left as they are.
@@ -65,7 +74,11 @@ class RunDirectory {
   std::string dir_;
   int keep_last_;
   std::function<void(const std::string&)> log_;
+  void write_events(const nlohmann::json& record);
+
   std::ofstream metrics_;
+  std::unique_ptr<io::tensorboard::EventWriter> events_;
+  std::int64_t events_step_ = 0;    // the latest step written, where epoch records go
   std::vector<std::string> saved_;  // epoch/step checkpoints, oldest first
 };
 

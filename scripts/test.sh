@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_python.sh test
 if [[ "${SEFAR_SANITIZE:-0}" == 1 ]]; then
   export SEFAR_BUILD_DIR=${SEFAR_BUILD_DIR:-build-asan}
   SEFAR_BUILD_DIR=$SEFAR_BUILD_DIR bash scripts/build.sh -DSEFAR_SANITIZE=ON
