@@ -90,7 +90,7 @@ class SplitSource final : public graph::Source {
       local_ = global / per_epoch_ * local_per_epoch() + (global % per_epoch_ + world_ - 1) / world_;
       std::fprintf(stderr, "%s\n",
                    fmt::format("split_source '{}': resumed at item {} (epoch {}, {} of {} in it)", ctx.id,
-                               global, global / per_epoch_, global % per_epoch_, per_epoch_)
+                               global, global / per_epoch_ + 1, global % per_epoch_, per_epoch_)
                        .c_str());
     }
   }

@@ -124,7 +124,11 @@ class TrainLoopNode final : public graph::Node {
   }
 
   // The run directory opens once every start-up check passed (a fresh run empties metrics.jsonl).
-  void start() override { run_dir_.open(resuming_, state_); }
+  void start() override {
+    run_dir_.open(resuming_, state_);
+    // TensorBoard's text tab shows the run's resolved pipeline (a Markdown code block).
+    if (!document_.is_null()) run_dir_.write_text("pipeline", "```\n" + document_.dump(2) + "\n```");
+  }
 
   void process(int port, const graph::Item& item, graph::Output& out) override {
     if (port == kDone) {

@@ -286,6 +286,11 @@ TEST_CASE(
   CHECK(expected.at("train/loss").size() == std::size_t(kStepsPerEpoch * kEpochs));
   check_same_series(expected, event_series(events));
   check_eta_histograms(finished, events);
+  // The resolved pipeline, as the text of the run's start.
+  REQUIRE(events["texts"].contains("pipeline"));
+  const std::string pipeline_text = events["texts"]["pipeline"][0][1];
+  CHECK(pipeline_text.rfind("```\n{", 0) == 0);
+  CHECK(pipeline_text.find("\"train_loop\"") != std::string::npos);
 
   // A crash after epoch 1 (as in test_resume): the checkpoints after it gone, the events of the later
   // steps left in the first file. The resumed run's file replaces them, so the series are again those of
