@@ -5,6 +5,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
+#include <libavutil/cpu.h>
 #include <libavutil/dict.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
@@ -37,6 +38,14 @@ const char* encoder_name(VideoCodec codec) {
       break;
   }
   return "";
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  return (av_get_cpu_flags() & AV_CPU_FLAG_AVX512) != 0;
+#else
+  return false;
+#endif
 }
 
 VideoCodec resolve(VideoCodec codec) {
@@ -197,6 +206,16 @@ void VideoEncoder::Impl::open(const std::string& p, int w, int h, double fps, co
   if (used == VideoCodec::kH264) {
     if (opt.crf >= 0) av_opt_set_double(enc->priv_data, "crf", opt.crf, 0);
     if (!opt.preset.empty()) av_opt_set(enc->priv_data, "preset", opt.preset.c_str(), 0);
+    // x264's AVX-512 macroblock-tree code is not deterministic: mbtree_propagate_list_avx512 (core
+    // 164, unchanged upstream since) handles 8 macroblocks per step without masking the lanes past
+    // the end of a row, so when the width in macroblocks is not a multiple of 8 (48 px: 3) it adds
+    // in costs and motion vectors read from beyond the row, for the last row from uninitialised
+    // memory past the end of x264's arrays. The bitstream then depends on what the heap held: the
+    // same from run to run in one thread, not when encoders allocate and free concurrently (sefar
+    // synth --threads N). The AVX2 code scatters only the lanes inside the row, so x264 is held to
+    // AVX2, which every AVX-512 CPU has. (Turning mbtree off also works, but makes the synthetic
+    // clips 2.6 times larger.)
+    if (cpu_has_avx512()) av_opt_set(enc->priv_data, "x264-params", "asm=AVX2", 0);
   } else if (used == VideoCodec::kVp9) {
     if (opt.crf >= 0) {
       av_opt_set_int(enc->priv_data, "crf", opt.crf, 0);
