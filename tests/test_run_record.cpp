@@ -40,6 +40,28 @@ TEST_CASE("the report shows the run records") {
   CHECK(html.find("<h2>Run records</h2>") != std::string::npos);
   CHECK(html.find(record["invocations"][0]["build"]["commit"].get<std::string>()) != std::string::npos);
   CHECK(html.find(record["invocations"][0]["start"].get<std::string>()) != std::string::npos);
+  // The report the run left was drawn again once run.json knew the end and the exit status.
+  const std::string left = read_text(run / "report.html");
+  CHECK(left.find(record["invocations"][0]["end"].get<std::string>()) != std::string::npos);
+  CHECK(left.find("running (when this report was written)") == std::string::npos);
+}
+
+TEST_CASE("report.html follows the run: written at every epoch end") {
+  TempDir dir("live_report");
+  const fs::path run = dir.path / "run";
+  // A long run, looked at while it trains its second epoch, then stopped.
+  const pid_t pid = spawn_sefar("run " + train_args(run, "--set epochs=50"), dir.path / "log");
+  const bool second_epoch = wait_for_step(pid, run, kStepsPerEpoch + 1, 120);
+  const bool present = fs::exists(run / "report.html");
+  const std::string html = read_text(run / "report.html");
+  ::kill(pid, SIGKILL);
+  wait_child(pid, 30);
+  INFO(read_text(dir.path / "log"));
+  REQUIRE(second_epoch);
+  REQUIRE(present);
+  CHECK(html.find("epoch 1, ") != std::string::npos);  // the first evaluation
+  CHECK(html.find("<section id=\"training\">") != std::string::npos);  // throughput and gradient norm
+  CHECK(html.find("running (when this report was written)") != std::string::npos);
 }
 
 TEST_CASE("a resumed run appends its invocation; a failed one records its exit status") {

@@ -958,12 +958,23 @@ int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
                    !a.resume.empty());
     std::cerr << fmt::format("run directory: {}\n", run_dir);
   }
+  // run.json gets the end and the exit status; the report, drawn before they were known, is drawn
+  // again to show them (a report that cannot be written now was already reported as such).
+  auto finish_record = [&](int status) {
+    if (!record) return;
+    record->finish(status);
+    std::error_code ec;
+    if (fs::exists(run_dir + "/report.html", ec)) try {
+        io::write_report(run_dir);
+      } catch (const std::exception&) {
+      }
+  };
   try {
     const int status = run_prepared(a, runtime, options, run_dir, dist.rank, communicator.get());
-    if (record) record->finish(status);
+    finish_record(status);
     return status;
   } catch (...) {
-    if (record) record->finish(exit_status(std::current_exception()));
+    finish_record(exit_status(std::current_exception()));
     throw;
   }
 }
