@@ -1,6 +1,7 @@
 // decode: opens a clip, draws its dual-level temporal elements (one draw, or weak and strong), and
 // decodes the union of the frames they need in one forward pass, resized to a short side.
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join (in fmt/format.h only before fmt 11)
 
 #include "graph/diagnostics.h"
 #include "graph/node.h"

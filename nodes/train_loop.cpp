@@ -16,6 +16,7 @@
 
 #include <ATen/ops/tensor.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join (in fmt/format.h only before fmt 11)
 
 #include "graph/diagnostics.h"
 #include "graph/stop.h"

@@ -20,6 +20,7 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join (in fmt/format.h only before fmt 11)
 #include <nlohmann/json.hpp>
 
 #include "graph/diagnostics.h"
