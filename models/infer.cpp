@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/cat.h>
 
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -52,6 +53,20 @@ void run_inference(const ModelConfig& config, const std::string& weights_path, c
   const int64_t b = views[0].size(0);
   for (size_t i = 0; i < nv; ++i)
     if (views[i].dim() < 1 || views[i].size(0) != b) fail("every view must have the same batch size");
+  for (size_t i = 0; i < nv; ++i)
+    if (views[i].dim() == 5 && (views[i].size(3) != config.img_size || views[i].size(4) != config.img_size)) {
+      const std::string what = "inference inputs '" + inputs_path + "': views." + std::to_string(i) + " is " +
+                               std::to_string(views[i].size(4)) + "x" + std::to_string(views[i].size(3)) +
+                               " but the weights were trained at " + std::to_string(config.img_size) + "x" +
+                               std::to_string(config.img_size) +
+                               " (img_size): the model runs with resized position embeddings, on inputs it was "
+                               "not trained on";
+      if (options.warn)
+        options.warn(what);
+      else
+        std::fprintf(stderr, "warning: %s\n", what.c_str());
+      break;
+    }
 
   const int64_t step = options.batch_size > 0 ? options.batch_size : b;
   std::vector<at::Tensor> logits, fused;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "models/config.h"
@@ -23,6 +24,9 @@ struct InferOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N" or "auto"
   int64_t batch_size = 0;      // clips per forward pass; 0 = all at once
   bool strict = true;          // weights must match the model exactly
+  // Told when the inputs' frame size is not the one the weights were trained at (the model still runs,
+  // with its position embeddings resized). Null: a line on stderr.
+  std::function<void(const std::string&)> warn;
 };
 
 void run_inference(const ModelConfig& config, const std::string& weights_path, const std::string& inputs_path,

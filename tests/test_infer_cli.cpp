@@ -62,6 +62,20 @@ TEST_CASE("sefar infer writes logits and features equal to a direct forward pass
   for (std::size_t i = 0; i < config.views.size(); ++i)
     CHECK(at::allclose(result.at("features." + std::to_string(i)), expected.features[i], 1e-5, 1e-6));
 
+  CHECK(out.find("warning") == std::string::npos);
+
+  // Inputs at another size than the weights' img_size: it runs, and says so.
+  std::map<std::string, at::Tensor> larger;
+  for (std::size_t i = 0; i < config.views.size(); ++i)
+    larger["views." + std::to_string(i)] = at::randn({1, 3, config.views[i], 2 * config.img_size, 2 * config.img_size});
+  io::save_safetensors((dir / "larger.safetensors").string(), larger);
+  status = run("infer --weights " + (dir / "w.safetensors").string() + " --inputs " +
+                   (dir / "larger.safetensors").string() + " --outputs " + (dir / "o3.safetensors").string(),
+               &out);
+  CHECK(status == 0);
+  CHECK(out.find("warning: inference inputs '" + (dir / "larger.safetensors").string() + "': views.0 is 64x64 but "
+                 "the weights were trained at 32x32") != std::string::npos);
+
   // Bad input: exit 2 and the file named.
   status = run("infer --weights " + (dir / "w.safetensors").string() + " --inputs " + (dir / "nope.safetensors").string() +
                    " --outputs " + (dir / "o2.safetensors").string(),
