@@ -8,6 +8,7 @@
 
 #include "graph/pipeline.h"
 #include "graph/validate.h"
+#include "nodes/auto_params.h"
 #include "test_nodes.h"
 
 using namespace sefar::graph;
@@ -329,6 +330,8 @@ TEST_CASE("the shipped pipelines validate") {
     if (entry.path().extension() != ".json") continue;
     INFO(entry.path().string());
     auto doc = load_pipeline(entry.path().string());
+    // "auto" parameters are resolved first, as sefar does (placeholders: no weights here).
+    sefar::nodes::resolve_auto_params(doc, /*lenient=*/true);
     substitute_params(doc);
     CHECK_NOTHROW(validate(doc, registry));
   }
