@@ -62,6 +62,11 @@ elseif(SEFAR_TORCH STREQUAL "venv")
       message(FATAL_ERROR "SEFAR_TORCH=venv: ${lib} is ${${lib}}, not in ${TORCH_INSTALL_PREFIX}")
     endif()
   endforeach()
+  # The wheel's libtorch.so and libtorch_cpu.so export the std::filesystem functions of their own,
+  # statically linked libstdc++ (pytorch/pytorch#133437). Named after them, the system libstdc++ loses:
+  # std::filesystem::remove_all then runs libtorch.so's copy, which jumps to address 0. Named first,
+  # it is the one every std:: symbol binds to.
+  list(PREPEND TORCH_LIBRARIES stdc++)
 else()
   message(FATAL_ERROR "SEFAR_TORCH=${SEFAR_TORCH}: valid are system and venv")
 endif()
