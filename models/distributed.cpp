@@ -10,9 +10,10 @@
 #include <fmt/format.h>
 #include <torch/nn/module.h>
 
-// c10d's process-group headers compile only with their backend switched on (DESIGN §6). Debian's
-// LibTorch has Gloo (its headers come from libgloo-dev); the PyTorch 2.x CUDA wheel has NCCL and no
-// Gloo headers. CMake defines SEFAR_HAVE_GLOO / SEFAR_HAVE_NCCL from what it finds.
+// c10d's process-group headers compile only with their backend switched on (DESIGN §6). Both
+// LibTorch builds have the Gloo backend, gloo's own headers come from libgloo-dev (the PyTorch 2.x
+// wheel has none); the CUDA wheel has NCCL. CMake defines SEFAR_HAVE_GLOO / SEFAR_HAVE_NCCL from what
+// it finds.
 #if SEFAR_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
