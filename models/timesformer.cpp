@@ -67,6 +67,14 @@ torch::nn::LayerNorm layer_norm(int64_t dim, double eps) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
 }
 
+// A LayerNorm computed in its parameters' dtype (fp32): what autocast does with layer_norm on CUDA,
+// and what LibTorch 1.13's CPU autocast leaves out (its layer_norm rejects a bf16 input with fp32
+// weights). Without autocast the input is fp32 already and nothing is converted.
+at::Tensor fp32_norm(torch::nn::LayerNormImpl& layer, const at::Tensor& x) {
+  const auto dtype = layer.weight.scalar_type();
+  return layer.forward(x.scalar_type() == dtype ? x : x.to(dtype));
+}
+
 }  // namespace
 
 namespace detail {
@@ -146,7 +154,7 @@ class Block : public torch::nn::Module {
     // Temporal attention over the T tokens at each patch position. As officially, stochastic depth
     // drops rows of this (B*P, T, D) layout, and temporal_fc follows the dropped residual.
     at::Tensor xt = x.permute({0, 2, 1, 3}).reshape({b * p, t, d});
-    at::Tensor r = temporal_attn->forward(temporal_norm1->forward(xt));
+    at::Tensor r = temporal_attn->forward(fp32_norm(*temporal_norm1, xt));
     r = apply_rows(r, drop_path_scale(b * p, drop_path_, train, r));
     r = temporal_fc->forward(r);
     x = x + r.view({b, p, t, d}).permute({0, 2, 1, 3});
@@ -154,15 +162,15 @@ class Block : public torch::nn::Module {
     // Spatial attention over the patches of each frame with the CLS token prepended; the T CLS
     // outputs are averaged. Stochastic depth drops (B*T) rows.
     at::Tensor xs = at::cat({cls.view({b, 1, 1, d}).expand({b, t, 1, d}), x}, 2).view({b * t, 1 + p, d});
-    r = attn->forward(norm1->forward(xs));
+    r = attn->forward(fp32_norm(*norm1, xs));
     r = apply_rows(r, drop_path_scale(b * t, drop_path_, train, r)).view({b, t, 1 + p, d});
     cls = cls + r.select(2, 0).mean(1);
     x = x + r.narrow(2, 1, p);
 
     // MLP on every token, one stochastic-depth draw per clip shared by its CLS and patch tokens.
     at::Tensor keep = drop_path_scale(b, drop_path_, train, x);
-    cls = cls + apply_rows(mlp->forward(norm2->forward(cls)), keep);
-    x = x + apply_rows(mlp->forward(norm2->forward(x)), keep);
+    cls = cls + apply_rows(mlp->forward(fp32_norm(*norm2, cls)), keep);
+    x = x + apply_rows(mlp->forward(fp32_norm(*norm2, x)), keep);
     return {cls, x};
   }
 
@@ -348,7 +356,7 @@ class VisionTransformer : public torch::nn::Module {
       at::Tensor cls = members.size() == 1 ? cl[0] : at::cat(cl, 0);
       at::Tensor x = members.size() == 1 ? tk[0] : at::cat(tk, 0);
       for (auto& blk : block_list) std::tie(cls, x) = blk->forward(cls, x);
-      cls = norm->forward(cls);
+      cls = fp32_norm(*norm, cls);
       int64_t start = 0;
       for (size_t k = 0; k < members.size(); ++k) {
         out[members[k]] = cls.narrow(0, start, sizes[k]);
@@ -420,7 +428,7 @@ at::Tensor MultiGranularViT::fuse(const std::vector<at::Tensor>& features) {
                                   shape_str(features[i].sizes()));
   const int64_t b = features[0].size(0);
   at::Tensor f = at::stack(features, 0);                              // [V, B, D]
-  at::Tensor g = ln2_->forward(at::gelu(post_fusion0_->forward(f)));  // [V, B, F]
+  at::Tensor g = fp32_norm(*ln2_, at::gelu(post_fusion0_->forward(f)));  // [V, B, F]
   at::Tensor all = g;
   if (nv > 1) {
     std::vector<at::Tensor> left, right;
@@ -430,12 +438,12 @@ at::Tensor MultiGranularViT::fuse(const std::vector<at::Tensor>& features) {
         right.push_back(features[j]);
       }
     at::Tensor pairs = at::cat({at::stack(left, 0), at::stack(right, 0)}, -1);  // [pairs, B, 2D]
-    at::Tensor h = ln1_->forward(at::gelu(post_fusion1_->forward(pairs)));
+    at::Tensor h = fp32_norm(*ln1_, at::gelu(post_fusion1_->forward(pairs)));
     all = at::cat({h, g}, 0);  // pairs first, then views
   }
   // Per clip: concatenation over (pairs..., views...) of the 256-d vectors.
   at::Tensor flat = all.permute({1, 0, 2}).reshape({b, -1});
-  return ln3_->forward(at::gelu(global_fusion_->forward(flat)));
+  return fp32_norm(*ln3_, at::gelu(global_fusion_->forward(flat)));
 }
 
 at::Tensor MultiGranularViT::classify(const at::Tensor& fused, bool dropout_active) {

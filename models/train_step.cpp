@@ -61,17 +61,20 @@ void teacher_forward(Trainer& trainer, TrainStep& s, int passes) {
   const std::int64_t u = s.unlabeled();
   at::Tensor logits;
   const bool backbone_random = config.drop_rate > 0 || config.attn_drop_rate > 0;
-  if (!backbone_random) {
-    teacher.eval();
-    auto features = teacher.backbone(s.weak);
-    logits = teacher.head_samples(features, passes);  // [K, U, C]
-  } else {
-    teacher.train();
-    std::vector<at::Tensor> repeated;
-    for (const auto& v : s.weak) repeated.push_back(v.repeat({passes, 1, 1, 1, 1}));
-    logits = teacher.forward(repeated).logits.reshape({passes, u, -1});
+  {
+    auto autocast = trainer.autocast();
+    if (!backbone_random) {
+      teacher.eval();
+      auto features = teacher.backbone(s.weak);
+      logits = teacher.head_samples(features, passes);  // [K, U, C]
+    } else {
+      teacher.train();
+      std::vector<at::Tensor> repeated;
+      for (const auto& v : s.weak) repeated.push_back(v.repeat({passes, 1, 1, 1, 1}));
+      logits = teacher.forward(repeated).logits.reshape({passes, u, -1});
+    }
   }
-  s.teacher = teacher_stats(at::softmax(logits, 2));
+  s.teacher = teacher_stats(at::softmax(logits.to(at::kFloat), 2));
   s.has_teacher_stats = true;
 }
 
@@ -105,8 +108,9 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
   MultiGranularViT& student = trainer.student();
   student.train();
   Optimizer::zero_grad(student);
+  auto autocast = trainer.autocast();  // the losses get fp32 logits
   if (!s.semi) {
-    s.logits_labeled = student.forward(s.labeled).logits;
+    s.logits_labeled = student.forward(s.labeled).logits.to(at::kFloat);
     return;
   }
   // Student inputs: the strong draw with its channel dropout; labeled and strong clips in one forward
@@ -118,9 +122,10 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
   for (std::size_t i = 0; i < s.labeled.size(); ++i)
     joint.push_back(at::cat({s.labeled[i], strong_dropped[i]}));
   auto out = student.forward(joint);
-  s.logits_labeled = out.logits.narrow(0, 0, s.stats.labeled);
-  s.logits_strong = out.logits.narrow(0, s.stats.labeled, u);
-  if (s.mixed) s.logits_mixed = student.forward(strong_dropped, &s.token_mix).logits;
+  const at::Tensor logits = out.logits.to(at::kFloat);
+  s.logits_labeled = logits.narrow(0, 0, s.stats.labeled);
+  s.logits_strong = logits.narrow(0, s.stats.labeled, u);
+  if (s.mixed) s.logits_mixed = student.forward(strong_dropped, &s.token_mix).logits.to(at::kFloat);
 }
 
 void regulated_loss(TrainStep& s, double gamma_un, double gamma_mix, bool mix_compare_logits) {

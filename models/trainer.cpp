@@ -184,6 +184,10 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled, const
   return s.stats;
 }
 
+AutocastGuard Trainer::autocast() const {
+  return AutocastGuard(device_.type(), options_.bf16, at::kBFloat16);
+}
+
 at::Tensor Trainer::predict(const std::vector<std::vector<at::Tensor>>& view_sets) {
   MultiGranularViT& model = teacher_ ? *teacher_ : *student_;
   at::NoGradGuard no_grad;
@@ -192,7 +196,12 @@ at::Tensor Trainer::predict(const std::vector<std::vector<at::Tensor>>& view_set
   for (const auto& set : view_sets) {
     std::vector<at::Tensor> views;
     for (const auto& v : set) views.push_back(to_device(v));
-    auto probs = at::softmax(model.forward(views).logits, 1);
+    at::Tensor logits;
+    {
+      auto autocast = this->autocast();
+      logits = model.forward(views).logits;
+    }
+    auto probs = at::softmax(logits.to(at::kFloat), 1);
     sum = sum.defined() ? sum + probs : probs;
   }
   return (sum / double(view_sets.size())).to(at::kCPU);

@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "models/config.h"
+#include "models/device.h"
 #include "models/sefar.h"
 
 namespace sefar::models {
@@ -25,6 +26,10 @@ class Communicator;
 struct TrainerOptions {
   ModelConfig model;
   std::string device = "cpu";
+  // Forward passes (teacher, student, evaluation) under bf16 autocast: matrix products in bfloat16,
+  // the rest as autocast's lists say; weights, gradients and optimiser state stay fp32, and logits are
+  // returned in fp32 before any loss.
+  bool bf16 = false;
   std::uint64_t seed = 0;
   // Optimiser (official: SGD, momentum 0.9, weight decay 1e-3, lr 0.005, x0.1 at 25, x0.01 at 28).
   // AdamW (betas 0.9/0.999, decoupled weight decay) trains small models from scratch far better.
@@ -102,6 +107,8 @@ class Trainer {
   Communicator* communicator() const { return communicator_.get(); }
   const TrainerOptions& options() const { return options_; }
   const c10::Device& device() const { return device_; }
+  // The autocast region of a forward pass: bf16 when options().bf16, else autocast off.
+  AutocastGuard autocast() const;
   at::Tensor to_device(const at::Tensor& t) const;
   std::int64_t steps_done() const { return step_; }
 

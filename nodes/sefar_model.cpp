@@ -30,6 +30,12 @@ graph::NodeSpec sefar_model_spec() {
           "init", "official", {"official", "torch"},
           "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch (LibTorch's "
           "layer defaults; small models from scratch learn much sooner)")
+      .param_choice("attention", "auto", {"auto", "explicit", "fused"},
+                    "attention kernel: explicit (softmax(q k^T) v), fused (at::scaled_dot_product_attention, "
+                    "LibTorch 2.x) or auto (fused where it exists)")
+      .param_choice("precision", "fp32", {"fp32", "bf16"},
+                    "forward passes in fp32 or under bf16 autocast (weights, gradients and optimiser state "
+                    "stay fp32)")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
@@ -44,6 +50,8 @@ graph::NodeSpec sefar_model_spec() {
         t.model.drop_path_rate = p.get_float("drop_path");
         t.model.head_dropout = p.get_float("head_dropout");
         t.model.init = models::param_init_from_string(p.get_string("init"));
+        t.model.attention = models::attention_impl_from_string(p.get_string("attention"));
+        t.bf16 = p.get_string("precision") == "bf16";
         t.device = p.get_string("device");
         t.seed = ctx.seed;
         models::set_intra_op_threads(int(p.get_int("threads")), fmt::format("model '{}'", ctx.id));

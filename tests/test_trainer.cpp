@@ -96,6 +96,39 @@ TEST_CASE("semi-supervised steps: teacher from the end of warm-up, eta statistic
   CHECK(semi.loss == doctest::Approx(semi.loss_sup + semi.xi * (2 * semi.loss_un + 2 * semi.loss_mix)).epsilon(1e-4));
 }
 
+TEST_CASE("bf16 autocast: the same semi-supervised step in bfloat16 forward passes, fp32 state") {
+  at::set_num_threads(1);
+  auto labels = at::tensor(std::vector<std::int64_t>{0, 1, 0, 1}, at::kLong);
+  auto truth = at::tensor(std::vector<std::int64_t>{1, 0, 1, 1, 0, 0, 1, 0}, at::kLong);
+  auto scale = at::ones({8, 3});
+  auto weak = toy_views(truth, 7), strong = toy_views(truth, 8);
+  std::vector<StepStats> runs;
+  for (bool bf16 : {false, true}) {
+    auto o = toy_options();
+    o.bf16 = bf16;
+    Trainer trainer(o);
+    trainer.step(0, toy_views(labels, 1), labels, &weak, &strong, &scale, &truth);
+    runs.push_back(trainer.step(1, toy_views(labels, 2), labels, &weak, &strong, &scale, &truth));
+    // The state stays fp32 whatever the forward passes compute in.
+    for (const auto& p : trainer.student().parameters()) CHECK((p.scalar_type() == at::kFloat));
+    CHECK((trainer.predict({toy_views(labels, 3)}).scalar_type() == at::kFloat));
+    {
+      auto autocast = trainer.autocast();
+      CHECK(autocast_enabled(at::kCPU) == bf16);
+      at::NoGradGuard no_grad;
+      CHECK((trainer.student().forward(toy_views(labels, 4)).logits.scalar_type() == at::kBFloat16) == bf16);
+    }
+    CHECK_FALSE(autocast_enabled(at::kCPU));  // restored
+  }
+  const auto& fp32 = runs[0];
+  const auto& bf16 = runs[1];
+  CHECK(std::isfinite(bf16.loss));
+  // bfloat16 keeps 8 bits of mantissa: the losses agree to a few percent, not to the last bit.
+  CHECK(bf16.loss != fp32.loss);
+  CHECK(bf16.loss_sup == doctest::Approx(fp32.loss_sup).epsilon(0.05));
+  CHECK(bf16.loss == doctest::Approx(fp32.loss).epsilon(0.05));
+}
+
 TEST_CASE("a checkpoint restores the exact training state: losses after resuming equal an uninterrupted run") {
   at::set_num_threads(1);
   auto o = toy_options();
