@@ -19,7 +19,9 @@ using json = nlohmann::json;
 
 namespace {
 
-bool is_auto(const json& v) { return v.is_string() && v.get<std::string>() == "auto"; }
+bool is_auto(const json& v) {
+  return v.is_string() && v.get<std::string>() == "auto";
+}
 
 // What trained weights say about the inputs they expect.
 struct WeightsFacts {
@@ -34,7 +36,8 @@ WeightsFacts read_facts(const std::string& path) {
   const auto& meta = reader.metadata();
   auto config = meta.find("sefar.model_config");
   if (config == meta.end())
-    throw std::runtime_error("it stores no model config (metadata \"sefar.model_config\"): not written by sefar");
+    throw std::runtime_error(
+        "it stores no model config (metadata \"sefar.model_config\"): not written by sefar");
   const models::ModelConfig c = models::model_config_from_json(json::parse(config->second));
   WeightsFacts f;
   f.crop = c.img_size;
@@ -76,53 +79,44 @@ std::vector<std::string> resolve_auto_params(graph::PipelineDoc& doc, bool lenie
   }
 
   // crop, views, short_side: from the weights.
-  const bool wanted = (has("crop") && is_auto(params["crop"])) || (has("views") && is_auto(params["views"])) ||
-                      (has("short_side") && is_auto(params["short_side"]));
-  if (!has("weights") || !params["weights"].is_string()) {
-    if (!wanted) return warnings;
-    std::vector<graph::Diagnostic> problems;
-    for (const char* key : {"crop", "views", "short_side"})
-      if (has(key) && is_auto(params[key]))
-        problems.push_back(diagnostic(
-            key, fmt::format("param \"{}\": \"auto\" takes the value from the weights, and the pipeline has no "
-                             "\"weights\" parameter naming them; give a value (--set {}=...)",
-                             key, key)));
-    throw graph::PipelineError(std::move(problems));
-  }
-  const std::string weights = params["weights"].get<std::string>();
+  std::vector<std::string> wanted;  // the ones set to "auto"
+  for (const char* key : {"crop", "views", "short_side"})
+    if (has(key) && is_auto(params[key])) wanted.push_back(key);
+  const bool named = has("weights") && params["weights"].is_string();
+  const std::string weights = named ? params["weights"].get<std::string>() : "";
   std::optional<WeightsFacts> facts;
-  std::string why;
+  std::string why = "the pipeline has no \"weights\" parameter naming them";
   std::error_code ec;
-  if (!fs::is_regular_file(weights, ec)) {
-    why = "it does not exist";
-  } else {
+  if (named && !fs::is_regular_file(weights, ec)) {
+    why = weights + ", but it does not exist";
+  } else if (named) {
     try {
       facts = read_facts(weights);
     } catch (const std::exception& e) {
-      why = e.what();
+      why = weights + ", but " + e.what();
     }
   }
-  if (!facts && lenient && wanted) {
-    const json fallback{{"crop", 224}, {"views", {2, 2, 4}}, {"short_side", 256}};
-    std::vector<std::string> used;
-    for (const char* key : {"crop", "views", "short_side"})
-      if (has(key) && is_auto(params[key])) {
+  if (!facts) {
+    if (wanted.empty()) return warnings;  // the node that loads the weights reports it
+    if (lenient) {
+      const json fallback{{"crop", 224}, {"views", {2, 2, 4}}, {"short_side", 256}};
+      std::vector<std::string> used;
+      for (const auto& key : wanted) {
         params[key] = fallback[key];
         used.push_back(fmt::format("{} {}", key, fallback[key].dump()));
       }
-    warnings.push_back(fmt::format("note: \"auto\" parameters checked with {}: the weights {} cannot be read ({})",
-                                   fmt::join(used, ", "), weights, why));
-    return warnings;
-  }
-  if (!facts) {
-    if (!wanted) return warnings;  // the node that loads the weights reports it
+      warnings.push_back(
+          fmt::format("note: \"auto\" parameters checked with {}: they take the values of the "
+                      "weights, {}",
+                      fmt::join(used, ", "), why));
+      return warnings;
+    }
     std::vector<graph::Diagnostic> problems;
-    for (const char* key : {"crop", "views", "short_side"})
-      if (has(key) && is_auto(params[key]))
-        problems.push_back(diagnostic(
-            key, fmt::format("param \"{}\": \"auto\" takes the value from the weights {}, but {}; train first "
-                             "or give --set weights=... (or --set {}=...)",
-                             key, weights, why, key)));
+    for (const auto& key : wanted)
+      problems.push_back(
+          diagnostic(key, fmt::format("param \"{}\": \"auto\" takes the value from the weights {}; "
+                                      "train first or give --set weights=... (or --set {}=...)",
+                                      key, why, key)));
     throw graph::PipelineError(std::move(problems));
   }
   const json from_weights{{"crop", facts->crop}, {"views", facts->views}, {"short_side", facts->short_side}};
@@ -131,7 +125,8 @@ std::vector<std::string> resolve_auto_params(graph::PipelineDoc& doc, bool lenie
     json& value = params[key];
     if (is_auto(value)) {
       value = from_weights[key];
-    } else if (value != from_weights[key] && !(std::string(key) == "short_side" && !facts->short_side_recorded)) {
+    } else if (value != from_weights[key] &&
+               !(std::string(key) == "short_side" && !facts->short_side_recorded)) {
       warnings.push_back(fmt::format(
           "warning: param \"{}\" is {} but the weights {} were trained with {}: the model sees inputs it was "
           "not trained on (\"auto\" takes the weights' value)",

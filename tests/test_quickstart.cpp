@@ -10,8 +10,8 @@ using namespace sefar::testing;
 
 namespace {
 
-constexpr double kDrift = 3.0;      // points: the figures must be re-measured beyond this
-constexpr double kMargin = 5.0;     // points: "clearly above" the supervised baseline
+constexpr double kDrift = 3.0;   // points: the figures must be re-measured beyond this
+constexpr double kMargin = 5.0;  // points: "clearly above" the supervised baseline
 
 double recorded(const std::string& doc, const std::string& key) {
   std::smatch m;
@@ -33,22 +33,21 @@ TEST_CASE("the quickstart's accuracy is the README's and clearly above supervise
 
   TempDir dir("quickstart");
   const fs::path data = dir.path / "data";
-  auto made = capture("SEFAR=" + std::string(SEFAR_BINARY) + " bash " + (source / "scripts" / "quickstart_data.sh").string() +
-                      " " + data.string() + " 2>&1");
+  auto made = capture("SEFAR=" + std::string(SEFAR_BINARY) + " bash " +
+                      (source / "scripts" / "quickstart_data.sh").string() + " " + data.string() + " 2>&1");
   INFO(made.output);
   REQUIRE(made.status == 0);
   auto r = run_sefar("run " + (source / "pipelines" / "quickstart.json").string() +
                      " --quiet --set runtime.threads=2 --set train_list=" + (data / "train.csv").string() +
-                     " --set unlabeled_list=" + (data / "unlabel.csv").string() +
-                     " --set val_list=" + (data / "val.csv").string() +
-                     " --set runtime.run_dir=" + (dir.path / "run").string());
+                     " --set unlabeled_list=" + (data / "unlabel.csv").string() + " --set val_list=" +
+                     (data / "val.csv").string() + " --set runtime.run_dir=" + (dir.path / "run").string());
   INFO(r.output);
   REQUIRE(r.status == 0);
   double top1 = -1;
   for (const auto& rec : records(dir.path / "run"))
     if (rec.value("kind", "") == "eval") top1 = 100 * rec["top1"].get<double>();
   MESSAGE("quickstart top-1 " << top1 << "%; README about " << documented << "%; docs/QUICKSTART.md "
-                               << bench_semi << "% (supervised " << bench_sup << "%)");
+                              << bench_semi << "% (supervised " << bench_sup << "%)");
   CHECK(std::abs(top1 - documented) <= kDrift);
   CHECK(std::abs(top1 - bench_semi) <= kDrift);
   CHECK(bench_semi - bench_sup >= kMargin);

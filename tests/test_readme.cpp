@@ -81,7 +81,8 @@ TEST_CASE("every shell example of the README runs as written") {
   };
   // runs/quickstart: the quickstart pipeline as it is (an example resumes it with that file).
   {
-    auto r = in_root("./build/sefar run pipelines/quickstart.json --quiet --set runtime.run_dir=runs/quickstart\n");
+    auto r = in_root(
+        "./build/sefar run pipelines/quickstart.json --quiet --set runtime.run_dir=runs/quickstart\n");
     INFO(r.output);
     REQUIRE(r.status == 0);
   }
