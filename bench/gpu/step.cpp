@@ -403,7 +403,7 @@ int main(int argc, char** argv) {
     out["peak_tflops"] = peak > 0 ? json(peak) : json(nullptr);
     out["mfu"] = peak > 0 ? json(achieved / peak) : json(nullptr);
     char mfu[96] = "n/a (no peak for this device: --peak-tflops)";
-    if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.1f%% of %.0f TFLOP/s", 100 * achieved / peak, peak);
+    if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.1f%% of %g TFLOP/s", 100 * achieved / peak, peak);
     std::printf("%s on %s: %.1f ms/step (median of %d), %.2f clips/s, %.3f TFLOP/s achieved, MFU %s\n",
                 a.precision.c_str(), device_name.c_str(), med, a.steps, clips_per_s, achieved, mfu);
     std::printf("peak memory: %s\n", out["peak_memory"].dump().c_str());
