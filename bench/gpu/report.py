@@ -217,10 +217,11 @@ def check(path):
         if not body:
             problems.append(f"table {t + 1} has no rows")
         for row in body:
-            for c, cell in enumerate(row):
-                low = cell.lower()
-                if low in bad or any(w in low for w in ("failed", "timed out", "not run", "out of memory", "n/a")):
-                    problems.append(f"table {t + 1} ({table[0][c]}): '{cell}' in row {' | '.join(row)}")
+            empty = [table[0][c] for c, cell in enumerate(row)
+                     if cell.lower() in bad
+                     or any(w in cell.lower() for w in ("failed", "timed out", "not run", "out of memory", "n/a"))]
+            if empty:
+                problems.append(f"table {t + 1}, row '{' | '.join(row)}': no value in {', '.join(empty)}")
     for p in problems:
         print(f"report.py --check {path}: {p}", file=sys.stderr)
     return 1 if problems else 0

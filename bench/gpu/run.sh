@@ -66,7 +66,8 @@ PEAK_TFLOPS=${PEAK_TFLOPS:-}
 # CPU bf16 is the slow one.
 if [ "$DEVICE" = cuda ]; then E2E_PRECISION=${E2E_PRECISION:-bf16}; else E2E_PRECISION=${E2E_PRECISION:-fp32}; fi
 
-rm -rf "$WORK"
+# Only this script's own outputs are removed (WORK may be a directory given by the caller).
+rm -rf "$WORK/steps" "$WORK/clips" "$WORK/run" "$WORK/profile.json" "$WORK/status.tsv"
 mkdir -p "$WORK/steps"
 status=$WORK/status.tsv
 : >"$status"
