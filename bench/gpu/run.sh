@@ -8,15 +8,15 @@
 # Environment:
 #   DEVICE   cuda (default) | cpu
 #   SIZE     full (default): S and B at 224, views 2,2,4, K=10, batches 8+24 and 4+12, fp32 and bf16;
-#                            end to end: S 8+24 on 640x360 clips, 8 steps
+#                            end to end: S 8+24 on 640x360 clips, 10 steps
 #            tiny:  the tiny model at 32 px, batches 2+4 and 1+2, K=2, 1 warm-up + 2 timed steps; end to
 #                   end: 2 steps on 64x48 clips (a dry run: about a minute on a 2-core CPU)
 #   BUILD    build directory holding sefar and sefar_bench_step (default build)
 #   OUT      the report (default docs/PERFORMANCE.md with DEVICE=cuda, else under data/generated/bench_gpu/)
 #   WORK     intermediate files (default data/generated/bench_gpu/<build>-<device>-<size>)
-#   STEP_BUDGET  seconds for all step measurements (full 420, tiny 300); STEP_TIMEOUT per configuration
-#                (full 150, tiny 120); configurations past the budget are reported as not run
-#   E2E_BUDGET   seconds for the end-to-end part, clip generation included (full 240, tiny 120)
+#   STEP_BUDGET  seconds for all step measurements (full 210, tiny 300); STEP_TIMEOUT per configuration
+#                (full 90, tiny 120); configurations past the budget are reported as not run
+#   E2E_BUDGET   seconds for the end-to-end part, clip generation included (full 110, tiny 120)
 #   MODELS, BATCHES ("8+24 4+12"), PRECISIONS ("fp32 bf16"), WARMUP, STEPS, K, CROP, THREADS (LibTorch
 #   intra-op threads; tiny on cpu: 1, which a busy 2-core machine needs), PEAK_TFLOPS (the MFU's peak
 #   where the device has no data-sheet entry, e.g. a CPU), E2E_MODEL, E2E_PRECISION, E2E_STEPS
@@ -45,8 +45,8 @@ case $SIZE in
   full)
     MODELS=${MODELS:-S B}; BATCHES=${BATCHES:-8+24 4+12}; K=${K:-10}; CROP=${CROP:-224}
     WARMUP=${WARMUP:-2}; STEPS=${STEPS:-5}
-    STEP_BUDGET=${STEP_BUDGET:-420}; STEP_TIMEOUT=${STEP_TIMEOUT:-150}; E2E_BUDGET=${E2E_BUDGET:-240}
-    E2E_MODEL=${E2E_MODEL:-S}; E2E_BATCH=${E2E_BATCH:-8+24}; E2E_STEPS=${E2E_STEPS:-8}
+    STEP_BUDGET=${STEP_BUDGET:-210}; STEP_TIMEOUT=${STEP_TIMEOUT:-90}; E2E_BUDGET=${E2E_BUDGET:-110}
+    E2E_MODEL=${E2E_MODEL:-S}; E2E_BATCH=${E2E_BATCH:-8+24}; E2E_STEPS=${E2E_STEPS:-10}
     clip_size=640x360; clip_frames=40:75; classes=8; short_side=""
     ;;
   tiny)

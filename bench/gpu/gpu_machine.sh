@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Everything docs/GPU.md runs on a CUDA machine, as one command from the project's root: oneTBB and
+# FFmpeg from .gpu/ (when present), configure and build sefar and sefar_bench_step against the
+# LibTorch of a PyTorch 2.x installation, then bench/gpu/run.sh (docs/PERFORMANCE.md).
+# A second run reuses the build directory (only changed sources recompile).
+#
+# Environment: TORCH_PYTHON (default /opt/torch/.venv/bin/python), BUILD (default build-gpu), JOBS
+# (default: every core), DEVICE (default cuda); the rest (SIZE, OUT, budgets) goes to run.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TORCH_PYTHON=${TORCH_PYTHON:-/opt/torch/.venv/bin/python}
+BUILD=${BUILD:-build-gpu}
+JOBS=${JOBS:-$(nproc)}
+export DEVICE=${DEVICE:-cuda}
+t0=$(date +%s)
+stamp() { echo "[gpu_machine +$(($(date +%s) - t0)) s] $*" >&2; }
+
+# .gpu/setup.sh asks `python3` for torch's CMake prefix: the one with torch first on PATH.
+export PATH="$(dirname "$TORCH_PYTHON"):$PATH"
+if [ -f .gpu/setup.sh ]; then
+  stamp "source .gpu/setup.sh"
+  # shellcheck disable=SC1091
+  source .gpu/setup.sh
+else
+  stamp "no .gpu/setup.sh: oneTBB, FFmpeg, fmt, nlohmann-json from the system"
+fi
+# The wheel's CMake config needs a CUDA toolkit (cmake/sefar_torch.cmake): /usr/local/cuda, else the
+# nvcc on PATH.
+if [ -z "${CUDA_HOME:-}" ] && [ ! -x /usr/local/cuda/bin/nvcc ] && command -v nvcc >/dev/null; then
+  CUDA_HOME=$(dirname "$(dirname "$(command -v nvcc)")")
+  export CUDA_HOME
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+
+stamp "configure $BUILD"
+mkdir -p "$BUILD"
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEFAR_TORCH=venv \
+  -DSEFAR_TORCH_PYTHON="$TORCH_PYTHON" -DSEFAR_BUILD_TESTS=OFF >"$BUILD/configure.log" 2>&1 ||
+  { tail -n 30 "$BUILD/configure.log" >&2; exit 1; }
+grep "sefar:" "$BUILD/configure.log" >&2 || true
+stamp "build sefar sefar_bench_step (-j $JOBS)"
+cmake --build "$BUILD" -j "$JOBS" --target sefar sefar_bench_step >"$BUILD/build.log" 2>&1 ||
+  { tail -n 30 "$BUILD/build.log" >&2; exit 1; }
+stamp "bench/gpu/run.sh"
+status=0
+BUILD="$BUILD" bash bench/gpu/run.sh || status=$?
+stamp "done (exit $status)"
+exit $status
