@@ -34,7 +34,9 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 stamp "configure $BUILD"
 mkdir -p "$BUILD"
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEFAR_TORCH=venv \
+generator=Ninja
+command -v ninja >/dev/null || generator="Unix Makefiles"
+cmake -S . -B "$BUILD" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DSEFAR_TORCH=venv \
   -DSEFAR_TORCH_PYTHON="$TORCH_PYTHON" -DSEFAR_BUILD_TESTS=OFF >"$BUILD/configure.log" 2>&1 ||
   { tail -n 30 "$BUILD/configure.log" >&2; exit 1; }
 grep "sefar:" "$BUILD/configure.log" >&2 || true

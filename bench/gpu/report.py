@@ -110,13 +110,18 @@ def e2e_section(work, status, settings, results):
     batch = settings["e2e_batch"]
     bench = results.get((settings["e2e_model"], batch, settings["e2e_precision"]))
     vs = f"{step_s * 1000 / bench['ms_per_step']['median']:.2f}x" if bench else "n/a (not measured above)"
+    # CPU time per clip of the decode nodes (weak and strong draws of an unlabeled clip: one decode).
+    dec = [nodes[n] for n in ("decode_labeled", "decode_unlabeled") if n in nodes]
+    dec_items = sum(n["items_in"] for n in dec)
+    dec_ms = 1000 * sum(n["busy_seconds"] for n in dec) / dec_items if dec_items else 0.0
     out += ["| model | crop | batch | precision | steps | step time, median after the first (s) | clips/s | "
             "vs. the step on device inputs | graph wall (s) | step nodes busy (s) | device-busy share | "
-            "train input wait (s) | of which no step in flight (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "train input wait (s) | of which no step in flight (s) | clips decoded | decode CPU ms per clip |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             f"| {settings['e2e_model']} | {settings['crop']} | {batch} | {settings['e2e_precision']} | {len(steps)} | "
             f"{step_s:.3f} | {clips / step_s:.2f} | {vs} | {wall:.2f} | {device_busy:.2f} | "
-            f"{100 * device_busy / wall:.1f}% | {train['wait_input_seconds']:.2f} | {idle:.2f} |",
+            f"{100 * device_busy / wall:.1f}% | {train['wait_input_seconds']:.2f} | {idle:.2f} | {dec_items} | "
+            f"{dec_ms:.1f} |",
             "",
             "Busy time of every node of the run (slots: concurrent bodies; share: busy / (graph wall x slots)):",
             "",
@@ -189,7 +194,11 @@ def write(work, out_path):
         "and the gradient norm are read on the host), so their busy time is close to the device's. Train "
         "input wait: the training loop node's time without a body running (the profile's wait_input_seconds), "
         "which includes the time its step spends in the step nodes; the last column subtracts the whole step "
-        "chain's busy time: the time no step was in flight, waiting for batches (and start-up).",
+        "chain's busy time: the time no step was in flight, waiting for batches (and start-up). Clips decoded: "
+        "the unlabeled source runs ahead of the steps up to its budget, so more clips are decoded than the "
+        "steps use. Decode CPU per clip: the decode nodes' busy time per clip; `sefar synth`'s clips (a figure on a "
+        "plain background) decode faster than busier content of the same size (docs/BENCH_DECODE.md), so the "
+        "input wait here is a lower bound for real video.",
         "",
     ]
     tmp = Path(str(out_path) + ".tmp")

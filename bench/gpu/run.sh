@@ -10,7 +10,7 @@
 #   SIZE     full (default): S and B at 224, views 2,2,4, K=10, batches 8+24 and 4+12, fp32 and bf16;
 #                            end to end: S 8+24 on 640x360 clips, 10 steps
 #            tiny:  the tiny model at 32 px, batches 2+4 and 1+2, K=2, 1 warm-up + 2 timed steps; end to
-#                   end: 2 steps on 64x48 clips (a dry run: about a minute on a 2-core CPU)
+#                   end: 2 steps on 64x48 clips (a dry run: 5-15 s on a 2-core CPU)
 #   BUILD    build directory holding sefar and sefar_bench_step (default build)
 #   OUT      the report (default docs/PERFORMANCE.md with DEVICE=cuda, else under data/generated/bench_gpu/)
 #   WORK     intermediate files (default data/generated/bench_gpu/<build>-<device>-<size>)
