@@ -11,8 +11,9 @@ import statistics
 import sys
 from pathlib import Path
 
-# The step nodes that run on the device (their busy time is the device-busy share) and the rest of the
-# chain (regulation, token mix and loss: small host-side work between them).
+# The step nodes that launch the device work, and the whole chain (with regulation, token mix and loss:
+# little work of their own, but on CUDA the loss node waits for the student's kernels when it reads the
+# losses, so the chain's busy time is the device-busy time).
 DEVICE_NODES = ["teacher", "student", "backward", "optimizer", "ema"]
 CHAIN_NODES = ["teacher", "regulation", "token_mix", "student", "loss", "backward", "optimizer", "ema"]
 GIB = 1024.0**3
@@ -116,11 +117,12 @@ def e2e_section(work, status, settings, results):
     dec_ms = 1000 * sum(n["busy_seconds"] for n in dec) / dec_items if dec_items else 0.0
     out += ["| model | crop | batch | precision | steps | step time, median after the first (s) | clips/s | "
             "vs. the step on device inputs | graph wall (s) | step nodes busy (s) | device-busy share | "
+            "of which teacher, student, backward, optimizer, ema | "
             "train input wait (s) | of which no step in flight (s) | clips decoded | decode CPU ms per clip |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             f"| {settings['e2e_model']} | {settings['crop']} | {batch} | {settings['e2e_precision']} | {len(steps)} | "
-            f"{step_s:.3f} | {clips / step_s:.2f} | {vs} | {wall:.2f} | {device_busy:.2f} | "
-            f"{100 * device_busy / wall:.1f}% | {train['wait_input_seconds']:.2f} | {idle:.2f} | {dec_items} | "
+            f"{step_s:.3f} | {clips / step_s:.2f} | {vs} | {wall:.2f} | {chain_busy:.2f} | "
+            f"{100 * chain_busy / wall:.1f}% | {100 * device_busy / wall:.1f}% | {train['wait_input_seconds']:.2f} | {idle:.2f} | {dec_items} | "
             f"{dec_ms:.1f} |",
             "",
             "Busy time of every node of the run (slots: concurrent bodies; share: busy / (graph wall x slots)):",
@@ -189,9 +191,12 @@ def write(work, out_path):
         "",
         "Step time: the training loop's `seconds` per step record (from one step's end to the next, so the "
         "wait for batches is included); the first step (teacher creation, first kernels) is left out. "
-        "Device-busy share: busy time of the teacher, student, backward, optimizer and ema nodes over the "
-        "graph's wall time (start-up and the end included); those nodes wait for their results (the losses "
-        "and the gradient norm are read on the host), so their busy time is close to the device's. Train "
+        "Device-busy share: busy time of the step nodes (teacher, regulation, token_mix, student, loss, "
+        "backward, optimizer, ema; one step in flight at a time) over the graph's wall time (start-up and the "
+        "end included). On CUDA a node returns once its kernels are queued unless it reads a result: the "
+        "losses (loss node) and the gradient norm (backward node) are read on the host, "
+        "so the chain's busy time covers the device's work, while a single node's may include kernels of the "
+        "node before it; the next column counts the five nodes that launch the device work. Train "
         "input wait: the training loop node's time without a body running (the profile's wait_input_seconds), "
         "which includes the time its step spends in the step nodes; the last column subtracts the whole step "
         "chain's busy time: the time no step was in flight, waiting for batches (and start-up). Clips decoded: "
