@@ -42,7 +42,8 @@ elseif(SEFAR_TORCH STREQUAL "venv")
   if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS ${CUDAToolkit_ROOT}/bin/nvcc)
     set(CMAKE_CUDA_COMPILER ${CUDAToolkit_ROOT}/bin/nvcc CACHE FILEPATH "CUDA compiler")
   endif()
-  # No CUDA sources here: an explicit list spares Caffe2 detecting a GPU (absent on CPU machines).
+  # Only for CUDA sources, which sefar has none of: the H100's architecture spares Caffe2 a GPU
+  # detection that fails on CPU machines and its fallback list, which names sm_50 (gone in CUDA 13).
   if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST} AND NOT DEFINED TORCH_CUDA_ARCH_LIST)
     set(TORCH_CUDA_ARCH_LIST 9.0)
   endif()
