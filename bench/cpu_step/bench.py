@@ -416,59 +416,70 @@ def report(results, doc):
 
 
 def findings(rows, m):
-    """Sentences drawn from the numbers: which differences exceed the run-to-run spread, and which way."""
+    """Sentences drawn from the numbers. A difference counts when every round agrees on its direction
+    (the paired ratios of all rounds on the same side of 1); otherwise it is called no clear difference."""
     out = []
-
-    def ratio(a, b):
-        return rows[a]["median"] / rows[b]["median"]
-
-    def noise(a, b):
-        return max(rows[a]["spread"], rows[b]["spread"], 0.02)
-
-    def verdict(a, b, faster, slower):
-        r = ratio(a, b)
-        if abs(r - 1) <= noise(a, b):
-            return f"within the run-to-run spread ({r:.2f}x, spread {pct(noise(a, b))})"
-        return f"{faster if r < 1 else slower} ({r:.2f}x the time)"
-
     have = lambda *ns: all(n in rows for n in ns)
+
+    def share(n):
+        return rows[n]["sys"] / (rows[n]["user"] + rows[n]["sys"])
+
+    def verdict(a, b):
+        """How a compares with b, from the paired ratios."""
+        pr = paired(rows, a, b)
+        if not pr:
+            return "not comparable (no common round)"
+        span = f"{med(pr):.2f}x the time, rounds {min(pr):.2f}–{max(pr):.2f}" if len(pr) > 1 else f"{pr[0]:.2f}x the time"
+        if len(pr) > 1 and min(pr) < 1 < max(pr):
+            return f"no clear difference ({span})"
+        if len(pr) == 1:
+            return f"{'faster' if pr[0] < 1 else 'slower'} in its one round ({span})"
+        return f"{'faster' if max(pr) < 1 else 'slower'} in every round ({span})"
+
     if have("base"):
         best = min(rows, key=lambda n: rows[n]["median"])
-        out.append(f"- Fastest configuration: {best} at {rows[best]['median']:.2f} s/step, "
-                   f"{rows[best]['median'] / rows['base']['median']:.2f}x the baseline's {rows['base']['median']:.2f} s.")
+        out.append(f"- Fastest configuration: {best} at {rows[best]['median']:.2f} s/step against the baseline's "
+                   f"{rows['base']['median']:.2f} s: {verdict(best, 'base')}.")
     if have("base", "t2"):
-        out.append(f"- LibTorch 2.11 against 1.13, same fp32 model and explicit attention: "
-                   f"{verdict('t2', 'base', 'faster', 'slower')}.")
+        out.append(f"- LibTorch 2.11 against 1.13, same fp32 model and explicit attention: {verdict('t2', 'base')}; "
+                   f"system time {rows['base']['sys']:.2f} → {rows['t2']['sys']:.2f} s per step "
+                   f"(sys share {pct(share('base'))} → {pct(share('t2'))}).")
+    if have("base", "openblas1"):
+        drop = rows["openblas1"]["sys"] < 0.5 * rows["base"]["sys"]
+        pr = paired(rows, "openblas1", "base")
+        out.append(f"- Where the 1.13 system time goes: with OpenBLAS on one thread it is {rows['openblas1']['sys']:.2f} "
+                   f"instead of {rows['base']['sys']:.2f} s per step (sys share {pct(share('openblas1'))} instead of "
+                   f"{pct(share('base'))}), and the step is {verdict('openblas1', 'base')}. " +
+                   ("Most of the kernel time is OpenBLAS's worker threads waiting for work (they spin on sched_yield), "
+                    "not memory" if drop else "OpenBLAS's worker threads account for less than half of it") +
+                   ("; those threads also do a real share of the matrix products, so turning them off costs more than "
+                    "it saves." if pr and min(pr) > 1 else "."))
     if have("t2", "t2_fused"):
-        out.append(f"- Fused attention (at::scaled_dot_product_attention) against explicit, fp32: "
-                   f"{verdict('t2_fused', 't2', 'faster', 'slower')}.")
+        out.append(f"- Fused attention (at::scaled_dot_product_attention) against explicit, fp32: {verdict('t2_fused', 't2')}.")
     if have("t2_bf16", "t2_bf16_fused"):
-        out.append(f"- Fused against explicit attention under bf16: {verdict('t2_bf16_fused', 't2_bf16', 'faster', 'slower')}.")
+        out.append(f"- Fused against explicit attention under bf16: {verdict('t2_bf16_fused', 't2_bf16')}.")
     bf = m["flags"].get("avx512_bf16")
     if have("t2", "t2_bf16"):
-        r = ratio("t2_bf16", "t2")
-        helps = r < 1 - noise("t2", "t2_bf16")
-        out.append(f"- bf16 autocast against fp32, explicit attention: {verdict('t2_bf16', 't2', 'faster', 'slower')}; "
-                   f"this CPU {'has' if bf else 'lacks'} avx512_bf16, so bf16 "
-                   f"{'pays off here' if helps else 'does not pay off here'} for this model size and batch.")
+        pr = paired(rows, "t2_bf16", "t2")
+        helps = bool(pr) and max(pr) < 1
+        out.append(f"- bf16 autocast against fp32, explicit attention: {verdict('t2_bf16', 't2')}; this CPU "
+                   f"{'has' if bf else 'lacks'} avx512_bf16, and bf16 {'pays off' if helps else 'does not pay off'} "
+                   "here for this model size and batch.")
     if have("t2_fused", "t2_bf16_fused"):
-        out.append(f"- bf16 against fp32, fused attention: {verdict('t2_bf16_fused', 't2_fused', 'faster', 'slower')}.")
+        out.append(f"- bf16 against fp32, fused attention: {verdict('t2_bf16_fused', 't2_fused')}.")
     allocs = [n for n in ("base", "glibc", "mmap1g", "jemalloc", "tcmalloc") if n in rows]
     if len(allocs) > 1:
-        ranked = sorted(allocs, key=lambda n: rows[n]["median"])
-        desc = ", ".join(f"{n} {rows[n]['median']:.2f} s (sys {pct(rows[n]['sys'] / (rows[n]['user'] + rows[n]['sys']))}, "
-                         f"{rows[n]['minflt']:,.0f} faults/step, {rows[n]['rss']:,.0f} MB peak)" for n in ranked)
-        out.append(f"- Allocators on the 1.13 baseline, fastest first: {desc}.")
-        best = ranked[0]
-        if best != "base":
-            out.append(f"- {best} against sefar's current settings: {verdict(best, 'base', 'faster', 'slower')}; "
-                       f"system time per step {rows['base']['sys']:.2f} s → {rows[best]['sys']:.2f} s.")
-        else:
-            out.append("- sefar's current malloc settings are the fastest of the allocators measured.")
-        if "glibc" in rows:
-            out.append(f"- sefar's settings against glibc's defaults: {verdict('base', 'glibc', 'faster', 'slower')}.")
+        def key(n):
+            return med(paired(rows, n, "base")) if n != "base" else 1.0
+        ranked = sorted(allocs, key=key)
+        desc = ", ".join(f"{n} {key(n):.2f} (sys {rows[n]['sys']:.2f} s, {rows[n]['minflt']:,.0f} faults/step, "
+                         f"{rows[n]['rss']:,.0f} MB peak)" for n in ranked)
+        out.append(f"- Allocators on the 1.13 baseline by paired ratio, fastest first: {desc}.")
+        for n in ranked:
+            if n != "base":
+                out.append(f"  - {n} against sefar's current settings: {verdict(n, 'base')}.")
     busy = max((r["others"] for r in rows.values()), default=0.0)
-    out.append(f"- Other processes used at most {busy:.2f} cores during any run's counted steps.")
+    out.append(f"- Other processes used at most {busy:.2f} cores during any counted run's steps.")
     return out
 
 

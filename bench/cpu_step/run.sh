@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # CPU time of one SeFAR-S semi-supervised training step, side by side, one command:
 #
-#   bash bench/cpu_step/run.sh               # full run (~20 min on 2 cores), writes docs/CPU_STEP.md
+#   bash bench/cpu_step/run.sh               # full run (~16 min on an idle 2-core machine, 3 repeats),
+#                                            # writes docs/CPU_STEP.md
 #   SIZE=tiny bash bench/cpu_step/run.sh     # quick check (tiny model, 32 px, 1 repeat, 2 steps),
 #                                            # report to data/generated/cpu_step/CPU_STEP.tiny.md
 #
 # Configurations (bench/cpu_step/bench.py, numbered as in the report): 1 base: LibTorch 1.13 (build/sefar),
 # fp32, explicit attention, sefar's malloc settings; 2 t2: LibTorch 2.11 (build-torch2/sefar), fp32,
 # explicit; 3 t2_fused; 4 t2_bf16_fused; 5 t2_bf16; on the baseline: 6 glibc (SEFAR_MALLOC=glibc),
-# 7 mmap1g (mmap threshold 1 GiB), 8 jemalloc, 9 tcmalloc (LD_PRELOAD).
+# 7 mmap1g (mmap threshold 1 GiB), 8 jemalloc, 9 tcmalloc (LD_PRELOAD), 10 openblas1
+# (OPENBLAS_NUM_THREADS=1: how much of the 1.13 system time is OpenBLAS's thread pool).
 #
 # 1. installs the bench-only allocators when missing (libjemalloc2, libtcmalloc-minimal4);
 # 2. builds build/sefar or build-torch2/sefar only when missing or without the precision and attention
 #    parameters (under the build locks other builds of the tree use);
 # 3. generates the clips with `sefar synth` (reused when present);
-# 4. runs every configuration REPEATS times, round-robin, each run after a wait for a quiet machine,
-#    and writes the report from the runs' metrics; a run during which other processes took more than a
-#    quarter of a core is run again (twice at most; the dropped runs are listed in the report).
+# 4. runs every configuration REPEATS times, round-robin (a round forward, the next backward), each
+#    run after a wait for a quiet machine, and writes the report from the runs' metrics; a run during
+#    which other processes took more than a quarter of a core is run again (twice at most; the
+#    dropped runs are listed in the report).
 #
 # Environment: SIZE (full | tiny), REPEATS (default 3; tiny 1), STEPS (steps per run, the first one
 # uncounted; default 4; tiny 2), CONFIGS (names or numbers, e.g. "1,2,8"; default all), DOC (report
