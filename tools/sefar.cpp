@@ -43,6 +43,7 @@
 #include "nodes/run_directory.h"
 #include "nodes/auto_params.h"
 #include "nodes/run_record.h"
+#include "tools/prepare.h"
 
 namespace {
 
@@ -66,6 +67,7 @@ commands:
   synth OUT_DIR      generate the synthetic fine-grained action dataset (mp4 + split lists)
   infer              run a model on view tensors from a safetensors file (logits and features out)
   report RUN_DIR     (re)write RUN_DIR/report.html from a run's metrics and profile
+  prepare finegym OUT_DIR  cut FineGym's sub-action clips from downloaded videos (docs/FINEGYM.md)
 
 'sefar <command> --help' describes a command's options.
 exit status: 0 success, 2 invalid pipeline, flags or input, 1 failure while running, 74 the run's
@@ -1089,6 +1091,7 @@ int main(int argc, char** argv) {
                                   : sefar::io::FfmpegLog::kQuiet;
   }
   sefar::io::set_ffmpeg_log(ffmpeg_log);
+  if (command == "prepare") return sefar::tools::cmd_prepare(argc, argv);
   const char* usage = command == "run"        ? kRunUsage
                       : command == "validate" ? kValidateUsage
                       : command == "graph"    ? kGraphUsage
@@ -1098,7 +1101,7 @@ int main(int argc, char** argv) {
                       : command == "report"   ? kReportUsage
                                               : nullptr;
   if (!usage) {
-    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer", "report"};
+    std::vector<std::string> commands = {"run", "validate", "graph", "nodes", "synth", "infer", "report", "prepare"};
     auto guess = sefar::graph::closest_match(command, commands);
     std::cerr << fmt::format("sefar: unknown command \"{}\"{}\n\n{}", command,
                              guess.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", guess), kUsage);
