@@ -86,10 +86,18 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
             ${CUDAToolkit_INCLUDE_DIRS})
 endif()
 
-# One line saying what this build links.
+# One line saying what this build links. SEFAR_TORCH_CUDA: LibTorch has CUDA (models/device_cuda.cpp);
+# SEFAR_NVTX_INCLUDE: NVTX 3's headers (header-only) for the profiler's ranges (graph/profile.cpp).
+set(SEFAR_TORCH_CUDA OFF)
 set(sefar_cuda "no")
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(SEFAR_TORCH_CUDA ON)
   set(sefar_cuda "yes ${CUDAToolkit_VERSION}")
+  find_path(SEFAR_NVTX_INCLUDE nvtx3/nvToolsExt.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_ROOT}/include)
+endif()
+set(sefar_nvtx "no")
+if(SEFAR_NVTX_INCLUDE)
+  set(sefar_nvtx "yes")
 endif()
 set(sefar_cudnn "no")
 if(SEFAR_CUDNN_INCLUDE)
@@ -106,4 +114,4 @@ if(SEFAR_GLOO_INCLUDE)
   set(sefar_gloo "yes")
 endif()
 message(STATUS "sefar: LibTorch ${Torch_VERSION} (SEFAR_TORCH=${SEFAR_TORCH}), CUDA ${sefar_cuda}, "
-               "cuDNN ${sefar_cudnn}, NCCL ${sefar_nccl}, Gloo ${sefar_gloo}")
+               "cuDNN ${sefar_cudnn}, NCCL ${sefar_nccl}, Gloo ${sefar_gloo}, NVTX ${sefar_nvtx}")

@@ -19,6 +19,8 @@ class Communicator;  // models/distributed.h
 
 namespace sefar::graph {
 
+class DeviceTimer;  // graph/profile.h
+
 struct NodeContext {
   std::string pipeline;  // pipeline name
   std::string id;
@@ -101,6 +103,9 @@ class Node {
   // Largest number of source items this node can hold at once (a batcher's batch size); the
   // runtime checks each source's in-flight budget against what is downstream of it.
   virtual std::size_t items_held() const { return 0; }
+  // Where the node's work runs asynchronously on a device (a GPU), a timer of that work for the
+  // profile (graph/profile.h); null: the body's wall time is its work.
+  virtual std::shared_ptr<DeviceTimer> device_timer() const { return nullptr; }
 };
 
 // A node without inputs. produce() is called serially until it returns false.

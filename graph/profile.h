@@ -45,6 +45,18 @@ struct SkipRecord {
   nlohmann::json to_json() const;
 };
 
+// Device time of a node's bodies, where its work runs asynchronously on an accelerator: the body's
+// wall time is then only the time to enqueue the work. A node supplies one (Node::device_timer()); the
+// profiler calls begin() and end() around each of that node's bodies, on the body's thread and never
+// two at once, and seconds() when it reports, which may wait for the device.
+class DeviceTimer {
+ public:
+  virtual ~DeviceTimer() = default;
+  virtual void begin() = 0;
+  virtual void end() = 0;
+  virtual double seconds() = 0;  // device seconds of every body timed so far
+};
+
 // The seq recorded for a node's end-of-stream flush.
 constexpr std::uint64_t kFinishSeq = ~std::uint64_t(0);
 
@@ -80,6 +92,8 @@ class Profiler {
   void merge_skips(const Profiler& nested);
   void on_blocked(int node, std::uint64_t ns) { stats_[node]->blocked_ns += ns; }
   void set_peak_in_flight(int node, std::int64_t n) { stats_[node]->peak_in_flight = n; }
+  // Times the node's bodies on its device too (to_json's device_seconds, a line under the table).
+  void set_device_timer(int node, std::shared_ptr<DeviceTimer> timer);
   void start();
   void stop();
 
@@ -124,6 +138,12 @@ class Profiler {
   std::vector<std::vector<std::uint64_t>> nested_ns_;
   std::mutex overflow_mutex_;
   std::vector<TraceEvent> overflow_;  // threads outside the arena's slots
+
+  struct DeviceTiming {
+    std::shared_ptr<DeviceTimer> timer;
+    std::mutex mutex;  // bodies of a concurrent node may run at once
+  };
+  std::vector<std::unique_ptr<DeviceTiming>> device_;  // per node; null: host only
 
   std::string pipeline_;
   void add_skip(SkipRecord record);

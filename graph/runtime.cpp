@@ -788,6 +788,8 @@ struct Runtime::Impl {
     profiler = std::make_shared<Profiler>(names, slots, pipeline.topo_order, threads,
                                           options.trace || !options.trace_path.empty());
     profiler->set_pipeline_name(pipeline.name);
+    for (int i = 0; i < n; ++i)
+      if (nodes[i]) profiler->set_device_timer(i, nodes[i]->device_timer());
     Impl* parent = current_body_runtime;
 
     // TBB caps workers at the core count unless told otherwise; a pipeline asking for more threads

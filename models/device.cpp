@@ -140,7 +140,7 @@ bool autocast_enabled(c10::DeviceType device) {
 }
 
 c10::Device resolve_device(const std::string& name) {
-  if (name == "auto") return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "auto") return at::hasCUDA() ? c10::Device(c10::DeviceType::CUDA) : c10::Device(c10::kCPU);
   const std::string expected = " (expected cpu, cuda, cuda:N or auto)";
   c10::optional<c10::Device> parsed;
   try {

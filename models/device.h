@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <memory>
 #include <string>
 
 #include "models/config.h"
@@ -44,7 +45,8 @@ class AutocastGuard {
 
 bool autocast_enabled(c10::DeviceType device);
 
-// "cpu", "cuda", "cuda:N", or "auto" (CUDA when present). Throws std::invalid_argument (message
+// "cpu", "cuda", "cuda:N", or "auto" (CUDA when present; "cuda" and "auto" mean the current CUDA
+// device, see use_local_cuda_device). Throws std::invalid_argument (message
 // `param "device": ...`) for malformed names and for CUDA requests the machine cannot serve.
 c10::Device resolve_device(const std::string& name);
 
@@ -52,5 +54,38 @@ c10::Device resolve_device(const std::string& name);
 // than the machine has cores only make every operation wait for the others: capped at the core count,
 // saying so on stderr with `who` (the node or model).
 void set_intra_op_threads(int threads, const std::string& who);
+
+// ---- CUDA paths (models/device_cuda.cpp in builds whose LibTorch has CUDA, else device_cpu.cpp) ----
+
+// True where this build's LibTorch was compiled with CUDA (whether or not a GPU is present).
+bool cuda_compiled();
+
+// Whether host batches should live in page-locked memory: only where a CUDA device is present
+// (page-locked memory needs the CUDA driver), so that their copies to it run asynchronously.
+bool pinned_memory_available();
+
+// `host` on `device`. To a CUDA device: the copy runs on a side stream of the device (page-locked
+// source: asynchronous to the host; an unpinned one is pinned first), and the current stream waits
+// for it on the device, not the host; the result is marked in use by the current stream for the
+// caching allocator. Elsewhere, or already there: `host.to(device)`.
+at::Tensor upload(const at::Tensor& host, const c10::Device& device);
+
+// Device time of work issued between begin() and end() on the current CUDA stream, from CUDA events
+// (a host timer would measure only the time to enqueue it). Intervals accumulate; seconds() waits for
+// the last one. Not thread-safe: one owner, or calls under the owner's lock.
+class DeviceEventTimer {
+ public:
+  virtual ~DeviceEventTimer() = default;
+  virtual void begin() = 0;
+  virtual void end() = 0;
+  virtual double seconds() = 0;
+};
+
+// A data-parallel process on a machine with several GPUs: makes GPU `local_rank` the current CUDA
+// device, so that "cuda" and "auto" name it (one GPU per process). Nothing without CUDA.
+void use_local_cuda_device(int local_rank);
+
+// A timer for CUDA devices; null elsewhere (the host clock is the device clock there).
+std::unique_ptr<DeviceEventTimer> make_device_event_timer(const c10::Device& device);
 
 }  // namespace sefar::models

@@ -356,7 +356,9 @@ void Communicator::barrier() {
 }
 
 bool Communicator::any(bool flag) {
-  at::Tensor t = at::full({1}, flag ? 1.0f : 0.0f, at::kFloat);
+  // On the training device: NCCL reduces CUDA tensors only.
+  at::Tensor t =
+      at::full({1}, flag ? 1.0f : 0.0f, at::TensorOptions(at::kFloat).device(impl_->options.device));
   impl_->all_reduce_sum(t)();
   return t.item<float>() > 0;
 }

@@ -27,10 +27,16 @@ struct Optimizer {
   std::map<std::string, at::Tensor> momentum_buffers;  // SGD: buf; AdamW: m
   std::map<std::string, at::Tensor> second_moments;    // AdamW: v
 
-  // The global gradient norm (0 without gradients).
-  static double grad_norm(torch::nn::Module& model);
-  // One update; `norm`: the global gradient norm (grad_norm()), for clipping.
-  void step(torch::nn::Module& model, double norm);
+  // The global gradient norm as a float64 0-dim tensor on the parameters' device (0 without
+  // gradients); computed there, not read.
+  static at::Tensor grad_norm(torch::nn::Module& model);
+  // One update; `norm`: the global gradient norm (grad_norm()), for clipping; `apply`: a bool 0-dim
+  // tensor, false for a non-finite step, whose update then leaves parameters and state as they were.
+  // The choice is made on the device (a select per tensor), so the host never waits for it; where
+  // `apply` is true the arithmetic is exactly the unmasked update's. `steps` counts every call;
+  // uncount_steps() takes back the calls found non-finite later.
+  void step(torch::nn::Module& model, const at::Tensor& norm, const at::Tensor& apply);
+  void uncount_steps(std::int64_t n) { steps -= n; }
   static void zero_grad(torch::nn::Module& model);
 };
 

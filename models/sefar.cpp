@@ -110,19 +110,24 @@ MixDraw draw_token_mix(io::Rng& rng, int batch, int views, int patches, double a
   return d;
 }
 
-void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double decay) {
+void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double decay,
+                const at::Tensor& apply) {
   at::NoGradGuard no_grad;
   auto student_params = student.named_parameters(true);
   for (auto& item : teacher.named_parameters(true)) {
     const at::Tensor* source = student_params.find(item.key());
     if (!source)
       throw std::invalid_argument(fmt::format("ema_update: student has no parameter \"{}\"", item.key()));
-    item.value().mul_(decay).add_(*source, 1 - decay);
+    at::Tensor& t = item.value();
+    if (apply.defined())
+      t.copy_(at::where(apply, t.mul(decay).add_(*source, 1 - decay), t));
+    else
+      t.mul_(decay).add_(*source, 1 - decay);
   }
   auto student_buffers = student.named_buffers(true);
   for (auto& item : teacher.named_buffers(true)) {
     const at::Tensor* source = student_buffers.find(item.key());
-    if (source) item.value().copy_(*source);
+    if (source) item.value().copy_(apply.defined() ? at::where(apply, *source, item.value()) : *source);
   }
 }
 

@@ -65,7 +65,9 @@ struct MixDraw {
 MixDraw draw_token_mix(io::Rng& rng, int batch, int views, int patches, double alpha = 10.0);
 
 // teacher = decay * teacher + (1 - decay) * student, parameter by parameter (names must match);
-// buffers are copied.
-void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double decay);
+// buffers are copied. `apply` (a bool 0-dim tensor, optional): where false, the teacher stays as it
+// was (a non-finite step), chosen on the device.
+void ema_update(torch::nn::Module& teacher, const torch::nn::Module& student, double decay,
+                const at::Tensor& apply = {});
 
 }  // namespace sefar::models

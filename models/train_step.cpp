@@ -15,8 +15,9 @@ namespace sefar::models {
 
 namespace {
 
-double scalar(const at::Tensor& t) {
-  return t.detach().to(at::kCPU).to(at::kDouble).item<double>();
+// A statistic kept on the device: detached, float64, no copy to the host.
+at::Tensor stat(const at::Tensor& t) {
+  return t.detach().to(at::kDouble);
 }
 
 void require(bool ok, const char* stage, const char* what) {
@@ -131,12 +132,13 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
 void regulated_loss(TrainStep& s, double gamma_un, double gamma_mix, bool mix_compare_logits) {
   require(s.logits_labeled.defined(), "loss", "no student logits: wire a student node before it");
   auto& stats = s.stats;
+  auto& d = s.device_stats;
   stats.xi = s.semi ? unlabeled_ramp(s.epoch, s.warmup_epochs, s.epochs) : 0.0;
   auto sup = at::cross_entropy_loss(s.logits_labeled, s.labels);
   if (!s.semi) {
     s.loss = sup;
-    stats.loss_sup = scalar(sup);
-    stats.loss = scalar(s.loss);
+    d.loss_sup = stat(sup);
+    d.loss = stat(s.loss);
     return;
   }
   require(s.eta.defined(), "loss", "no regulation weights (eta): wire a regulation node before the student");
@@ -145,72 +147,112 @@ void regulated_loss(TrainStep& s, double gamma_un, double gamma_mix, bool mix_co
   if (s.mixed)
     mix = mix_loss(s.logits_mixed, s.teacher.mean_prob, s.eta, s.perm, stats.mix_lambda, mix_compare_logits);
   s.loss = sup + stats.xi * (gamma_un * un + gamma_mix * mix);
-  stats.loss_sup = scalar(sup);
-  stats.loss_un = scalar(un);
-  stats.loss_mix = scalar(mix);
-  stats.eta_mean = scalar(s.eta.mean());
-  stats.eta_above_half = scalar((s.eta > 0.5).to(at::kFloat).mean());
-  auto hist = at::histc(s.eta.detach().to(at::kCPU).to(at::kFloat), 10, 0, 1).to(at::kLong);
-  stats.eta_hist.assign(hist.data_ptr<std::int64_t>(), hist.data_ptr<std::int64_t>() + 10);
+  d.loss_sup = stat(sup);
+  d.loss_un = stat(un);
+  d.loss_mix = stat(mix);
+  d.eta_mean = stat(s.eta.mean());
+  d.eta_above_half = stat((s.eta > 0.5).to(at::kFloat).mean());
+  d.eta_hist = at::histc(s.eta.detach().to(at::kFloat), 10, 0, 1).to(at::kLong);
   if (s.truth.defined()) {
     auto known = s.truth >= 0;
-    auto n_known = scalar(known.sum());
-    if (n_known > 0) stats.pseudo_accuracy = scalar(((s.teacher.label == s.truth) & known).sum()) / n_known;
+    d.pseudo_known = stat(known.sum());
+    d.pseudo_correct = stat(((s.teacher.label == s.truth) & known).sum());
   }
-  stats.loss = scalar(s.loss);
+  d.loss = stat(s.loss);
 }
 
 void backward(Trainer& trainer, TrainStep& s) {
   require(s.loss.defined(), "backward", "no loss: wire a loss node before it");
   auto& stats = s.stats;
-  Communicator* communicator = trainer.communicator();
-  if (!std::isfinite(stats.loss) && !communicator) {
-    stats.nonfinite = true;  // nothing is updated: the state stays the last good one
-    return;
-  }
+  auto& d = s.device_stats;
+  // A non-finite loss makes the gradients non-finite: the norm below says so, and the updates are
+  // masked by it. Backward runs either way (no branch on a value still on the device).
   s.loss.backward();
-  if (communicator) {
+  if (Communicator* communicator = trainer.communicator()) {
     // A non-finite loss on one rank makes its gradients non-finite, and so the averaged gradients on
-    // every rank: all ranks then skip the step together below.
+    // every rank: all ranks then skip the step together.
     stats.comm_seconds = communicator->average_gradients(trainer.student());
     const auto t0 = std::chrono::steady_clock::now();
+    const at::Tensor zero = at::zeros({}, d.loss.options());
+    auto or_zero = [&](const at::Tensor& t) { return t.defined() ? t : zero; };
     std::vector<at::Tensor> logged{
-        at::tensor(std::vector<double>{stats.loss, stats.loss_sup, stats.loss_un, stats.loss_mix,
-                                       stats.eta_mean, stats.eta_above_half},
-                   at::kDouble)};
+        at::stack({d.loss, or_zero(d.loss_sup), or_zero(d.loss_un), or_zero(d.loss_mix), or_zero(d.eta_mean),
+                   or_zero(d.eta_above_half)})};
     communicator->all_reduce_sum(logged);
     logged[0].div_(double(communicator->world_size()));
-    auto* mean = logged[0].data_ptr<double>();
-    stats.loss = mean[0];
-    stats.loss_sup = mean[1];
-    stats.loss_un = mean[2];
-    stats.loss_mix = mean[3];
-    stats.eta_mean = mean[4];
-    stats.eta_above_half = mean[5];
+    d.loss = logged[0][0];
+    d.loss_sup = logged[0][1];
+    if (s.semi) {
+      d.loss_un = logged[0][2];
+      d.loss_mix = logged[0][3];
+      d.eta_mean = logged[0][4];
+      d.eta_above_half = logged[0][5];
+    }
     stats.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  stats.grad_norm = Optimizer::grad_norm(trainer.student());
-  if (!std::isfinite(stats.grad_norm)) {
-    Optimizer::zero_grad(trainer.student());
-    stats.nonfinite = true;
-  }
+  d.grad_norm = Optimizer::grad_norm(trainer.student());
+  d.finite = at::isfinite(d.loss).logical_and(at::isfinite(d.grad_norm));
 }
 
 void optimizer_step(Trainer& trainer, TrainStep& s, const OptimizerOptions& o) {
   s.stats.lr = step_learning_rate(o.lr, s.epoch, o.milestones, o.factors);
-  if (s.stats.nonfinite) return;
+  require(s.device_stats.finite.defined(), "optimizer", "no gradients: wire a backward node before it");
   Optimizer& optimizer = trainer.optimizer();
   optimizer.adamw = o.kind == "adamw";
   optimizer.lr = s.stats.lr;
   optimizer.momentum = o.momentum;
   optimizer.weight_decay = o.weight_decay;
   optimizer.clip_grad_norm = o.clip_grad_norm;
-  optimizer.step(trainer.student(), s.stats.grad_norm);
+  optimizer.step(trainer.student(), s.device_stats.grad_norm, s.device_stats.finite);
 }
 
 void ema_step(Trainer& trainer, TrainStep& s, double decay) {
-  if (s.stats.nonfinite || !s.semi) return;
-  ema_update(trainer.ensure_teacher(), trainer.student(), decay);
+  if (!s.semi) return;
+  require(s.device_stats.finite.defined(), "ema_update", "no gradients: wire a backward node before it");
+  ema_update(trainer.ensure_teacher(), trainer.student(), decay, s.device_stats.finite);
+}
+
+void read_step_stats(Trainer& trainer, const std::vector<std::pair<StepStats*, const DeviceStats*>>& steps) {
+  if (steps.empty()) return;
+  constexpr int kScalars = 10, kBins = 10;
+  // One row per step, built on the device, copied once.
+  std::vector<at::Tensor> rows;
+  for (const auto& [host, d] : steps) {
+    (void)host;
+    const at::Tensor& like = d->loss.defined() ? d->loss : at::zeros({}, at::kDouble);
+    const at::Tensor zero = at::zeros({}, like.options());
+    auto v = [&](const at::Tensor& t) { return t.defined() ? t.to(at::kDouble) : zero; };
+    std::vector<at::Tensor> parts{
+        at::stack({v(d->loss), v(d->loss_sup), v(d->loss_un), v(d->loss_mix), v(d->eta_mean),
+                   v(d->eta_above_half), v(d->pseudo_correct), v(d->pseudo_known), v(d->grad_norm),
+                   d->finite.defined() ? d->finite.to(at::kDouble) : zero + 1})};
+    parts.push_back(d->eta_hist.defined() ? d->eta_hist.to(at::kDouble) : at::zeros({kBins}, like.options()));
+    rows.push_back(at::cat(parts));
+  }
+  const at::Tensor table = at::stack(rows).to(at::kCPU).contiguous();
+  const double* row = table.data_ptr<double>();
+  std::int64_t skipped = 0;
+  for (const auto& [host, d] : steps) {
+    (void)d;
+    StepStats& st = *host;
+    st.loss = row[0];
+    st.loss_sup = row[1];
+    st.loss_un = row[2];
+    st.loss_mix = row[3];
+    st.eta_mean = row[4];
+    st.eta_above_half = row[5];
+    st.pseudo_accuracy = row[7] > 0 ? row[6] / row[7] : -1;
+    st.grad_norm = row[8];
+    st.nonfinite = row[9] == 0;
+    if (st.semi) st.eta_hist.assign(row + kScalars, row + kScalars + kBins);
+    skipped += st.nonfinite;
+    row += kScalars + kBins;
+  }
+  trainer.optimizer().uncount_steps(skipped);
+}
+
+void read_step_stats(Trainer& trainer, TrainStep& step) {
+  read_step_stats(trainer, {{&step.stats, &step.device_stats}});
 }
 
 }  // namespace sefar::models

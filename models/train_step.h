@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -17,6 +18,17 @@
 #include "models/trainer.h"
 
 namespace sefar::models {
+
+// The statistics a step computes on the device, kept there: a step never waits for the device (no
+// .item()). read_step_stats() copies those of several steps to the host at once, one wait for all.
+struct DeviceStats {
+  // 0-dim float64 tensors (undefined: not computed by this step, read as 0).
+  at::Tensor loss, loss_sup, loss_un, loss_mix, eta_mean, eta_above_half;
+  at::Tensor pseudo_correct, pseudo_known;  // unlabeled clips with a known label: right pseudo-labels, all
+  at::Tensor grad_norm;                     // before clipping
+  at::Tensor finite;    // bool: loss and gradient norm finite; the updates of the step apply only then
+  at::Tensor eta_hist;  // [10] int64, semi steps
+};
 
 // What one step knows, filled stage by stage. The training loop sets the inputs; a stage that
 // needs a field an earlier stage did not set says which stage is missing.
@@ -43,8 +55,10 @@ struct TrainStep {
   at::Tensor logits_labeled, logits_strong, logits_mixed;
   // The regulated loss (with autograd).
   at::Tensor loss;
-  // Statistics of the step (its metrics record).
+  // Statistics of the step (its metrics record): known on the host (counters, learning rate, ramp,
+  // TokenMix ratio) and on the device until read_step_stats().
   StepStats stats;
+  DeviceStats device_stats;
 
   std::int64_t unlabeled() const { return weak.empty() ? 0 : weak[0].size(0); }
 };
@@ -89,17 +103,28 @@ void tube_token_mix(const Trainer& trainer, TrainStep& step, double alpha);
 // the labeled input of that step is made NaN (fault injection for tests; -1: never).
 void student_forward(Trainer& trainer, TrainStep& step, std::int64_t inject_nonfinite_step = -1);
 
-// Regulated loss: L = L_sup + xi(e) (gamma_un L_un + gamma_mix L_mix), and the step's statistics.
+// Regulated loss: L = L_sup + xi(e) (gamma_un L_un + gamma_mix L_mix), and the step's statistics
+// (on the device).
 void regulated_loss(TrainStep& step, double gamma_un, double gamma_mix, bool mix_compare_logits = false);
 
 // Backward pass; in a data-parallel job the gradients (and the logged losses) are averaged over
-// ranks. A non-finite loss or gradient norm marks the step non-finite and leaves no gradient.
+// ranks. The gradient norm, and whether loss and norm are finite, stay on the device: a non-finite
+// step is masked in the updates below, not branched on.
 void backward(Trainer& trainer, TrainStep& step);
 
-// Optimiser: the learning rate of the step's epoch and, unless the step is non-finite, the update.
+// Optimiser: the learning rate of the step's epoch and the update, which leaves parameters and
+// optimiser state as they were when the step is non-finite.
 void optimizer_step(Trainer& trainer, TrainStep& step, const OptimizerOptions& options);
 
-// EMA: teacher = decay teacher + (1 - decay) student after a finite semi-supervised step.
+// EMA: teacher = decay teacher + (1 - decay) student after a semi-supervised step (a non-finite one
+// leaves the teacher as it was).
 void ema_step(Trainer& trainer, TrainStep& step, double decay);
+
+// Copies the device statistics of `steps` to their host statistics (loss, eta, gradient norm, the
+// non-finite flag, ...) in one transfer: the one point where the host waits for the device. A
+// non-finite step found here is taken back out of the optimiser's step count (AdamW's bias
+// correction counts updates made); the steps it reads after one, if any, used a count one higher.
+void read_step_stats(Trainer& trainer, const std::vector<std::pair<StepStats*, const DeviceStats*>>& steps);
+void read_step_stats(Trainer& trainer, TrainStep& step);
 
 }  // namespace sefar::models

@@ -41,7 +41,7 @@ json StepStats::to_json() const {
   return j;
 }
 
-double Optimizer::grad_norm(torch::nn::Module& model) {
+at::Tensor Optimizer::grad_norm(torch::nn::Module& model) {
   at::NoGradGuard no_grad;
   at::Tensor total;
   for (auto& p : model.parameters(true))
@@ -49,44 +49,48 @@ double Optimizer::grad_norm(torch::nn::Module& model) {
       auto sq = p.grad().to(at::kDouble).pow(2).sum();
       total = total.defined() ? total + sq : sq;
     }
-  return total.defined() ? std::sqrt(total.item<double>()) : 0.0;
+  return total.defined() ? total.sqrt() : at::zeros({}, at::kDouble);
 }
 
-void Optimizer::step(torch::nn::Module& model, double norm) {
+void Optimizer::step(torch::nn::Module& model, const at::Tensor& norm, const at::Tensor& apply) {
   at::NoGradGuard no_grad;
   auto params = model.named_parameters(true);
-  if (clip_grad_norm > 0 && norm > clip_grad_norm)
-    for (auto& item : params)
-      if (item.value().grad().defined()) item.value().mutable_grad().mul_(clip_grad_norm / (norm + 1e-6));
+  // Clipping: scale by clip / (norm + 1e-6) where the norm exceeds the clip, else by exactly 1.
+  at::Tensor clip_scale;
+  if (clip_grad_norm > 0)
+    clip_scale = at::where(norm > clip_grad_norm, at::full_like(norm, clip_grad_norm).div_(norm + 1e-6),
+                           at::ones_like(norm));
   ++steps;
+  auto keep = [&](at::Tensor& state, const at::Tensor& updated) { state.copy_(at::where(apply, updated, state)); };
   for (auto& item : params) {
     at::Tensor& p = item.value();
     if (!p.grad().defined()) continue;
-    at::Tensor g = p.grad();
+    at::Tensor g = clip_scale.defined() ? p.grad().mul(clip_scale) : p.grad();
     if (adamw) {
-      if (weight_decay != 0) p.mul_(1 - lr * weight_decay);
+      at::Tensor decayed = weight_decay != 0 ? p.mul(1 - lr * weight_decay) : p;
       auto m = momentum_buffers.find(item.key());
       if (m == momentum_buffers.end()) m = momentum_buffers.emplace(item.key(), at::zeros_like(p)).first;
       auto v = second_moments.find(item.key());
       if (v == second_moments.end()) v = second_moments.emplace(item.key(), at::zeros_like(p)).first;
-      m->second.mul_(beta1).add_(g, 1 - beta1);
-      v->second.mul_(beta2).addcmul_(g, g, 1 - beta2);
+      at::Tensor m_new = m->second.mul(beta1).add_(g, 1 - beta1);
+      at::Tensor v_new = v->second.mul(beta2).addcmul_(g, g, 1 - beta2);
       double c1 = 1 - std::pow(beta1, double(steps)), c2 = 1 - std::pow(beta2, double(steps));
-      auto denom = (v->second / c2).sqrt_().add_(eps);
-      p.addcdiv_(m->second, denom, -lr / c1);
+      auto denom = (v_new / c2).sqrt_().add_(eps);
+      keep(p, decayed.addcdiv(m_new, denom, -lr / c1));
+      keep(m->second, m_new);
+      keep(v->second, v_new);
       continue;
     }
     if (weight_decay != 0) g = g.add(p, weight_decay);
     if (momentum != 0) {
       auto it = momentum_buffers.find(item.key());
-      if (it == momentum_buffers.end()) {
-        it = momentum_buffers.emplace(item.key(), g.clone()).first;
-      } else {
-        it->second.mul_(momentum).add_(g);
-      }
+      // A first buffer of zeros: 0 * momentum + g is exactly g, PyTorch's first buffer.
+      if (it == momentum_buffers.end()) it = momentum_buffers.emplace(item.key(), at::zeros_like(p)).first;
+      at::Tensor buf = it->second.mul(momentum).add_(g);
+      keep(it->second, buf);
       g = it->second;
     }
-    p.add_(g, -lr);
+    keep(p, p.add(g, -lr));
   }
 }
 
@@ -130,7 +134,7 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
 Trainer::~Trainer() = default;
 
 at::Tensor Trainer::to_device(const at::Tensor& t) const {
-  return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
+  return upload(t, device_);
 }
 
 void Trainer::set_communicator(std::shared_ptr<Communicator> communicator) {
@@ -180,6 +184,7 @@ StepStats Trainer::step(int epoch, const std::vector<at::Tensor>& labeled, const
   o.factors = options_.factors;
   optimizer_step(*this, s, o);
   ema_step(*this, s, options_.ema_decay);
+  read_step_stats(*this, s);
   finish_step();
   return s.stats;
 }

@@ -109,6 +109,8 @@ class Trainer {
   const c10::Device& device() const { return device_; }
   // The autocast region of a forward pass: bf16 when options().bf16, else autocast off.
   AutocastGuard autocast() const;
+  // `t` on the trainer's device; to a GPU on a side stream, asynchronous from page-locked memory
+  // (models::upload).
   at::Tensor to_device(const at::Tensor& t) const;
   std::int64_t steps_done() const { return step_; }
 

@@ -13,7 +13,7 @@ graph::NodeSpec backward_spec() {
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");
         return std::make_unique<StepStageNode>(
-            [trainer](models::TrainStep& step) { models::backward(*trainer, step); });
+            [trainer](models::TrainStep& step) { models::backward(*trainer, step); }, trainer.get());
       });
 }
 

@@ -1,16 +1,32 @@
 // batch: collates views of consecutive clips (in source order) into batches: per draw and view a
 // [B, 3, T, S, S] tensor, labels [B], the strong draw's channel scales [B, 3].
+#include <ATen/ops/empty.h>
 #include <ATen/ops/stack.h>
 #include <ATen/ops/tensor.h>
 #include <fmt/format.h>
 
 #include "graph/node.h"
+#include "models/device.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 
 namespace sefar::nodes {
 
-ViewBatch collate(const std::vector<ClipViewsPtr>& clips) {
+namespace {
+
+// Stacked into page-locked memory when asked: a copy from there to a GPU is asynchronous.
+at::Tensor stack(const std::vector<at::Tensor>& parts, bool pinned) {
+  if (!pinned) return at::stack(parts);
+  std::vector<std::int64_t> shape{std::int64_t(parts.size())};
+  for (auto d : parts[0].sizes()) shape.push_back(d);
+  at::Tensor out = at::empty(shape, parts[0].options().pinned_memory(true));
+  at::stack_out(out, parts);
+  return out;
+}
+
+}  // namespace
+
+ViewBatch collate(const std::vector<ClipViewsPtr>& clips, bool pinned) {
   if (clips.empty()) throw std::invalid_argument("collate: no clips");
   ViewBatch batch;
   const std::size_t draws = clips[0]->draws.size();
@@ -29,7 +45,7 @@ ViewBatch collate(const std::vector<ClipViewsPtr>& clips) {
       std::vector<at::Tensor> parts;
       parts.reserve(clips.size());
       for (const auto& c : clips) parts.push_back(c->draws[d][v]);
-      views.push_back(at::stack(parts));
+      views.push_back(stack(parts, pinned));
     }
     batch.draws.push_back(std::move(views));
   }
@@ -44,12 +60,22 @@ namespace {
 struct BatchOptions {
   std::size_t size = 8;
   bool drop_last = false;
+  bool pinned = false;
 };
+
+bool pin_memory(const std::string& choice) {
+  if (choice == "auto") return models::pinned_memory_available();
+  if (choice == "yes" && !models::pinned_memory_available())
+    throw std::invalid_argument(
+        "param \"pin_memory\": \"yes\" needs a CUDA device and a LibTorch built with CUDA (use auto)");
+  return choice == "yes";
+}
 
 class BatchNode final : public graph::Node {
  public:
   explicit BatchNode(const graph::NodeContext& ctx)
-      : options_{std::size_t(ctx.params.get_int("size")), ctx.params.get_bool("drop_last")} {}
+      : options_{std::size_t(ctx.params.get_int("size")), ctx.params.get_bool("drop_last"),
+                 pin_memory(ctx.params.get_string("pin_memory"))} {}
 
   void process(int, const graph::Item& item, graph::Output& out) override {
     if (item.skipped()) return;  // a bad clip upstream: the batch fills from the next ones
@@ -71,7 +97,7 @@ class BatchNode final : public graph::Node {
   void flush(graph::Output& out) {
     std::vector<ClipViewsPtr> clips;
     for (const auto& i : pending_) clips.push_back(i.as<ClipViewsPtr>());
-    auto batch = std::make_shared<ViewBatch>(collate(clips));
+    auto batch = std::make_shared<ViewBatch>(collate(clips, options_.pinned));
     auto label = std::make_shared<const std::string>(
         fmt::format("batch {} ({} clips from {})", next_seq_, clips.size(), clips.front()->clip.path));
     out.emit_item(0, graph::combine(next_seq_++, std::any(ViewBatchPtr(std::move(batch))), pending_, label));
@@ -95,6 +121,9 @@ graph::NodeSpec batch_spec() {
       .renumbers()
       .param_int("size", 8, "clips per batch", 1, 1 << 16)
       .param_bool("drop_last", false, "drop the incomplete last batch of every epoch")
+      .param_choice("pin_memory", "auto", {"auto", "yes", "no"},
+                    "stack the batch in page-locked host memory, so that its copy to a GPU runs asynchronously "
+                    "on a side stream (auto: where a CUDA device is present)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<BatchNode>(ctx); });
 }
 

@@ -21,7 +21,8 @@ struct ViewBatch {
 using ViewBatchPtr = std::shared_ptr<const ViewBatch>;
 inline graph::MessageType batch_message() { return graph::message<ViewBatchPtr>("batch"); }
 
-// Stacks clips with the same view layout into one batch.
-ViewBatch collate(const std::vector<ClipViewsPtr>& clips);
+// Stacks clips with the same view layout into one batch; `pinned`: in page-locked memory
+// (models::pinned_memory_available()).
+ViewBatch collate(const std::vector<ClipViewsPtr>& clips, bool pinned = false);
 
 }  // namespace sefar::nodes

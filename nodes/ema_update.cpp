@@ -15,7 +15,8 @@ graph::NodeSpec ema_update_spec() {
         auto trainer = ctx.model<models::Trainer>("model");
         const double decay = ctx.params.get_float("decay");
         return std::make_unique<StepStageNode>(
-            [trainer, decay](models::TrainStep& step) { models::ema_step(*trainer, step, decay); });
+            [trainer, decay](models::TrainStep& step) { models::ema_step(*trainer, step, decay); },
+            trainer.get());
       });
 }
 

@@ -38,7 +38,8 @@ graph::NodeSpec optimizer_spec() {
                                                   o.factors.size(), o.milestones.size()));
         auto trainer = ctx.model<models::Trainer>("model");
         return std::make_unique<StepStageNode>(
-            [trainer, o](models::TrainStep& step) { models::optimizer_step(*trainer, step, o); });
+            [trainer, o](models::TrainStep& step) { models::optimizer_step(*trainer, step, o); },
+            trainer.get());
       });
 }
 

@@ -15,7 +15,8 @@ graph::NodeSpec student_spec() {
         auto trainer = ctx.model<models::Trainer>("model");
         const std::int64_t inject = ctx.params.get_int("inject_nonfinite_at_step");
         return std::make_unique<StepStageNode>(
-            [trainer, inject](models::TrainStep& step) { models::student_forward(*trainer, step, inject); });
+            [trainer, inject](models::TrainStep& step) { models::student_forward(*trainer, step, inject); },
+            trainer.get());
       });
 }
 

@@ -15,7 +15,8 @@ graph::NodeSpec teacher_spec() {
         auto trainer = ctx.model<models::Trainer>("model");
         const int passes = int(ctx.params.get_int("passes"));
         return std::make_unique<StepStageNode>(
-            [trainer, passes](models::TrainStep& step) { models::teacher_forward(*trainer, step, passes); });
+            [trainer, passes](models::TrainStep& step) { models::teacher_forward(*trainer, step, passes); },
+            trainer.get());
       });
 }
 

@@ -56,6 +56,14 @@ std::string clip_paths(const ViewBatch& batch) {
   return fmt::format("{}", fmt::join(paths, ", "));
 }
 
+// A finished step whose statistics are still on the device.
+struct Pending {
+  models::StepStats stats;
+  models::DeviceStats device;
+  double seconds = 0;  // wall time from the previous step's end
+  std::string clips;   // the step's clips, for an error
+};
+
 class TrainLoopNode final : public graph::Node {
  public:
   // In a data-parallel job, rank 0 alone logs and writes metrics, checkpoints and the model.
@@ -104,6 +112,11 @@ class TrainLoopNode final : public graph::Node {
     options_.eval_every = int(p.get_int("eval_every"));
     options_.log_every = int(p.get_int("log_every"));
     options_.stop_on_nonfinite = p.get_string("on_nonfinite") == "stop";
+    // Reading a step's statistics waits for the device: on a GPU every few steps, so that the host
+    // runs ahead and the device never idles; on a CPU, where nothing is asynchronous, every step.
+    read_every_ = p.get_int("read_stats_every");
+    if (read_every_ == 0)
+      read_every_ = trainer_->device().is_cuda() ? std::max(options_.log_every, 1) : 1;
     if (options_.eval.short_side < options_.eval.crop)
       throw std::invalid_argument(fmt::format("param \"eval_short_side\": {} is below the model's crop {}",
                                               options_.eval.short_side, options_.eval.crop));
@@ -156,6 +169,11 @@ class TrainLoopNode final : public graph::Node {
   void interrupted() override {
     labeled_.clear();
     unlabeled_.clear();
+    try {
+      read_pending();
+    } catch (const std::exception& e) {  // a non-finite step under on_nonfinite: stop; it updated nothing
+      log(fmt::format("{}: {}", id_, e.what()));
+    }
     if (!run_dir_.enabled()) return;
     const auto steps = trainer_->steps_done();
     if (steps == saved_step_ && state_.epoch_open == saved_epoch_open_) {
@@ -248,18 +266,51 @@ class TrainLoopNode final : public graph::Node {
     out.emit_item(0, graph::combine(std::uint64_t(message->step), models::TrainStepPtr(message), parts));
   }
 
-  // A step came back from the step nodes: account for it, log it, and (data-parallel) agree on a stop.
+  // A step came back from the step nodes: account for it now; its statistics, still on the device,
+  // are read with the next read_every_ - 1 steps' (one wait for the device) and then logged.
   void complete(const models::TrainStep& step) {
-    const models::StepStats& s = step.stats;
     in_flight_ = false;
     trainer_->finish_step();
+    Pending p{step.stats, step.device_stats, progress_.step_done(step.stats.semi),
+              clip_paths(*in_labeled_) + (in_unlabeled_ ? "; unlabeled clips: " + clip_paths(*in_unlabeled_) : "")};
+    // The batches are consumed either way: a resumed run starts after them.
+    state_.labeled_next = next_position(*in_labeled_, state_.labeled_next);
+    if (in_unlabeled_) state_.unlabeled_next = next_position(*in_unlabeled_, state_.unlabeled_next);
+    in_labeled_.reset();
+    in_unlabeled_.reset();
+    state_.epoch_open = true;
+    ++state_.epoch_steps;
+    clips_ += p.stats.labeled + p.stats.unlabeled;
+    pending_.push_back(std::move(p));
+    if (std::int64_t(pending_.size()) < read_every_) return;
+    read_pending();
+    if (communicator_ && communicator_->any(graph::stop_requested())) {
+      if (!graph::stop_requested()) graph::request_stop(SIGTERM);  // another rank was signalled
+      stopping_ = true;
+    }
+  }
+
+  // Reads the pending steps' statistics from the device and records them in order: metrics, the
+  // progress line, the non-finite policy. Called every read_every_ steps and before anything that
+  // needs the records complete (an epoch's close, a checkpoint).
+  void read_pending() {
+    if (pending_.empty()) return;
+    std::vector<std::pair<models::StepStats*, const models::DeviceStats*>> steps;
+    for (auto& p : pending_) steps.emplace_back(&p.stats, &p.device);
+    models::read_step_stats(*trainer_, steps);
+    std::deque<Pending> pending;
+    pending.swap(pending_);
+    for (const auto& p : pending) record(p);
+  }
+
+  void record(const Pending& p) {
+    const models::StepStats& s = p.stats;
     if (s.nonfinite) {
       std::string what = fmt::format(
           "non-finite {} at step {} (epoch {}): loss {}, sup {}, un {}, mix {}, grad norm {}; labeled clips: "
-          "{}{}",
+          "{}",
           std::isfinite(s.loss) ? "gradient" : "loss", s.step, s.epoch + 1, s.loss, s.loss_sup, s.loss_un,
-          s.loss_mix, s.grad_norm, clip_paths(*in_labeled_),
-          in_unlabeled_ ? "; unlabeled clips: " + clip_paths(*in_unlabeled_) : "");
+          s.loss_mix, s.grad_norm, p.clips);
       if (options_.stop_on_nonfinite)
         throw std::runtime_error(
             what +
@@ -270,14 +321,6 @@ class TrainLoopNode final : public graph::Node {
       ++state_.epoch_skipped;
       if (state_.skipped_steps.size() < 100) state_.skipped_steps.push_back(s.step);
     }
-    // The batches are consumed either way: a resumed run starts after them.
-    state_.labeled_next = next_position(*in_labeled_, state_.labeled_next);
-    if (in_unlabeled_) state_.unlabeled_next = next_position(*in_unlabeled_, state_.unlabeled_next);
-    in_labeled_.reset();
-    in_unlabeled_.reset();
-    state_.epoch_open = true;
-    ++state_.epoch_steps;
-    clips_ += s.labeled + s.unlabeled;
     if (s.semi && !s.nonfinite) {
       state_.eta_sum += s.eta_mean * double(s.unlabeled);
       state_.eta_high += s.eta_above_half * double(s.unlabeled);
@@ -288,21 +331,19 @@ class TrainLoopNode final : public graph::Node {
     json record = s.to_json();
     record["kind"] = "step";
     // Wall time of the step (a timing field, as "seconds" of epoch and eval records): throughput over
-    // time in the report and TensorBoard.
-    record["seconds"] = progress_.step_done(s.semi);
+    // time in the report and TensorBoard. On a GPU, read every few steps, a step's own time is the
+    // host's share; the sum over the steps read together is the device's.
+    record["seconds"] = p.seconds;
     run_dir_.write_metrics(record, state_);
     if (options_.log_every > 0 && (s.step % options_.log_every == 0) && !s.nonfinite)
       log(progress_.line(s, clips_, state_, has_unlabeled_));
-    if (communicator_ && communicator_->any(graph::stop_requested())) {
-      if (!graph::stop_requested()) graph::request_stop(SIGTERM);  // another rank was signalled
-      stopping_ = true;
-    }
   }
 
   // Closes an epoch: evaluation, the epoch's records, a checkpoint. Nothing changes before the
   // evaluation is done, so a stop request during it (graph::Interrupted) leaves the epoch open and
   // the checkpoint written then closes it again when resumed.
   void end_epoch(int epoch, bool at_end) {
+    read_pending();
     const bool last = at_end || epoch + 1 >= options_.epochs;
     json summary{{"kind", "epoch"},
                  {"epoch", epoch + 1},
@@ -400,6 +441,9 @@ class TrainLoopNode final : public graph::Node {
   TrainLoopOptions options_;
   bool has_unlabeled_ = false;
   std::deque<graph::Item> labeled_, unlabeled_;
+  // Finished steps whose statistics are still on the device (read_pending()).
+  std::deque<Pending> pending_;
+  std::int64_t read_every_ = 1;
   // The step in flight: its batches (positions, clip names for errors).
   bool in_flight_ = false;
   ViewBatchPtr in_labeled_, in_unlabeled_;
@@ -445,6 +489,11 @@ graph::NodeSpec train_loop_spec() {
       .param_int("eval_batch", 8, "validation batch size", 1, 4096)
       .param_int("eval_limit", 0, "evaluate on the first N validation clips only (0: all)", 0, 1e9)
       .param_int("log_every", 10, "print a progress line every N steps (0: never)", 0, 1e9)
+      .param_int("read_stats_every", 0,
+                 "read the steps' losses and statistics from the device every N steps, one wait for the "
+                 "device for all of them (metrics.jsonl then grows N records at a time); 0: log_every on a "
+                 "GPU, every step on a CPU",
+                 0, 1e6)
       .param_int("keep_last", 2, "epoch and stop checkpoints kept (the best one is kept besides)", 1, 1e6)
       .param_choice(
           "on_nonfinite", "stop", {"stop", "skip"},

@@ -16,7 +16,8 @@ graph::NodeSpec tube_token_mix_spec() {
         auto trainer = ctx.model<models::Trainer>("model");
         const double alpha = ctx.params.get_float("alpha");
         return std::make_unique<StepStageNode>(
-            [trainer, alpha](models::TrainStep& step) { models::tube_token_mix(*trainer, step, alpha); });
+            [trainer, alpha](models::TrainStep& step) { models::tube_token_mix(*trainer, step, alpha); },
+            trainer.get());
       });
 }
 

@@ -910,6 +910,8 @@ int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
       validated.runtime.threads =
           std::max(1, int(std::thread::hardware_concurrency()) / dist.local_world_size);
     if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(validated.runtime.threads);
+    // One GPU per process: "cuda" and "auto" then name this process's GPU (LOCAL_RANK).
+    models::use_local_cuda_device(dist.local_rank);
     models::CommunicatorOptions co;
     co.backend = a.dist_backend;
     co.device = pipeline_device(validated);
