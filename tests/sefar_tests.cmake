@@ -73,3 +73,10 @@ sefar_add_test(test_step_nodes ${CMAKE_CURRENT_LIST_DIR}/test_step_nodes.cpp)
 sefar_add_test(test_run_safety ${CMAKE_CURRENT_LIST_DIR}/test_run_safety.cpp
   CASES "fresh=1. *" "validate=2. *" "labels=3. *" "lock=4. *" "checkpoints=5. *" "lists=6. *" "signal=7. *" "small=8. *")
 sefar_add_test(test_run_record ${CMAKE_CURRENT_LIST_DIR}/test_run_record.cpp)
+
+# The CUDA paths: `fallback` runs on machines without a GPU; `gpu` needs one and is reported as
+# skipped without (docs/GPU.md runs it on a GPU machine).
+sefar_add_test(test_cuda ${CMAKE_CURRENT_LIST_DIR}/test_cuda.cpp
+  CASES "fallback=cuda: without a GPU*"
+        "gpu=cuda: upload*,cuda: batches*,cuda: CUDA-event*,cuda: a training step*,cuda: bf16*,cuda: the NCCL*")
+set_tests_properties(test_cuda_gpu PROPERTIES SKIP_REGULAR_EXPRESSION "skipped: no CUDA device")
