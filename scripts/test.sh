@@ -2,12 +2,19 @@
 # One command from a fresh Debian 12 machine to a tested build: install the packages, build, and
 # run the test suite through ctest.
 #
+# SEFAR_TORCH=venv builds against PyTorch 2.x's LibTorch instead (installed into ./.venv, built into
+# ./build-torch2; CUDA paths compiled, their tests skipped without a GPU). CI runs both (.ci/run).
 # SEFAR_SANITIZE=1 builds into ./build-asan with AddressSanitizer and UndefinedBehaviorSanitizer
 # (CMake -DSEFAR_SANITIZE=ON) and runs the same tests there; any finding fails its test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/setup_python.sh test
+if [[ "${SEFAR_TORCH:-system}" == venv ]]; then
+  bash scripts/setup_python.sh test torch
+  export SEFAR_BUILD_DIR=${SEFAR_BUILD_DIR:-build-torch2}
+else
+  bash scripts/setup_python.sh test
+fi
 if [[ "${SEFAR_SANITIZE:-0}" == 1 ]]; then
   export SEFAR_BUILD_DIR=${SEFAR_BUILD_DIR:-build-asan}
   SEFAR_BUILD_DIR=$SEFAR_BUILD_DIR bash scripts/build.sh -DSEFAR_SANITIZE=ON
