@@ -3,9 +3,12 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <iostream>
+
 #include "models/device.h"
 #include "models/timesformer.h"
 #include "nodes/builtin.h"
+#include "nodes/init_weights.h"
 #include "nodes/train_step.h"
 
 namespace sefar::nodes {
@@ -36,6 +39,17 @@ graph::NodeSpec sefar_model_spec() {
       .param_choice("precision", "fp32", {"fp32", "bf16"},
                     "forward passes in fp32 or under bf16 autocast (weights, gradients and optimiser state "
                     "stay fp32)")
+      .param_string(
+          "pretrained", "",
+          "ImageNet initialisation: ViT weights in timm's naming (a safetensors file, e.g. "
+          "vit_small_patch16_224's state dict) for the backbone: spatial weights as they are, temporal "
+          "attention copied from the spatial one, temporal_fc zero after block 0, pos_embed resized "
+          "bicubically; time embeddings and the fusion head from scratch. Empty: from scratch "
+          "(docs/PRETRAINED.md)")
+      .param_string("init_from", "",
+                    "start from a whole model (safetensors: a run's model.safetensors, or an official SeFAR "
+                    "checkpoint converted by tools/convert_official.py), backbone and head, loaded strictly; "
+                    "empty: none. A resumed run continues from its checkpoint instead")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
@@ -55,7 +69,19 @@ graph::NodeSpec sefar_model_spec() {
         t.device = p.get_string("device");
         t.seed = ctx.seed;
         models::set_intra_op_threads(int(p.get_int("threads")), fmt::format("model '{}'", ctx.id));
-        return std::make_shared<models::Trainer>(t);
+        const std::string pretrained = p.get_string("pretrained"), init_from = p.get_string("init_from");
+        if (!pretrained.empty() && !init_from.empty())
+          throw std::invalid_argument(
+              "param \"init_from\": give either \"pretrained\" (ImageNet backbone) or \"init_from\" (a whole "
+              "model), not both");
+        auto trainer = std::make_shared<models::Trainer>(t);
+        nlohmann::json report;  // null: built from scratch
+        if (!pretrained.empty()) report = load_initial_weights(trainer->student(), "pretrained", pretrained);
+        if (!init_from.empty()) report = load_initial_weights(trainer->student(), "init_from", init_from);
+        if (!report.is_null() && ctx.rank == 0)
+          std::cerr << fmt::format("model '{}': {}\n", ctx.id, initial_weights_summary(report));
+        if (!ctx.run_dir.empty()) note_initial_weights(ctx.run_dir, report);
+        return trainer;
       });
 }
 

@@ -1,0 +1,37 @@
+// Initial weights of a model built for training (sefar_model's "pretrained" and "init_from"
+// parameters): loading with errors that name the parameter and the file, the report of which keys
+// were used, resized or left out, and its copy in the run directory (RUN_DIR/initial_weights.json).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace sefar::models {
+class MultiGranularViT;
+}
+
+namespace sefar::nodes {
+
+// "pretrained": ImageNet ViT weights in timm's naming (safetensors) into the backbone
+// (models::load_timm_vit, strict: every backbone weight must be there and nothing but classifier keys
+// may be left over). "init_from": full model weights (a sefar model.safetensors, or an official
+// checkpoint converted by tools/convert_official.py) loaded strictly into backbone and head; a
+// position embedding for another input size is resized. Returns the report (initial_weights_json's
+// form); throws std::invalid_argument starting `param "NAME":` and naming the file.
+nlohmann::json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
+                                    const std::string& path);
+
+// The console form of a report: one line of counts (and what was resized), then the modules kept
+// as built and the file's tensors left out, blocks merged ("vit.model.blocks.*.temporal_fc (x12)").
+std::string initial_weights_summary(const nlohmann::json& report);
+
+// The report of the model built for `run_dir`, kept until the run directory is opened (the model is
+// built by the start-up checks, which write nothing). A null report forgets an earlier one.
+void note_initial_weights(const std::string& run_dir, nlohmann::json report);
+// Writes RUN_DIR/initial_weights.json when a report was noted for `run_dir` (and forgets it); with
+// none, removes an earlier file of that name. Called by RunDirectory::open in a fresh run. Throws
+// graph::StorageError when it cannot write.
+void write_initial_weights(const std::string& run_dir);
+
+}  // namespace sefar::nodes
