@@ -20,6 +20,12 @@ std::atomic<bool> g_graceful{false};
 static_assert(std::atomic<bool>::is_always_lock_free,
               "the start-up flag must be usable from a signal handler");
 
+constexpr char kTrainingMessage[] =
+    "\nsefar: stopping: finishing the running step and writing a checkpoint (signal again to quit at once)\n";
+std::atomic<const char*> g_message{kTrainingMessage};
+static_assert(std::atomic<const char*>::is_always_lock_free,
+              "the message must be readable from a signal handler");
+
 extern "C" void on_stop_signal(int signal) {
   if (!g_graceful.load()) {
     std::signal(signal, SIG_DFL);
@@ -33,10 +39,8 @@ extern "C" void on_stop_signal(int signal) {
     std::raise(signal);
     return;
   }
-  static const char kMessage[] =
-      "\nsefar: stopping: finishing the running step and writing a checkpoint (signal again to quit at "
-      "once)\n";
-  ssize_t ignored = ::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+  const char* message = g_message.load();
+  ssize_t ignored = ::write(STDERR_FILENO, message, std::strlen(message));
   (void)ignored;
 }
 
@@ -54,6 +58,10 @@ void install_stop_handlers() {
   if (sigaction(SIGINT, nullptr, &previous) == 0 && previous.sa_handler != SIG_IGN)
     sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+}
+
+void set_stop_message(const char* message) {
+  g_message.store(message);
 }
 
 void enable_graceful_stop() {

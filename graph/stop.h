@@ -13,6 +13,9 @@ void install_stop_handlers();
 // Until this is called, a SIGINT or SIGTERM ends the process at once (start-up: nothing is written yet,
 // and a blocking open of a FIFO would not see a request); Runtime::run calls it when its graph starts.
 void enable_graceful_stop();
+// What the first signal prints on stderr (a string that lives as long as the process); the default
+// speaks of training ("finishing the running step and writing a checkpoint").
+void set_stop_message(const char* message);
 // Records a stop request for `signal` (async-signal-safe). The first request wins.
 void request_stop(int signal);
 // The signal of the pending stop request, 0 when none.

@@ -184,6 +184,10 @@ int prepare_finegym(int argc, char** argv) {
     std::fputs(kFineGymUsage, stdout);
     return kExitOk;
   }
+  // SIGINT/SIGTERM: the workers stop and drop the clips in progress (only finished clips are ever
+  // renamed into place); a second signal ends the process at once.
+  graph::set_stop_message(
+      "\nsefar prepare: stopping: dropping the clips in progress (signal again to quit at once)\n");
   graph::install_stop_handlers();
   graph::enable_graceful_stop();
   o.cut.stop = [] { return graph::stop_requested(); };
