@@ -265,6 +265,16 @@ TEST_CASE("an official SeFAR checkpoint, converted, gives the official logits th
   MESSAGE("sefar infer on the converted checkpoint vs the official model: max relative difference " << rel);
   CHECK(rel < 1e-4);
 
+  // eval.json takes it too, its "auto" parameters from the converted config and cfg (a list without a
+  // classes.txt beside it, so that the 7 classes are not checked against the dataset's 3).
+  fs::copy_file(tiny_dataset() / "val.csv", dir.path / "val.csv");
+  r = run_sefar("validate " + std::string(SEFAR_SOURCE_DIR) + "/pipelines/eval.json --set weights=" +
+                converted.string() + " --set list=" + (dir.path / "val.csv").string() +
+                " --set root=" + tiny_dataset().string() + " --set device=cpu");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("\"crop\": 112") != std::string::npos);
+  CHECK(r.output.find("\"short_side\": 128") != std::string::npos);
+
   // init_from takes the same file (strictly).
   r = run_sefar("validate " + model_pipeline(dir.path).string() +
                 " --set models.net.model=S --set num_classes=7" +
