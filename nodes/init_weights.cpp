@@ -30,14 +30,22 @@ bool has_prefix(const std::string& s, const std::string& prefix) {
 
 // What the file's key names look like, to tell a user who named it under the other parameter.
 struct Naming {
-  bool sefar = false;  // official/sefar state-dict names (vit.model.*, fc.*), perhaps behind "module."
+  bool sefar = false;  // official/sefar state-dict names (vit.model.*, fc.*), perhaps behind a prefix
   bool timm = false;   // timm ViT names (blocks.N.attn.*, cls_token, ...)
 };
+
+// The key without a leading "module." (DistributedDataParallel) or "student."/"teacher." (a training
+// checkpoint).
+std::string bare(const std::string& key) {
+  for (const char* prefix : {"module.", "student.", "teacher."})
+    if (has_prefix(key, prefix)) return key.substr(std::string(prefix).size());
+  return key;
+}
 
 Naming naming_of(const std::map<std::string, at::Tensor>& tensors) {
   Naming n;
   for (const auto& [key, value] : tensors) {
-    const std::string k = has_prefix(key, "module.") ? key.substr(7) : key;
+    const std::string k = bare(key);
     n.sefar = n.sefar || has_prefix(k, "vit.model.");
     n.timm = n.timm || has_prefix(k, "blocks.") || k == "cls_token";
   }
@@ -47,13 +55,13 @@ Naming naming_of(const std::map<std::string, at::Tensor>& tensors) {
 // Width and depth of the ViT in the file (0 when it cannot tell), to name a model of another size in
 // one sentence instead of a shape mismatch per tensor.
 std::pair<std::int64_t, std::int64_t> vit_size(const std::map<std::string, at::Tensor>& tensors) {
-  static const std::regex block(R"((?:module\.)?(?:vit\.model\.)?blocks\.(\d+)\..*)");
+  static const std::regex block(R"((?:vit\.model\.)?blocks\.(\d+)\..*)");
   std::int64_t width = 0, depth = 0;
-  for (const auto& [key, value] : tensors) {
+  for (const auto& [full, value] : tensors) {
+    const std::string key = bare(full);
     std::smatch m;
     if (std::regex_match(key, m, block)) depth = std::max<std::int64_t>(depth, std::stoll(m[1]) + 1);
-    const bool cls =
-        key == "cls_token" || key == "vit.model.cls_token" || key == "module.vit.model.cls_token";
+    const bool cls = key == "cls_token" || key == "vit.model.cls_token";
     if (cls && value.dim() == 3) width = value.size(2);
   }
   return {width, depth};
@@ -121,6 +129,21 @@ json load_initial_weights(models::MultiGranularViT& model, const std::string& pa
             "it holds a whole SeFAR model (vit.model.* keys), not ImageNet ViT weights in timm's naming: "
             "name it with \"init_from\" instead");
       return report_json(param, path, models::load_timm_vit(model, tensors, /*strict=*/true, path));
+    }
+    // A training checkpoint (RUN_DIR/checkpoints/*.safetensors): the model a run leaves, its teacher
+    // once there is one, else its student; the optimiser state stays behind.
+    std::string part;
+    for (const char* prefix : {"teacher.", "student."})
+      if (part.empty() && tensors.count(std::string(prefix) + "vit.model.cls_token")) part = prefix;
+    if (!part.empty()) {
+      std::map<std::string, at::Tensor> model_tensors;
+      for (const auto& [key, value] : tensors)
+        if (has_prefix(key, part)) model_tensors.emplace(key.substr(part.size()), value);
+      json report = report_json(param, path, models::load_state_dict(model, model_tensors, {}, path));
+      report["checkpoint_part"] = part.substr(0, part.size() - 1);
+      report["summary"] =
+          "the checkpoint's " + part.substr(0, part.size() - 1) + ": " + report["summary"].get<std::string>();
+      return report;
     }
     if (naming.timm && !naming.sefar)
       throw std::runtime_error(

@@ -16,8 +16,9 @@ namespace sefar::nodes {
 // "pretrained": ImageNet ViT weights in timm's naming (safetensors) into the backbone
 // (models::load_timm_vit, strict: every backbone weight must be there and nothing but classifier keys
 // may be left over). "init_from": full model weights (a sefar model.safetensors, or an official
-// checkpoint converted by tools/convert_official.py) loaded strictly into backbone and head; a
-// position embedding for another input size is resized. Returns the report (initial_weights_json's
+// checkpoint converted by tools/convert_official.py, or a training checkpoint: its teacher, else its
+// student) loaded strictly into backbone and head; a position embedding for another input size is
+// resized. Returns the report (initial_weights_json's
 // form); throws std::invalid_argument starting `param "NAME":` and naming the file.
 nlohmann::json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
                                     const std::string& path);

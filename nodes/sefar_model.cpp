@@ -46,10 +46,12 @@ graph::NodeSpec sefar_model_spec() {
           "attention copied from the spatial one, temporal_fc zero after block 0, pos_embed resized "
           "bicubically; time embeddings and the fusion head from scratch. Empty: from scratch "
           "(docs/PRETRAINED.md)")
-      .param_string("init_from", "",
-                    "start from a whole model (safetensors: a run's model.safetensors, or an official SeFAR "
-                    "checkpoint converted by tools/convert_official.py), backbone and head, loaded strictly; "
-                    "empty: none. A resumed run continues from its checkpoint instead")
+      .param_string(
+          "init_from", "",
+          "start from a whole model (safetensors: a run's model.safetensors, a training checkpoint (its "
+          "teacher, else its student), or an official SeFAR checkpoint converted by "
+          "tools/convert_official.py), backbone and head, loaded strictly; empty: none. A resumed run "
+          "continues from its checkpoint instead")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {

@@ -178,6 +178,18 @@ TEST_CASE("a training run started from pretrained weights records them in RUN_DI
   CHECK(again["missing"].empty());
   CHECK(again["unexpected"].empty());
 
+  // A training checkpoint: the model in it (the student here: one warm-up epoch has no teacher yet).
+  const fs::path checkpoint = run / "checkpoints" / "epoch_0001.safetensors";
+  REQUIRE(fs::exists(checkpoint));
+  r = run_sefar("validate " + model_pipeline(dir.path).string() + " --set init_from=" + checkpoint.string());
+  CHECK(r.status == 0);
+  CHECK(r.output.find("init_from from " + checkpoint.string() + ": the checkpoint's student: loaded") !=
+        std::string::npos);
+  CHECK(r.output.find("0 missing, 0 unexpected") != std::string::npos);
+  r = run_sefar("validate " + model_pipeline(dir.path).string() + " --set pretrained=" + checkpoint.string());
+  CHECK(r.status == 2);
+  CHECK(r.output.find("name it with \"init_from\" instead") != std::string::npos);
+
   // From scratch: no report, and a fresh run removes an earlier run's.
   nodes::note_initial_weights(second.string(), nullptr);
   nodes::write_initial_weights(second.string());
