@@ -32,6 +32,8 @@ TrainStep make_train_step(const Trainer& trainer, int epoch, int epochs, int war
                           const at::Tensor* channel_scale, const at::Tensor* truth) {
   TrainStep s;
   s.step = trainer.steps_done();
+  s.accumulate = trainer.accumulate();
+  s.micro = int(s.step % s.accumulate);
   s.epoch = epoch;
   s.epochs = epochs;
   s.warmup_epochs = warmup_epochs;
@@ -47,6 +49,8 @@ TrainStep make_train_step(const Trainer& trainer, int epoch, int epochs, int war
     if (truth && truth->defined()) s.truth = trainer.to_device(*truth);
   }
   s.stats.step = s.step;
+  s.stats.accumulate = s.accumulate;
+  s.stats.micro = s.micro;
   s.stats.epoch = epoch;
   s.stats.semi = s.semi;
   s.stats.labeled = s.labels.size(0);
@@ -108,7 +112,7 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
     s.labeled[0] = s.labeled[0] * std::numeric_limits<float>::quiet_NaN();
   MultiGranularViT& student = trainer.student();
   student.train();
-  Optimizer::zero_grad(student);
+  if (s.window_starts()) Optimizer::zero_grad(student);  // else: added to the window's gradients
   auto autocast = trainer.autocast();  // the losses get fp32 logits
   if (!s.semi) {
     s.logits_labeled = student.forward(s.labeled).logits.to(at::kFloat);
@@ -167,11 +171,18 @@ void backward(Trainer& trainer, TrainStep& s) {
   auto& d = s.device_stats;
   // A non-finite loss makes the gradients non-finite: the norm below says so, and the updates are
   // masked by it. Backward runs either way (no branch on a value still on the device).
-  s.loss.backward();
+  // Accumulating, each step adds its share of the window's mean loss: the summed gradients are the
+  // gradients of the mean over the window's clips (equal batches).
+  if (s.accumulate > 1)
+    (s.loss / double(s.accumulate)).backward();
+  else
+    s.loss.backward();
   if (Communicator* communicator = trainer.communicator()) {
     // A non-finite loss on one rank makes its gradients non-finite, and so the averaged gradients on
-    // every rank: all ranks then skip the step together.
-    stats.comm_seconds = communicator->average_gradients(trainer.student());
+    // every rank: all ranks then skip the step together. Accumulating, the gradients are averaged
+    // once per window (the average of the ranks' sums is the sum of their averages); the logged
+    // losses at every step, so that each step's non-finite flag is the same on every rank.
+    if (s.window_ends()) stats.comm_seconds = communicator->average_gradients(trainer.student());
     const auto t0 = std::chrono::steady_clock::now();
     const at::Tensor zero = at::zeros({}, d.loss.options());
     auto or_zero = [&](const at::Tensor& t) { return t.defined() ? t : zero; };
@@ -190,6 +201,10 @@ void backward(Trainer& trainer, TrainStep& s) {
     }
     stats.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  if (!s.window_ends()) {  // no update at this step: no gradient norm yet
+    d.finite = at::isfinite(d.loss);
+    return;
+  }
   d.grad_norm = Optimizer::grad_norm(trainer.student());
   d.finite = at::isfinite(d.loss).logical_and(at::isfinite(d.grad_norm));
 }
@@ -197,6 +212,7 @@ void backward(Trainer& trainer, TrainStep& s) {
 void optimizer_step(Trainer& trainer, TrainStep& s, const OptimizerOptions& o) {
   s.stats.lr = step_learning_rate(o.lr, s.epoch, o.milestones, o.factors);
   require(s.device_stats.finite.defined(), "optimizer", "no gradients: wire a backward node before it");
+  if (!s.window_ends()) return;  // accumulating: the window's last step updates
   Optimizer& optimizer = trainer.optimizer();
   optimizer.adamw = o.kind == "adamw";
   optimizer.lr = s.stats.lr;
@@ -209,6 +225,7 @@ void optimizer_step(Trainer& trainer, TrainStep& s, const OptimizerOptions& o) {
 void ema_step(Trainer& trainer, TrainStep& s, double decay) {
   if (!s.semi) return;
   require(s.device_stats.finite.defined(), "ema_update", "no gradients: wire a backward node before it");
+  if (!s.window_ends()) return;
   ema_update(trainer.ensure_teacher(), trainer.student(), decay, s.device_stats.finite);
 }
 
@@ -222,12 +239,13 @@ void read_step_stats(Trainer& trainer, const std::vector<std::pair<StepStats*, c
     const at::Tensor& like = d->loss.defined() ? d->loss : at::zeros({}, at::kDouble);
     const at::Tensor zero = at::zeros({}, like.options());
     auto v = [&](const at::Tensor& t) { return t.defined() ? t.to(at::kDouble) : zero; };
-    std::vector<at::Tensor> parts{
+    const at::Tensor scalars =
         at::stack({v(d->loss), v(d->loss_sup), v(d->loss_un), v(d->loss_mix), v(d->eta_mean),
                    v(d->eta_above_half), v(d->pseudo_correct), v(d->pseudo_known), v(d->grad_norm),
-                   d->finite.defined() ? d->finite.to(at::kDouble) : zero + 1})};
-    parts.push_back(d->eta_hist.defined() ? d->eta_hist.to(at::kDouble) : at::zeros({kBins}, like.options()));
-    rows.push_back(at::cat(parts));
+                   d->finite.defined() ? d->finite.to(at::kDouble) : zero + 1});
+    const at::Tensor hist =
+        d->eta_hist.defined() ? d->eta_hist.to(at::kDouble) : at::zeros({kBins}, like.options());
+    rows.push_back(at::cat({scalars, hist}));
   }
   const at::Tensor table = at::stack(rows).to(at::kCPU).contiguous();
   const double* row = table.data_ptr<double>();
@@ -245,7 +263,7 @@ void read_step_stats(Trainer& trainer, const std::vector<std::pair<StepStats*, c
     st.grad_norm = row[8];
     st.nonfinite = row[9] == 0;
     if (st.semi) st.eta_hist.assign(row + kScalars, row + kScalars + kBins);
-    skipped += st.nonfinite;
+    skipped += st.nonfinite && st.updates();  // the optimiser counted only the windows' last steps
     row += kScalars + kBins;
   }
   trainer.optimizer().uncount_steps(skipped);

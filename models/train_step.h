@@ -35,6 +35,10 @@ struct DeviceStats {
 struct TrainStep {
   // The schedule and the batches (on the trainer's device).
   std::int64_t step = 0;
+  // Gradient accumulation (Trainer::accumulate()): the step is micro-step `micro` of a window of
+  // `accumulate` consecutive steps (micro = step % accumulate) whose gradients are summed; the
+  // window's last step updates (optimiser, EMA), the others only add their gradients.
+  int accumulate = 1, micro = 0;
   int epoch = 0, epochs = 1, warmup_epochs = 0;
   bool semi = false;                // the unlabeled losses take part (after warm-up, with unlabeled clips)
   std::vector<at::Tensor> labeled;  // per view [B, 3, T, S, S]
@@ -61,6 +65,8 @@ struct TrainStep {
   DeviceStats device_stats;
 
   std::int64_t unlabeled() const { return weak.empty() ? 0 : weak[0].size(0); }
+  bool window_starts() const { return micro == 0; }
+  bool window_ends() const { return micro == accumulate - 1; }
 };
 using TrainStepPtr = std::shared_ptr<TrainStep>;
 
@@ -98,32 +104,37 @@ void regulate(TrainStep& step, Regulation rule, double threshold = 0.95);
 // the permuted strong views without channel dropout. Needs at least 2 unlabeled clips.
 void tube_token_mix(const Trainer& trainer, TrainStep& step, double alpha);
 
-// Student: zeroes the gradients, then one forward pass over the labeled and channel-dropped strong
-// clips together and, when mixed, one over the Tube-TokenMix'ed strong views. `inject_nonfinite_step`:
-// the labeled input of that step is made NaN (fault injection for tests; -1: never).
+// Student: zeroes the gradients (at the first step of an accumulation window), then one forward
+// pass over the labeled and channel-dropped strong clips together and, when mixed, one over the
+// Tube-TokenMix'ed strong views. `inject_nonfinite_step`: the labeled input of that step is made
+// NaN (fault injection for tests; -1: never).
 void student_forward(Trainer& trainer, TrainStep& step, std::int64_t inject_nonfinite_step = -1);
 
 // Regulated loss: L = L_sup + xi(e) (gamma_un L_un + gamma_mix L_mix), and the step's statistics
 // (on the device).
 void regulated_loss(TrainStep& step, double gamma_un, double gamma_mix, bool mix_compare_logits = false);
 
-// Backward pass; in a data-parallel job the gradients (and the logged losses) are averaged over
-// ranks. The gradient norm, and whether loss and norm are finite, stay on the device: a non-finite
-// step is masked in the updates below, not branched on.
+// Backward pass of loss / accumulate, added to the gradients of the window's earlier steps (the
+// logged loss is the step's own, unscaled). In a data-parallel job the logged losses are averaged
+// over ranks at every step, the gradients once per window, at its last step. The gradient norm (the
+// window's last step only: the summed gradients') and whether loss and norm are finite stay on the
+// device: a non-finite step is masked in the updates below, not branched on. A non-finite step
+// inside a window makes the summed gradients non-finite, so the window's update is masked too.
 void backward(Trainer& trainer, TrainStep& step);
 
-// Optimiser: the learning rate of the step's epoch and the update, which leaves parameters and
-// optimiser state as they were when the step is non-finite.
+// Optimiser: the learning rate of the step's epoch and, at the last step of an accumulation window,
+// the update, which leaves parameters and optimiser state as they were when the step is non-finite.
 void optimizer_step(Trainer& trainer, TrainStep& step, const OptimizerOptions& options);
 
-// EMA: teacher = decay teacher + (1 - decay) student after a semi-supervised step (a non-finite one
-// leaves the teacher as it was).
+// EMA: teacher = decay teacher + (1 - decay) student after a semi-supervised step that ends an
+// accumulation window (a non-finite one leaves the teacher as it was).
 void ema_step(Trainer& trainer, TrainStep& step, double decay);
 
 // Copies the device statistics of `steps` to their host statistics (loss, eta, gradient norm, the
 // non-finite flag, ...) in one transfer: the one point where the host waits for the device. A
-// non-finite step found here is taken back out of the optimiser's step count (AdamW's bias
-// correction counts updates made); the steps it reads after one, if any, used a count one higher.
+// non-finite step that ended a window (an optimiser step) found here is taken back out of the
+// optimiser's step count (AdamW's bias correction counts updates made); the steps it reads after
+// one, if any, used a count one higher.
 void read_step_stats(Trainer& trainer, const std::vector<std::pair<StepStats*, const DeviceStats*>>& steps);
 void read_step_stats(Trainer& trainer, TrainStep& step);
 

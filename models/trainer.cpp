@@ -27,9 +27,12 @@ using json = nlohmann::json;
 
 json StepStats::to_json() const {
   // Records number epochs from 1, as the console, the checkpoints and the report do.
-  json j{{"step", step},       {"epoch", epoch + 1},         {"lr", lr},           {"xi", xi},
+  json j{{"step", step},       {"epoch", epoch + 1},     {"lr", lr},           {"xi", xi},
          {"loss", loss},       {"loss_sup", loss_sup},   {"loss_un", loss_un}, {"loss_mix", loss_mix},
-         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi},       {"grad_norm", grad_norm}};
+         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi}};
+  // Inside an accumulation window only the last step has a gradient norm (the summed gradients').
+  if (updates()) j["grad_norm"] = grad_norm;
+  if (accumulate > 1) j["micro"] = micro;
   if (nonfinite) j["skipped"] = "nonfinite";
   if (comm_seconds > 0) j["comm_seconds"] = comm_seconds;
   if (semi) {
@@ -113,6 +116,7 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
   if (options_.warmup_epochs < 0 || options_.warmup_epochs > options_.epochs)
     throw std::invalid_argument("trainer: warmup_epochs must be in [0, epochs]");
   if (options_.teacher_passes < 1) throw std::invalid_argument("trainer: teacher_passes must be >= 1");
+  if (options_.accumulate < 1) throw std::invalid_argument("trainer: accumulate must be >= 1");
   {
     // Parameter initialisation draws from the CPU generator: seed it from the run seed.
     auto* gen = cpu_generator();
@@ -132,6 +136,14 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::set_accumulate(int steps) {
+  if (steps < 1) throw std::invalid_argument(fmt::format("trainer: accumulate {} (must be >= 1)", steps));
+  if (steps != options_.accumulate && step_ % steps != 0)
+    throw std::invalid_argument(
+        fmt::format("trainer: accumulate {} set at step {}, inside a window", steps, step_));
+  options_.accumulate = steps;
+}
 
 at::Tensor Trainer::to_device(const at::Tensor& t) const {
   return upload(t, device_);
@@ -219,6 +231,12 @@ void Trainer::save(const std::string& path, const json& extra) const {
     for (const auto& [name, t] : state_dict(*teacher_)) tensors.emplace_back("teacher." + name, t.to(at::kCPU));
   for (const auto& [name, t] : optimizer_->momentum_buffers) tensors.emplace_back("optim.momentum." + name, t.to(at::kCPU));
   for (const auto& [name, t] : optimizer_->second_moments) tensors.emplace_back("optim.second." + name, t.to(at::kCPU));
+  // Inside an accumulation window: the gradients summed so far, so that a resumed run adds the
+  // window's remaining steps to them.
+  if (window_steps() > 0)
+    for (const auto& item : student_->named_parameters(true))
+      if (item.value().grad().defined())
+        tensors.emplace_back("grad." + item.key(), item.value().grad().to(at::kCPU));
   {
     auto* gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen->mutex_);
@@ -233,6 +251,7 @@ void Trainer::save(const std::string& path, const json& extra) const {
   json sidecar = extra;
   sidecar["step"] = step_;
   sidecar["optimizer_steps"] = optimizer_->steps;
+  sidecar["accumulate"] = options_.accumulate;
   sidecar["has_teacher"] = bool(teacher_);
   sidecar["model"] = model_config_to_json(options_.model);
   sidecar["optimizer"] = optimizer_->adamw ? "adamw" : "sgd";
@@ -246,6 +265,17 @@ void Trainer::save(const std::string& path, const json& extra) const {
 json Trainer::load(const std::string& path) {
   // The optimiser's kind is the pipeline's (a resumed run's pipeline is checked to be the same).
   json sidecar = io::read_checkpoint_sidecar(path);
+  // Accumulation windows are counted in steps: a checkpoint taken inside one resumes with the same
+  // window length (its summed gradients restored), one taken between windows with any length that
+  // does not put the step inside a window.
+  const auto saved_step = sidecar.value("step", std::int64_t(0));
+  const int saved_accumulate = sidecar.value("accumulate", 1);
+  if (saved_accumulate != options_.accumulate &&
+      (saved_step % saved_accumulate != 0 || saved_step % options_.accumulate != 0))
+    throw std::invalid_argument(
+        fmt::format("checkpoint at step {} with accumulate {} cannot continue with accumulate {} (inside "
+                    "an accumulation window)",
+                    saved_step, saved_accumulate, options_.accumulate));
   auto tensors = io::load_safetensors(path + ".safetensors");
   auto take = [&](const std::string& prefix) {
     std::map<std::string, at::Tensor> part;
@@ -275,6 +305,13 @@ json Trainer::load(const std::string& path) {
     gen.set_state(it->second.contiguous());
   }
   step_ = sidecar.value("step", std::int64_t(0));
+  for (auto& item : student_->named_parameters(true)) {
+    auto it = tensors.find("grad." + item.key());
+    if (it != tensors.end() && window_steps() > 0)
+      item.value().mutable_grad() = it->second.to(device_);
+    else if (item.value().grad().defined())
+      item.value().mutable_grad().zero_();
+  }
   return sidecar;
 }
 

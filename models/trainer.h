@@ -39,6 +39,12 @@ struct TrainerOptions {
   std::vector<int> milestones = {25, 28};
   std::vector<double> factors = {0.1, 0.01};
   int epochs = 30, warmup_epochs = 5;
+  // Gradient accumulation: the gradients of this many consecutive steps (a window: steps k N ..
+  // k N + N - 1) are summed, each step's loss divided by N, before one optimiser and EMA update at
+  // the window's last step. N steps of B clips then update as one step of N B clips (the losses are
+  // means over clips, so their mean over equal micro-batches is the large batch's); Tube TokenMix
+  // pairs clips within a step's batch, so with it the mixed pairs differ from the large batch's.
+  int accumulate = 1;
   // Semi-supervised phase.
   bool semi_supervised = true;
   double ema_decay = 0.9999;
@@ -65,6 +71,10 @@ struct StepStats {
   std::vector<std::int64_t> eta_hist;  // per-clip eta in 10 bins over [0, 1] (semi steps)
   std::int64_t labeled = 0, unlabeled = 0;
   bool semi = false;  // the step used unlabeled clips
+  // Gradient accumulation: the step's place in its window (micro-step micro of accumulate); only the
+  // window's last step updates, and only its record carries a gradient norm (the summed gradients').
+  int accumulate = 1, micro = 0;
+  bool updates() const { return micro == accumulate - 1; }
   double grad_norm = 0;  // global gradient norm before clipping
   double comm_seconds = 0;  // data-parallel job: time spent averaging gradients and losses
   // The loss or the gradient norm was NaN or infinite: the step changed nothing (no parameter,
@@ -113,9 +123,16 @@ class Trainer {
   // (models::upload).
   at::Tensor to_device(const at::Tensor& t) const;
   std::int64_t steps_done() const { return step_; }
+  // Gradient accumulation (TrainerOptions::accumulate): steps per optimiser update. Set before the
+  // first step (the training loop's `accumulate`).
+  int accumulate() const { return options_.accumulate; }
+  void set_accumulate(int steps);
+  // Steps since the last update whose gradients are summed, waiting for the rest of their window.
+  std::int64_t window_steps() const { return step_ % options_.accumulate; }
 
   // Checkpoint (io/checkpoint.h): every tensor (student, teacher, optimiser state, the CPU and,
-  // on CUDA, the device generator states) and the counters, written atomically to
+  // on CUDA, the device generator states, inside an accumulation window the student's summed
+  // gradients as "grad.<name>") and the counters, written atomically to
   // <path>.safetensors; `extra` is stored in its sidecar next to the trainer's own fields. Throws
   // std::runtime_error naming the file when it cannot be written.
   void save(const std::string& path, const nlohmann::json& extra) const;

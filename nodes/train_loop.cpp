@@ -11,6 +11,11 @@
 // pipeline. A resumed run (`sefar run --resume RUN_DIR`) gets the checkpoint through
 // NodeContext::resume, its sources restart at those positions and the run goes on exactly as the
 // uninterrupted one would have.
+//
+// Gradient accumulation (`accumulate` N): windows of N consecutive steps by step number (across
+// epoch ends) sum their gradients before one update at the window's last step (models/train_step.h).
+// A checkpoint inside a window holds the summed gradients (in a data-parallel job averaged over the
+// ranks first). Steps left at the end of training that do not fill a window update nothing.
 #include <csignal>
 #include <deque>
 
@@ -79,6 +84,7 @@ class TrainLoopNode final : public graph::Node {
     const auto& model = trainer_->options().model;
     options_.epochs = int(p.get_int("epochs"));
     options_.warmup_epochs = int(p.get_int("warmup_epochs"));
+    trainer_->set_accumulate(int(p.get_int("accumulate")));
     if (options_.warmup_epochs > options_.epochs)
       throw std::invalid_argument(fmt::format("param \"warmup_epochs\": {} is more than epochs ({})",
                                               options_.warmup_epochs, options_.epochs));
@@ -174,6 +180,9 @@ class TrainLoopNode final : public graph::Node {
     } catch (const std::exception& e) {  // a non-finite step under on_nonfinite: stop; it updated nothing
       log(fmt::format("{}: {}", id_, e.what()));
     }
+    // Every rank stops at the same step (the vote in complete()): the window's partial sums, one per
+    // rank, are averaged into the one the checkpoint holds.
+    if (communicator_ && stopping_) share_window_gradients();
     if (!run_dir_.enabled()) return;
     const auto steps = trainer_->steps_done();
     if (steps == saved_step_ && state_.epoch_open == saved_epoch_open_) {
@@ -195,6 +204,13 @@ class TrainLoopNode final : public graph::Node {
   }
 
   bool semi_epoch(int epoch) const { return has_unlabeled_ && epoch >= options_.warmup_epochs; }
+
+  // Data-parallel job, inside an accumulation window: each rank's summed gradients replaced by their
+  // average over ranks (collective), before a checkpoint stores rank 0's. The window's last step
+  // averages again: the average of (average + each rank's rest) is the average of the ranks' sums.
+  void share_window_gradients() {
+    if (communicator_ && trainer_->window_steps() > 0) communicator_->average_gradients(trainer_->student());
+  }
 
   // Loads a checkpoint: the shared model's state and this node's.
   void restore(const std::string& path) {
@@ -316,6 +332,11 @@ class TrainLoopNode final : public graph::Node {
             what +
             "; nothing was updated and the last checkpoint is kept (with on_nonfinite: skip "
             "such steps are skipped)");
+      if (s.accumulate > 1) {
+        const std::int64_t first = s.step - s.micro;
+        what += fmt::format("; no update for its accumulation window (steps {}..{})", first,
+                            first + s.accumulate - 1);
+      }
       log(fmt::format("{}: {}: step skipped", id_, what));
       ++state_.skipped_total;
       ++state_.epoch_skipped;
@@ -379,6 +400,7 @@ class TrainLoopNode final : public graph::Node {
     state_.eta_sum = state_.eta_high = state_.eta_count = 0;
     state_.epoch_skipped = 0;
     state_.epoch_open = false;
+    share_window_gradients();
     save_checkpoint(fmt::format("epoch_{:04d}", epoch + 1), top1);
     write_live_report();
   }
@@ -405,6 +427,11 @@ class TrainLoopNode final : public graph::Node {
       // The evaluation's short side goes with the model: eval.json's "auto" finds it there.
       run_dir_.save_model(trainer_->teacher() ? *trainer_->teacher() : trainer_->student(),
                           {{"sefar.eval_short_side", std::to_string(options_.eval.short_side)}});
+    if (const auto open = trainer_->window_steps(); open > 0)
+      log(
+          fmt::format("{}: the last {} step(s) (from step {}) do not fill an accumulation window of {}: "
+                      "their gradients are dropped, no update",
+                      id_, open, trainer_->steps_done() - open, trainer_->accumulate()));
     if (state_.skipped_total > 0)
       log(fmt::format("{}: skipped {} step(s) with a non-finite loss or gradient (steps {}{})", id_,
                       state_.skipped_total, fmt::join(state_.skipped_steps, ", "),
@@ -479,6 +506,13 @@ graph::NodeSpec train_loop_spec() {
       .param_model("model", "net", kSefarModelType, "the shared student/teacher (an entry of \"models\")")
       .param_int("epochs", 30, "training epochs (passes of the labeled source)", 1, 1e6)
       .param_int("warmup_epochs", 5, "supervised-only epochs before the semi-supervised phase", 0, 1e6)
+      .param_int("accumulate", 1,
+                 "gradient accumulation: sum the gradients of N consecutive steps (each loss divided by N) "
+                 "and update (optimiser, EMA teacher, data-parallel averaging) once per N steps, at the "
+                 "last; N steps of B clips then update as one step of N B clips (Tube TokenMix still pairs "
+                 "clips within a step). Windows run across epoch ends; steps left at the end that do not "
+                 "fill one update nothing. Step records inside a window have no grad_norm",
+                 1, 1e6)
       .param_split_list("val_list", "", "validation split list (empty: no evaluation)")
       .param_string("val_root", "", "data root of the validation list (default: its folder)")
       .param_int("eval_every", 1, "evaluate every N epochs (and after the last)", 1, 1e6)

@@ -182,3 +182,43 @@ TEST_CASE("--resume refuses what is not the same run, and needs a run directory"
   CHECK(fresh.status == 0);
   CHECK(fresh.output.find("removed the checkpoints of an earlier run") != std::string::npos);
 }
+
+TEST_CASE("accumulate: a run resumed from an epoch checkpoint inside an accumulation window logs the same") {
+  // 5 steps an epoch, windows of 2: the checkpoint of epoch 1 (step 5) is one step into a window.
+  TempDir dir("resume_accumulate");
+  const fs::path reference = dir.path / "reference";
+  const std::string accumulate = "--set train.accumulate=2";
+  auto r = run_sefar("run " + train_args(reference, accumulate));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  // 15 steps: the last one does not fill a window.
+  CHECK(r.output.find("the last 1 step(s) (from step 14) do not fill an accumulation window of 2") !=
+        std::string::npos);
+  int steps = 0;
+  for (const auto& rec : records(reference)) {
+    if (rec["kind"] != "step") continue;
+    ++steps;
+    const auto step = rec["step"].get<std::int64_t>();
+    CHECK(rec["micro"] == step % 2);
+    CHECK(rec.contains("grad_norm") == (step % 2 == 1));
+  }
+  CHECK(steps == kStepsPerEpoch * kEpochs);
+
+  const fs::path run = dir.path / "cut";
+  fs::copy(reference, run, fs::copy_options::recursive);
+  for (const auto& c : io::list_checkpoints((run / "checkpoints").string()))
+    if (c.step > kStepsPerEpoch) {
+      fs::remove(c.path + ".safetensors");
+      fs::remove(c.path + ".json");
+    }
+  fs::remove(run / "model.safetensors");
+  auto latest = io::latest_checkpoint((run / "checkpoints").string());
+  REQUIRE(latest);
+  CHECK(latest->step == kStepsPerEpoch);
+  CHECK(latest->sidecar["accumulate"] == 2);
+  auto resumed = run_sefar("run " + train_args(run, accumulate + " --resume " + run.string()));
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  check_same_records(reference, run);
+  CHECK(read_text(reference / "model.safetensors") == read_text(run / "model.safetensors"));
+}
