@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [[ "${SEFAR_TORCH:-system}" == venv ]]; then
-  bash scripts/setup_python.sh test torch
+  bash scripts/setup_python.sh test torch reference   # reference: timm, torchvision (test_pretrained)
   export SEFAR_BUILD_DIR=${SEFAR_BUILD_DIR:-build-torch2}
 else
   bash scripts/setup_python.sh test

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything docs/GPU.md runs on a CUDA machine, as one command from the project's root: oneTBB and
-# FFmpeg from .gpu/ (when present), configure and build sefar and sefar_bench_step against the
-# LibTorch of a PyTorch 2.x installation, then bench/gpu/run.sh (docs/PERFORMANCE.md).
+# FFmpeg from .gpu/ (when present), configure and build sefar, sefar_bench_step and test_cuda against
+# the LibTorch of a PyTorch 2.x installation, run the CUDA tests (ctest -R test_cuda), then
+# bench/gpu/run.sh (docs/PERFORMANCE.md). A failing CUDA test is reported; the benchmark runs anyway.
 # A second run reuses the build directory (only changed sources recompile).
 #
 # Environment: TORCH_PYTHON (default /opt/torch/.venv/bin/python), BUILD (default build-gpu), JOBS
@@ -37,14 +38,18 @@ mkdir -p "$BUILD"
 generator=Ninja
 command -v ninja >/dev/null || generator="Unix Makefiles"
 cmake -S . -B "$BUILD" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DSEFAR_TORCH=venv \
-  -DSEFAR_TORCH_PYTHON="$TORCH_PYTHON" -DSEFAR_BUILD_TESTS=OFF >"$BUILD/configure.log" 2>&1 ||
+  -DSEFAR_TORCH_PYTHON="$TORCH_PYTHON" -DSEFAR_BUILD_TESTS=ON >"$BUILD/configure.log" 2>&1 ||
   { tail -n 30 "$BUILD/configure.log" >&2; exit 1; }
 grep "sefar:" "$BUILD/configure.log" >&2 || true
-stamp "build sefar sefar_bench_step (-j $JOBS)"
-cmake --build "$BUILD" -j "$JOBS" --target sefar sefar_bench_step >"$BUILD/build.log" 2>&1 ||
+stamp "build sefar sefar_bench_step test_cuda (-j $JOBS)"
+cmake --build "$BUILD" -j "$JOBS" --target sefar sefar_bench_step test_cuda >"$BUILD/build.log" 2>&1 ||
   { tail -n 30 "$BUILD/build.log" >&2; exit 1; }
+stamp "CUDA tests"
+tests=0
+ctest --test-dir "$BUILD" -R test_cuda --output-on-failure --timeout 120 >&2 || tests=$?
 stamp "bench/gpu/run.sh"
 status=0
 BUILD="$BUILD" bash bench/gpu/run.sh || status=$?
-stamp "done (exit $status)"
+stamp "done (benchmark exit $status, CUDA tests exit $tests)"
+[ "$status" -eq 0 ] && status=$tests
 exit $status
