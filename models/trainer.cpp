@@ -110,7 +110,8 @@ at::CPUGeneratorImpl* cpu_generator() {
 
 }  // namespace
 
-Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(resolve_device(options.device)) {
+Trainer::Trainer(const TrainerOptions& options)
+    : options_(options), device_(resolve_device(options.device)), initial_weights_(std::make_unique<json>()) {
   options_.model.validate();
   if (options_.epochs < 1) throw std::invalid_argument("trainer: epochs must be >= 1");
   if (options_.warmup_epochs < 0 || options_.warmup_epochs > options_.epochs)
@@ -136,6 +137,10 @@ Trainer::Trainer(const TrainerOptions& options) : options_(options), device_(res
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::set_initial_weights(json report) {
+  *initial_weights_ = std::move(report);
+}
 
 void Trainer::set_accumulate(int steps) {
   if (steps < 1) throw std::invalid_argument(fmt::format("trainer: accumulate {} (must be >= 1)", steps));

@@ -123,6 +123,10 @@ class Trainer {
   // (models::upload).
   at::Tensor to_device(const at::Tensor& t) const;
   std::int64_t steps_done() const { return step_; }
+  // What the student was initialised from (nodes/init_weights.h's report); null: from scratch. The
+  // training loop writes it to RUN_DIR/initial_weights.json in a fresh run.
+  void set_initial_weights(nlohmann::json report);
+  const nlohmann::json& initial_weights() const { return *initial_weights_; }
   // Gradient accumulation (TrainerOptions::accumulate): steps per optimiser update. Set before the
   // first step (the training loop's `accumulate`).
   int accumulate() const { return options_.accumulate; }
@@ -146,6 +150,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::shared_ptr<Communicator> communicator_;
   std::int64_t step_ = 0;
+  std::unique_ptr<nlohmann::json> initial_weights_;
 };
 
 // Top-1/top-5, per-class accuracy and the confusion matrix, accumulated batch by batch.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -93,11 +92,6 @@ std::string grouped(const json& keys) {
   return out;
 }
 
-std::mutex pending_mutex;
-std::map<std::string, json>& pending() {
-  static std::map<std::string, json> reports;
-  return reports;
-}
 
 }  // namespace
 
@@ -168,24 +162,7 @@ std::string initial_weights_summary(const json& report) {
   return s;
 }
 
-void note_initial_weights(const std::string& run_dir, json report) {
-  std::lock_guard<std::mutex> lock(pending_mutex);
-  if (report.is_null())
-    pending().erase(run_dir);
-  else
-    pending()[run_dir] = std::move(report);
-}
-
-void write_initial_weights(const std::string& run_dir) {
-  json report;
-  {
-    std::lock_guard<std::mutex> lock(pending_mutex);
-    auto it = pending().find(run_dir);
-    if (it != pending().end()) {
-      report = std::move(it->second);
-      pending().erase(it);
-    }
-  }
+void write_initial_weights(const std::string& run_dir, const json& report) {
   const std::string path = (fs::path(run_dir) / "initial_weights.json").string();
   if (report.is_null()) {  // built from scratch: no earlier run's file may say otherwise
     std::error_code ec;

@@ -27,12 +27,9 @@ nlohmann::json load_initial_weights(models::MultiGranularViT& model, const std::
 // as built and the file's tensors left out, blocks merged ("vit.model.blocks.*.temporal_fc (x12)").
 std::string initial_weights_summary(const nlohmann::json& report);
 
-// The report of the model built for `run_dir`, kept until the run directory is opened (the model is
-// built by the start-up checks, which write nothing). A null report forgets an earlier one.
-void note_initial_weights(const std::string& run_dir, nlohmann::json report);
-// Writes RUN_DIR/initial_weights.json when a report was noted for `run_dir` (and forgets it); with
-// none, removes an earlier file of that name. Called by RunDirectory::open in a fresh run. Throws
-// graph::StorageError when it cannot write.
-void write_initial_weights(const std::string& run_dir);
+// Writes RUN_DIR/initial_weights.json from the report of the model (models::Trainer::initial_weights);
+// a null report (from scratch) removes an earlier file of that name. Called by the training loop in a
+// fresh run. Throws graph::StorageError when it cannot write.
+void write_initial_weights(const std::string& run_dir, const nlohmann::json& report);
 
 }  // namespace sefar::nodes

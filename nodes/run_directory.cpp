@@ -22,7 +22,6 @@
 #include "io/crc32c.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
-#include "nodes/init_weights.h"
 
 namespace sefar::nodes {
 
@@ -93,12 +92,6 @@ void RunDirectory::open(bool resuming, LoopState& state) {
   if (resuming)
     for (const auto& c : io::list_checkpoints(dir.string()))
       if (c.name != "best") saved_.push_back(c.name);
-  // What the model was initialised from ("pretrained", "init_from"): a fresh run's start. A resumed
-  // run continues from its checkpoint, so the file its first start wrote stays as it is.
-  if (resuming)
-    note_initial_weights(dir_, nullptr);
-  else
-    write_initial_weights(dir_);
 
   const fs::path metrics = fs::path(dir_) / "metrics.jsonl";
   if (resuming) {

@@ -82,7 +82,7 @@ graph::NodeSpec sefar_model_spec() {
         if (!init_from.empty()) report = load_initial_weights(trainer->student(), "init_from", init_from);
         if (!report.is_null() && ctx.rank == 0)
           std::cerr << fmt::format("model '{}': {}\n", ctx.id, initial_weights_summary(report));
-        if (!ctx.run_dir.empty()) note_initial_weights(ctx.run_dir, report);
+        trainer->set_initial_weights(std::move(report));
         return trainer;
       });
 }

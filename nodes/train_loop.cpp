@@ -30,6 +30,7 @@
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 #include "nodes/evaluate.h"
+#include "nodes/init_weights.h"
 #include "nodes/run_directory.h"
 #include "nodes/train_step.h"
 
@@ -146,6 +147,9 @@ class TrainLoopNode final : public graph::Node {
   // The run directory opens once every start-up check passed (a fresh run empties metrics.jsonl).
   void start() override {
     run_dir_.open(resuming_, state_);
+    // What the model was initialised from ("pretrained", "init_from"): a fresh run's start. A resumed
+    // run continues from its checkpoint, so the file its first start wrote stays as it is.
+    if (run_dir_.enabled() && !resuming_) write_initial_weights(run_dir_.path(), trainer_->initial_weights());
     // TensorBoard's text tab shows the run's resolved pipeline (a Markdown code block).
     if (!document_.is_null()) run_dir_.write_text("pipeline", "```\n" + document_.dump(2) + "\n```");
   }

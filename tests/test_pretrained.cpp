@@ -191,8 +191,7 @@ TEST_CASE("a training run started from pretrained weights records them in RUN_DI
   CHECK(r.output.find("name it with \"init_from\" instead") != std::string::npos);
 
   // From scratch: no report, and a fresh run removes an earlier run's.
-  nodes::note_initial_weights(second.string(), nullptr);
-  nodes::write_initial_weights(second.string());
+  nodes::write_initial_weights(second.string(), nullptr);
   CHECK(!fs::exists(second / "initial_weights.json"));
 }
 
