@@ -663,6 +663,8 @@ bool may_change_on_resume(const std::string& key) {
                                                         "runtime.run_dir"};
   static const std::vector<std::string> param_names = {"threads",
                                                        "log_every",
+                                                       "read_stats_every",
+                                                       "pin_memory",
                                                        "device",
                                                        "eval_batch",
                                                        "keep_last",
