@@ -89,17 +89,27 @@ void regulate(TrainStep& s, Regulation rule, double threshold) {
   s.eta = regulation_weights(rule, s.teacher.p_max, s.teacher.s_max, threshold);
 }
 
-void tube_token_mix(const Trainer& trainer, TrainStep& s, double alpha) {
+void tube_token_mix(const Trainer& trainer, TrainStep& s, double alpha, bool per_view_permutation) {
   const std::int64_t u = s.unlabeled();
   if (!s.semi || u < 2) return;
   io::Rng rng(trainer.options().seed, std::uint64_t(s.step), 0, io::Purpose::mix);
   const auto patches = trainer.options().model.num_patches();
-  auto draw = draw_token_mix(rng, int(u), int(s.strong.size()), int(patches), alpha);
+  const std::size_t views = s.strong.size();
+  auto draw = draw_token_mix(rng, int(u), int(views), int(patches), alpha);
   s.perm = at::tensor(draw.perm, at::kLong).to(trainer.device());
+  // Per view (official): views 0..V-2 draw their own permutations after the shared draw; the last
+  // view keeps the shared one, which the targets use.
+  std::vector<at::Tensor> perms(views, s.perm);
+  for (std::size_t v = 0; per_view_permutation && v + 1 < views; ++v) {
+    std::vector<std::int64_t> p(draw.perm.size());
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] = std::int64_t(i);
+    rng.shuffle(p);
+    perms[v] = at::tensor(p, at::kLong).to(trainer.device());
+  }
   s.token_mix = TokenMix{};
-  for (std::size_t v = 0; v < s.strong.size(); ++v) {
+  for (std::size_t v = 0; v < views; ++v) {
     // The second input: the perturbed strong views without channel dropout, batch-permuted.
-    s.token_mix.views.push_back(s.strong[v].index_select(0, s.perm));
+    s.token_mix.views.push_back(s.strong[v].index_select(0, perms[v]));
     std::vector<std::uint8_t> m(draw.masks[v].begin(), draw.masks[v].end());
     s.token_mix.masks.push_back(at::tensor(m, at::kByte).to(at::kBool).to(trainer.device()));
   }
@@ -113,7 +123,7 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
   MultiGranularViT& student = trainer.student();
   student.train();
   if (s.window_starts()) Optimizer::zero_grad(student);  // else: added to the window's gradients
-  auto autocast = trainer.autocast();  // the losses get fp32 logits
+  auto autocast = trainer.autocast();                    // the losses get fp32 logits
   if (!s.semi) {
     s.logits_labeled = student.forward(s.labeled).logits.to(at::kFloat);
     return;
@@ -122,7 +132,11 @@ void student_forward(Trainer& trainer, TrainStep& s, std::int64_t inject_nonfini
   // pass (same view shapes).
   const std::int64_t u = s.unlabeled();
   std::vector<at::Tensor> strong_dropped;
-  for (const auto& v : s.strong) strong_dropped.push_back(v * s.channel_scale.view({u, 3, 1, 1, 1}));
+  const bool per_view_scale = s.channel_scale.dim() == 3;  // [V, U, 3]
+  for (std::size_t i = 0; i < s.strong.size(); ++i) {
+    const at::Tensor scale = per_view_scale ? s.channel_scale[std::int64_t(i)] : s.channel_scale;
+    strong_dropped.push_back(s.strong[i] * scale.view({u, 3, 1, 1, 1}));
+  }
   std::vector<at::Tensor> joint;
   for (std::size_t i = 0; i < s.labeled.size(); ++i)
     joint.push_back(at::cat({s.labeled[i], strong_dropped[i]}));

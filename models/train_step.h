@@ -44,8 +44,10 @@ struct TrainStep {
   std::vector<at::Tensor> labeled;  // per view [B, 3, T, S, S]
   at::Tensor labels;                // [B]
   std::vector<at::Tensor> weak, strong;  // per view [U, 3, T, S, S]
-  at::Tensor channel_scale;              // [U, 3]: the strong draw's channel dropout
-  at::Tensor truth;                      // [U]: the unlabeled clips' labels when known, else -1
+  // The strong draw's channel dropout: [U, 3], one draw per clip shared by its views, or [V, U, 3],
+  // one per view (the official loop's F.dropout2d on each view; step parity, docs/STEP_PARITY.md).
+  at::Tensor channel_scale;
+  at::Tensor truth;  // [U]: the unlabeled clips' labels when known, else -1
   // Teacher: Monte-Carlo statistics on the weak draw.
   bool has_teacher_stats = false;
   TeacherStats teacher;
@@ -102,7 +104,10 @@ void regulate(TrainStep& step, Regulation rule, double threshold = 0.95);
 // Tube TokenMix: lambda ~ Beta(alpha, alpha), one batch permutation for every view and the targets,
 // one tube mask per view, drawn from the step's own stream (seed, step, mix); the second input is
 // the permuted strong views without channel dropout. Needs at least 2 unlabeled clips.
-void tube_token_mix(const Trainer& trainer, TrainStep& step, double alpha);
+// `per_view_permutation` (the official loop's form): each view is mixed with its own permutation
+// and the targets use the last view's; the shared draw serves the last view and the others draw
+// theirs after it, so the lambda, the masks and the last view's permutation stay the shared form's.
+void tube_token_mix(const Trainer& trainer, TrainStep& step, double alpha, bool per_view_permutation = false);
 
 // Student: zeroes the gradients (at the first step of an accumulation window), then one forward
 // pass over the labeled and channel-dropped strong clips together and, when mixed, one over the

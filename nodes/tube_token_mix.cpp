@@ -12,11 +12,17 @@ graph::NodeSpec tube_token_mix_spec() {
              "frame); the student then also runs on the strong views mixed with their permuted copy. "
              "Remove the node (wire the regulation to the student) to train without it.")
       .param_float("alpha", 10.0, "Beta(alpha, alpha) of the mixing ratio", 0.01, 1e3)
+      .param_choice("permutation", "shared", {"shared", "per_view"},
+                    "one batch permutation for every view and the targets, or one per view with the "
+                    "targets on the last view's (the official code's form, docs/STEP_PARITY.md)")
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");
         const double alpha = ctx.params.get_float("alpha");
+        const bool per_view = ctx.params.get_string("permutation") == "per_view";
         return std::make_unique<StepStageNode>(
-            [trainer, alpha](models::TrainStep& step) { models::tube_token_mix(*trainer, step, alpha); },
+            [trainer, alpha, per_view](models::TrainStep& step) {
+              models::tube_token_mix(*trainer, step, alpha, per_view);
+            },
             trainer.get());
       });
 }

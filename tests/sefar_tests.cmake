@@ -70,6 +70,10 @@ sefar_add_test(test_distributed ${CMAKE_CURRENT_LIST_DIR}/test_distributed.cpp)
 target_compile_definitions(test_distributed PRIVATE SEFAR_DIST_WORKER="$<TARGET_FILE:dist_worker>")
 add_dependencies(test_distributed dist_worker)
 sefar_add_test(test_step_nodes ${CMAKE_CURRENT_LIST_DIR}/test_step_nodes.cpp)
+# Parity of one semi-supervised step with the official training loop (tests/official_step_ref.py;
+# skips without .venv's torch or SEFAR_OFFICIAL_SRC).
+sefar_add_test(test_step_parity ${CMAKE_CURRENT_LIST_DIR}/test_step_parity.cpp)
+set_tests_properties(test_step_parity PROPERTIES TIMEOUT 900)
 sefar_add_test(test_run_safety ${CMAKE_CURRENT_LIST_DIR}/test_run_safety.cpp
   CASES "fresh=1. *" "validate=2. *" "labels=3. *" "lock=4. *" "checkpoints=5. *" "lists=6. *" "signal=7. *" "small=8. *")
 sefar_add_test(test_run_record ${CMAKE_CURRENT_LIST_DIR}/test_run_record.cpp)
