@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "util/atomic_file.h"
+
 namespace sefar::graph {
 
 // One problem found in a pipeline, located as precisely as we can.
@@ -57,10 +59,11 @@ class ConfigError : public std::runtime_error {
 };
 
 // Thrown when a run's outputs (checkpoints, metrics, the run directory) cannot be written: a full
-// disk, a read-only or missing directory. The message names the path.
-class StorageError : public std::runtime_error {
+// disk, a read-only or missing directory. The message names the path. A util::WriteError (the file
+// writer's own) is the same failure: the runtime and the CLI catch that base class (exit 74).
+class StorageError : public util::WriteError {
  public:
-  using std::runtime_error::runtime_error;
+  using util::WriteError::WriteError;
 };
 
 // Thrown by Runtime::run when a stop was requested (SIGINT/SIGTERM): the graph was cancelled and

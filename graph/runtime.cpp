@@ -1,4 +1,5 @@
 #include "graph/runtime.h"
+#include "util/atomic_file.h"
 
 #include <atomic>
 #include <cerrno>
@@ -157,28 +158,7 @@ Item combine(std::uint64_t seq, std::any value, const std::vector<Item>& parts,
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  if (ec)
-    throw StorageError(
-        fmt::format("cannot create the folder {}: {}", target.parent_path().string(), ec.message()));
-  fs::path tmp = target;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw StorageError(fmt::format("cannot write {}: {}", tmp.string(), std::strerror(errno)));
-    out << text;
-    out.flush();
-    if (!out) throw StorageError("write failed: " + tmp.string() + " (disk full?)");
-  }
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::string reason = ec.message();
-    fs::remove(tmp, ec);
-    throw StorageError("cannot rename " + tmp.string() + " to " + path + ": " + reason);
-  }
+  util::write_file_atomic(path, text);
 }
 
 namespace {
@@ -346,7 +326,7 @@ struct Runtime::Impl {
       fail(i, t.item.describe(), e.what(), true);
     } catch (const NodeFailure& e) {
       fail(i, t.item.describe(), e.what(), e.bad_input(), e.storage());
-    } catch (const StorageError& e) {
+    } catch (const util::WriteError& e) {
       fail(i, t.item.describe(), e.what(), false, true);
     } catch (const std::exception& e) {
       fail(i, t.item.describe(), e.what(), false);
@@ -692,7 +672,7 @@ struct Runtime::Impl {
         models[m.id] = m.spec->model_factory()(ctx);
       } catch (const std::bad_alloc&) {
         throw;
-      } catch (const StorageError&) {
+      } catch (const util::WriteError&) {
         throw;
       } catch (const std::exception& e) {
         problems.push_back(constructor_problem(m, e.what()));
@@ -738,7 +718,7 @@ struct Runtime::Impl {
         nodes.emplace_back();
       } catch (const std::bad_alloc&) {
         throw;
-      } catch (const StorageError&) {
+      } catch (const util::WriteError&) {
         throw;  // the run directory cannot be made: exit 74, not an invalid pipeline
       } catch (const std::exception& e) {
         // A constructor rejects what validation cannot see (a split list that does not exist, a device
@@ -758,7 +738,7 @@ struct Runtime::Impl {
     for (int i : pipeline.topo_order) {
       try {
         nodes[i]->start();
-      } catch (const StorageError&) {
+      } catch (const util::WriteError&) {
         throw;
       } catch (const std::exception& e) {
         throw NodeFailure(pipeline.name, decl(i).id, decl(i).spec->type(), "", e.what(), false);
@@ -857,7 +837,7 @@ struct Runtime::Impl {
           nodes[v]->finish(out);
         } catch (const Interrupted&) {
           interrupt();
-        } catch (const StorageError& e) {
+        } catch (const util::WriteError& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), false, true);
         } catch (const NodeFailure& e) {
           fail(v, "", fmt::format("at end of stream: {}", e.what()), e.bad_input(), e.storage());
@@ -876,7 +856,7 @@ struct Runtime::Impl {
         for (int v : pipeline.topo_order) {
           try {
             nodes[v]->interrupted();
-          } catch (const StorageError& e) {
+          } catch (const util::WriteError& e) {
             fail(v, "", fmt::format("while stopping: {}", e.what()), false, true);
           } catch (const std::exception& e) {
             fail(v, "", fmt::format("while stopping: {}", e.what()), false);

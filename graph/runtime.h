@@ -60,7 +60,8 @@ class Runtime {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes `text` to `path` through a temporary file and a rename, so readers never see half a file.
+// util::write_file_atomic (whole or not at all; throws util::WriteError, exit 74), for the callers
+// that reach it through the runtime.
 void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace sefar::graph

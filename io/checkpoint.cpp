@@ -1,4 +1,5 @@
 #include "io/checkpoint.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -140,42 +141,7 @@ std::string set_aside(const DamagedCheckpoint& checkpoint) {
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& what) {
-    throw std::runtime_error("cannot write " + path + ": " + what + ": " + std::strerror(errno));
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create " + tmp);
-  const char* p = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int reason = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      errno = reason;
-      fail("write failed");
-    }
-    p += n;
-    left -= std::size_t(n);
-  }
-  bool synced = ::fsync(fd) == 0;
-  int saved = errno;
-  bool closed = ::close(fd) == 0;
-  if (!synced || !closed) {
-    if (synced) saved = errno;
-    ::unlink(tmp.c_str());
-    errno = saved;
-    fail("flush failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int reason = errno;
-    ::unlink(tmp.c_str());
-    errno = reason;
-    fail("cannot rename " + tmp + " into place");
-  }
+  util::write_file_atomic(path, text);
 }
 
 }  // namespace sefar::io

@@ -1,6 +1,7 @@
 // FineGym preparation: plan (annotation, lists, what is already there), cut in parallel over source
 // videos, then the rewritten lists and classes.txt.
 #include "io/finegym_prepare.h"
+#include "util/atomic_file.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -40,24 +41,12 @@ std::string format_duration(double s) {
   return fmt::format("{}s", t);
 }
 
-// Writes `text` to `path` through a temporary file and a rename.
+// Writes `text` to `path` whole or not at all (util::AtomicFile).
 void write_file_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + fmt::format(".tmp{}", long(getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw CutOutputError(path.string(), "cannot write the file");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw CutOutputError(path.string(), "cannot rename the finished file into place: " + ec.message());
+  try {
+    util::write_file_atomic(path.string(), text);
+  } catch (const util::WriteError& e) {
+    throw CutOutputError(path.string(), e.reason());
   }
 }
 

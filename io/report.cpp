@@ -1,4 +1,5 @@
 #include "io/report.h"
+#include "util/atomic_file.h"
 
 #include <algorithm>
 #include <cmath>
@@ -1898,28 +1899,7 @@ std::string render_report(const std::string& run_dir, const ReportOptions& optio
 
 void write_report(const std::string& run_dir, const ReportOptions& options) {
   const std::string html = render_report(run_dir, options);
-  const fs::path target = fs::path(run_dir) / "report.html";
-  fs::path tmp = target;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(fmt::format("cannot write '{}'", tmp.string()));
-    out.write(html.data(), std::streamsize(html.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw std::runtime_error(fmt::format("cannot write '{}'", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw std::runtime_error(
-        fmt::format("cannot rename '{}' to '{}': {}", tmp.string(), target.string(), ec.message()));
-  }
+  util::write_file_atomic((fs::path(run_dir) / "report.html").string(), html);
 }
 
 }  // namespace sefar::io

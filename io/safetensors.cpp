@@ -1,4 +1,5 @@
 #include "io/safetensors.h"
+#include "util/atomic_file.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
@@ -258,22 +259,6 @@ std::map<std::string, at::Tensor> load_safetensors(const std::string& path,
   return reader.tensors();
 }
 
-namespace {
-
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t{1} << 30));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("safetensors file '" + path + "': write failed: " + std::strerror(errno));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-}  // namespace
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
@@ -327,27 +312,15 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   uint8_t len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>((uint64_t{text.size()} >> (8 * i)) & 0xff);
 
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "cannot create '" + tmp + "': " + std::strerror(errno));
   try {
-    write_all(fd, len_bytes, 8, path);
-    write_all(fd, text.data(), text.size(), path);
+    util::AtomicFile file(path);
+    file.write(len_bytes, 8);
+    file.write(text);
     for (const auto& it : items)
-      if (it.t.nbytes() > 0) write_all(fd, it.t.data_ptr(), it.t.nbytes(), path);
-    if (::fsync(fd) != 0) fail(path, std::string("fsync failed: ") + std::strerror(errno));
-    if (::close(fd) != 0) {
-      fd = -1;
-      fail(path, std::string("close failed: ") + std::strerror(errno));
-    }
-    fd = -1;
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      fail(path, "cannot rename '" + tmp + "' into place: " + std::strerror(errno));
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
+      if (it.t.nbytes() > 0) file.write(it.t.data_ptr(), it.t.nbytes());
+    file.commit();
+  } catch (const util::WriteError& e) {
+    fail(path, e.reason());
   }
 }
 

@@ -1,4 +1,5 @@
 #include "io/synth.h"
+#include "util/atomic_file.h"
 
 #include <algorithm>
 #include <atomic>
@@ -253,27 +254,16 @@ SynthResult generate_synth_dataset(const SynthOptions& o, const std::function<vo
   for (auto* list : {&result.train, &result.unlabeled, &result.val}) std::shuffle(list->begin(), list->end(), rng);
 
   auto write_list = [&](const std::string& name, const std::vector<SynthClip>& list) {
-    fs::path target = fs::path(o.out_dir) / name, tmp = target;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp);
-      for (const auto& c : list) out << c.path << ' ' << c.label << '\n';
-      if (!out) throw std::runtime_error("cannot write " + tmp.string());
-    }
-    fs::rename(tmp, target);
+    std::string text;
+    for (const auto& c : list) text += c.path + ' ' + std::to_string(c.label) + '\n';
+    util::write_file_atomic((fs::path(o.out_dir) / name).string(), text);
   };
   write_list("train.csv", result.train);
   write_list("unlabel.csv", result.unlabeled);
   write_list("val.csv", result.val);
-  {
-    fs::path target = fs::path(o.out_dir) / "classes.txt", tmp = target;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp);
-      for (std::size_t i = 0; i < names.size(); ++i) out << i << ' ' << names[i] << '\n';
-    }
-    fs::rename(tmp, target);
-  }
+  std::string classes;
+  for (std::size_t i = 0; i < names.size(); ++i) classes += std::to_string(i) + ' ' + names[i] + '\n';
+  util::write_file_atomic((fs::path(o.out_dir) / "classes.txt").string(), classes);
   return result;
 }
 

@@ -762,7 +762,7 @@ int exit_status(const std::exception_ptr& error) {
     return 128 + e.signal();
   } catch (const graph::NodeFailure& e) {
     return e.storage() ? kExitStorage : e.bad_input() ? kExitInvalid : kExitFailure;
-  } catch (const graph::StorageError&) {
+  } catch (const util::WriteError&) {  // graph::StorageError too
     return kExitStorage;
   } catch (...) {
     return kExitFailure;
