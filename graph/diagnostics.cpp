@@ -41,7 +41,7 @@ PipelineError::PipelineError(Diagnostic diagnostic)
     : PipelineError(std::vector<Diagnostic>{std::move(diagnostic)}) {}
 
 NodeFailure::NodeFailure(std::string pipeline, std::string node_id, std::string node_type, std::string item,
-                         std::string what, bool bad_input, bool storage)
+                         std::string what, FailureKind kind)
     : std::runtime_error(fmt::format("pipeline '{}': node '{}' ({}) failed{}: {}", pipeline, node_id,
                                      node_type, item.empty() ? "" : " on " + item, what)),
       pipeline_(std::move(pipeline)),
@@ -49,8 +49,45 @@ NodeFailure::NodeFailure(std::string pipeline, std::string node_id, std::string 
       node_type_(std::move(node_type)),
       item_(std::move(item)),
       reason_(std::move(what)),
-      bad_input_(bad_input),
-      storage_(storage) {}
+      kind_(kind) {}
+
+FailureCause failure_cause(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const NodeFailure& e) {
+    return {e.kind(), e.what()};
+  } catch (const util::WriteError& e) {  // StorageError too
+    return {FailureKind::storage, e.what()};
+  } catch (const PipelineError& e) {
+    return {FailureKind::bad_input, e.what()};
+  } catch (const InputError& e) {
+    return {FailureKind::bad_input, e.what()};
+  } catch (const util::ConfigError& e) {
+    return {FailureKind::bad_input, e.what()};
+  } catch (const util::ParamError& e) {
+    return {FailureKind::bad_input, e.what()};
+  } catch (const std::exception& e) {
+    return {FailureKind::failure, e.what()};
+  } catch (...) {
+    return {FailureKind::failure, "unknown exception"};
+  }
+}
+
+int exit_status(const std::exception_ptr& error) {
+  if (!error) return 0;
+  try {
+    std::rethrow_exception(error);
+  } catch (const Interrupted& e) {
+    return 128 + e.signal();
+  } catch (...) {
+  }
+  switch (failure_cause(error).kind) {
+    case FailureKind::bad_input: return 2;
+    case FailureKind::storage: return 74;  // EX_IOERR (sysexits.h)
+    case FailureKind::failure: break;
+  }
+  return 1;
+}
 
 Interrupted::Interrupted(int signal)
     : std::runtime_error(fmt::format("interrupted by {}", signal_name(signal))), signal_(signal) {}

@@ -12,10 +12,9 @@
 
 #include "graph/item.h"
 #include "graph/schema.h"
-
-namespace sefar::models {
-class Communicator;  // models/distributed.h
-}
+#include "graph/services.h"
+#include "graph/stop.h"
+#include "util/errors.h"
 
 namespace sefar::graph {
 
@@ -29,9 +28,13 @@ struct NodeContext {
   std::uint64_t seed = 0;  // run seed; nodes derive their own streams from it
   std::string run_dir;     // where a run writes its outputs (empty: none)
   // Data-parallel job: this process's rank among world_size (0 of 1 alone). Sources shard their
-  // lists by it; the training node averages gradients through `communicator` (null alone).
+  // lists by it; the training node averages gradients through the job's models::Communicator, a
+  // service of the run (none alone).
   int rank = 0, world_size = 1;
-  std::shared_ptr<models::Communicator> communicator;
+  Services services;
+  // The run's stop requests (graph/stop.h): a node reads and raises them here, never through the
+  // process-wide functions.
+  StopToken stop;
   std::vector<bool> connected_inputs;  // per input port: has at least one edge
   // Per input port: the ids of the source nodes whose items reach it (through any path).
   std::vector<std::vector<std::string>> input_sources;
@@ -54,10 +57,10 @@ struct NodeContext {
     const std::string model_id = params.get_string(param);
     auto it = models.find(model_id);
     if (it == models.end())
-      throw std::invalid_argument("param \"" + param + "\": no model \"" + model_id +
+      throw util::ParamError(param, "no model \"" + model_id +
                                   "\" in the pipeline's models");
     if (auto* p = std::any_cast<std::shared_ptr<T>>(&it->second)) return *p;
-    throw std::invalid_argument("param \"" + param + "\": model \"" + model_id +
+    throw util::ParamError(param, "model \"" + model_id +
                                 "\" is not of the type this node needs");
   }
 };

@@ -7,16 +7,15 @@
 // gone, so memory stays bounded whatever the producer speed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "graph/profile.h"
 #include "graph/registry.h"
+#include "graph/services.h"
+#include "graph/stop.h"
 #include "graph/validate.h"
-
-namespace sefar::models {
-class Communicator;  // models/distributed.h
-}
 
 namespace sefar::graph {
 
@@ -28,10 +27,20 @@ struct RunOptions {
   json resume = json::object();
   // Handed to every node (NodeContext::list_fingerprints).
   json list_fingerprints = json::object();
-  // Data-parallel job (models/distributed.h): this process's rank of world_size and the job's
-  // communicator (null: a single process). The rank is also the Chrome trace's process id.
+  // Data-parallel job: this process's rank of world_size. The rank is also the Chrome trace's
+  // process id.
   int rank = 0, world_size = 1;
-  std::shared_ptr<models::Communicator> communicator;
+  // Handed to every node and model (NodeContext::services): the job's communicator
+  // (models::Communicator; none in a single process).
+  Services services;
+  // The run's stop requests, handed to every node (NodeContext::stop); a nested run (a node's
+  // evaluation) takes its node's token, so that it stops with the run around it.
+  StopToken stop;
+  // Sets the compute library's thread count (LibTorch's intra-op threads, a process-wide setting);
+  // `who` names the node or model that asked. Called once by prepare(), before anything is built,
+  // with the largest value of the parameters flagged compute_threads (none above 0: not called).
+  // Unset: the thread count is left as it is.
+  std::function<void(int threads, const std::string& who)> set_compute_threads;
 };
 
 struct RunResult {
@@ -59,9 +68,5 @@ class Runtime {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// util::write_file_atomic (whole or not at all; throws util::WriteError, exit 74), for the callers
-// that reach it through the runtime.
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace sefar::graph

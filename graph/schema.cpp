@@ -151,6 +151,19 @@ NodeSpec& NodeSpec::param(ParamSpec spec) {
   return *this;
 }
 
+NodeSpec& NodeSpec::may_change_on_resume() {
+  if (params_.empty()) throw std::logic_error(type_ + ": may_change_on_resume() before any parameter");
+  params_.back().may_change_on_resume = true;
+  return *this;
+}
+
+NodeSpec& NodeSpec::compute_threads() {
+  if (params_.empty() || params_.back().type != ParamType::Int)
+    throw std::logic_error(type_ + ": compute_threads() flags an integer parameter");
+  params_.back().compute_threads = true;
+  return *this;
+}
+
 template <class T>
 static ParamSpec make_spec(std::string name, ParamType type, const std::optional<T>& def, std::string doc) {
   ParamSpec s;

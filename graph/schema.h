@@ -35,6 +35,14 @@ struct ParamSpec {
   // For strings: the value names a split list file. A checkpoint records each such file's size and
   // checksum, and a resumed run refuses lists that changed since (sefar run --allow-changed-lists).
   bool split_list = false;
+  // The value says how a run executes, not what it computes (threads, a device, how often to log):
+  // a resumed run may change it (`sefar run --resume` with another pipeline). Like GStreamer's
+  // "mutable while playing" property flag.
+  bool may_change_on_resume = false;
+  // For integers: the LibTorch intra-op thread count the node wants (0: no wish). The runtime, which
+  // owns that process-wide setting, applies the largest wish of a pipeline once, before it builds
+  // any model or node (RunOptions::set_compute_threads).
+  bool compute_threads = false;
   std::string doc;
 
   // Checks `value` against this spec; returns an error message or empty when it is fine.
@@ -137,6 +145,11 @@ class NodeSpec {
   // A string naming an entry of the pipeline's "models" section whose type is `model_type`.
   NodeSpec& param_model(std::string name, std::string def, std::string model_type, std::string doc);
   NodeSpec& param(ParamSpec spec);
+  // Flags the parameter declared last: a resumed run may change it (ParamSpec::may_change_on_resume).
+  NodeSpec& may_change_on_resume();
+  // Flags the integer parameter declared last as the node's compute thread count
+  // (ParamSpec::compute_threads).
+  NodeSpec& compute_threads();
 
   NodeSpec& factory(NodeFactory f) {
     factory_ = std::move(f);

@@ -79,6 +79,18 @@ int stop_signal() {
 bool stop_requested() {
   return g_stop_signal.load() != 0;
 }
+
+bool StopToken::requested() const {
+  return signal() != 0;
+}
+int StopToken::signal() const {
+  const int own = signal_->load();
+  return own ? own : stop_signal();
+}
+void StopToken::request(int signal) const {
+  int none = 0;
+  signal_->compare_exchange_strong(none, signal);
+}
 void clear_stop() {
   g_stop_signal.store(0);
 }

@@ -4,9 +4,27 @@
 // and Runtime::run throws graph::Interrupted. A second signal ends the process at once.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 namespace sefar::graph {
+
+// A run's stop requests, which the runtime hands every node (NodeContext::stop) so that no node
+// reads or sets the process-wide state itself. requested(): a signal arrived or a node of the run
+// asked (a data-parallel rank whose peer was signalled); request(): stops this run as a signal would
+// (its Runtime::run throws Interrupted(signal)), and the runs nested in its nodes' bodies with it.
+class StopToken {
+ public:
+  StopToken() : signal_(std::make_shared<std::atomic<int>>(0)) {}
+  bool requested() const;
+  // The signal a stop was requested for (this run's, else the process's); 0 when none.
+  int signal() const;
+  void request(int signal) const;
+
+ private:
+  std::shared_ptr<std::atomic<int>> signal_;
+};
 
 // Installs the SIGINT/SIGTERM handlers (process-wide; call once, from main).
 void install_stop_handlers();

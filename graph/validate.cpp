@@ -12,44 +12,30 @@ namespace sefar::graph {
 
 const std::vector<ParamSpec>& runtime_schema() {
   static const std::vector<ParamSpec> schema = [] {
-    std::vector<ParamSpec> s(6);
-    s[0].name = "threads";
-    s[0].type = ParamType::Int;
-    s[0].default_value = 0;
-    s[0].min = 0;
-    s[0].max = 4096;
-    s[0].doc = "worker threads for the graph (0: one per core)";
-    s[1].name = "max_in_flight";
-    s[1].type = ParamType::Int;
-    s[1].default_value = 64;
-    s[1].min = 1;
-    s[1].max = 1 << 20;
-    s[1].doc = "source items alive at once, all sources together (bounds memory)";
-    s[2].name = "seed";
-    s[2].type = ParamType::Int;
-    s[2].default_value = 0;
-    s[2].min = 0;
-    s[2].max = 9007199254740991.0;
-    s[2].doc = "run seed; every random draw derives from it";
-    s[3].name = "run_dir";
-    s[3].type = ParamType::String;
-    s[3].default_value = "";
-    s[3].doc =
-        "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)";
-    s[4].name = "warn_skip_fraction";
-    s[4].type = ParamType::Float;
-    s[4].default_value = 0.1;
-    s[4].min = 0;
-    s[4].max = 1;
-    s[4].doc = "warn when more than this share of a source's last two passes was skipped as bad input";
-    s[5].name = "max_skip_fraction";
-    s[5].type = ParamType::Float;
-    s[5].default_value = 1.0;
-    s[5].min = 0;
-    s[5].max = 1;
-    s[5].doc =
+    std::vector<ParamSpec> s;
+    auto add = [&](const char* name, ParamType type, json def, std::optional<double> min,
+                   std::optional<double> max, bool may_change_on_resume, const char* doc) {
+      ParamSpec p;
+      p.name = name;
+      p.type = type;
+      p.default_value = std::move(def);
+      p.min = min;
+      p.max = max;
+      p.may_change_on_resume = may_change_on_resume;
+      p.doc = doc;
+      s.push_back(std::move(p));
+    };
+    add("threads", ParamType::Int, 0, 0, 4096, true, "worker threads for the graph (0: one per core)");
+    add("max_in_flight", ParamType::Int, 64, 1, 1 << 20, true,
+        "source items alive at once, all sources together (bounds memory)");
+    add("seed", ParamType::Int, 0, 0, 9007199254740991.0, false, "run seed; every random draw derives from it");
+    add("run_dir", ParamType::String, "", std::nullopt, std::nullopt, true,
+        "directory for the run's outputs: resolved pipeline, profile, metrics, checkpoints (empty: none)");
+    add("warn_skip_fraction", ParamType::Float, 0.1, 0, 1, false,
+        "warn when more than this share of a source's last two passes was skipped as bad input");
+    add("max_skip_fraction", ParamType::Float, 1.0, 0, 1, false,
         "stop the run (exit 2) when more than this share of a source's last two passes was skipped "
-        "as bad input (1: never)";
+        "as bad input (1: never)");
     return s;
   }();
   return schema;

@@ -1,4 +1,5 @@
 #include "models/device.h"
+#include "util/errors.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -146,16 +147,16 @@ c10::Device resolve_device(const std::string& name) {
   try {
     parsed = c10::Device(name);
   } catch (const c10::Error&) {  // malformed names ("tpu", "cuda:x", "")
-    throw std::invalid_argument("param \"device\": unknown device '" + name + "'" + expected);
+    throw util::ParamError("device", "unknown device '" + name + "'" + expected);
   }
   const c10::Device d = *parsed;
   if (!d.is_cpu() && !d.is_cuda())
-    throw std::invalid_argument("param \"device\": unsupported device '" + name + "'" + expected);
+    throw util::ParamError("device", "unsupported device '" + name + "'" + expected);
   if (d.is_cuda() && !at::hasCUDA())
-    throw std::invalid_argument("param \"device\": device '" + name +
+    throw util::ParamError("device", "device '" + name +
                                 "' requested but this build/machine has no CUDA (use cpu or auto)");
   if (d.is_cuda() && d.has_index() && std::size_t(d.index()) >= at::getNumGPUs())
-    throw std::invalid_argument("param \"device\": device '" + name + "' requested but this machine has " +
+    throw util::ParamError("device", "device '" + name + "' requested but this machine has " +
                                 std::to_string(int(at::getNumGPUs())) + " CUDA device(s)");
   return d;
 }

@@ -10,6 +10,7 @@
 
 #include "models/distributed.h"
 #include "models/optimizer.h"
+#include "util/errors.h"
 
 namespace sefar::models {
 
@@ -20,8 +21,9 @@ at::Tensor stat(const at::Tensor& t) {
   return t.detach().to(at::kDouble);
 }
 
+// A stage reached without what an earlier stage makes: the pipeline is wired wrong (exit 2).
 void require(bool ok, const char* stage, const char* what) {
-  if (!ok) throw std::invalid_argument(fmt::format("{}: {}", stage, what));
+  if (!ok) throw util::ConfigError(fmt::format("{}: {}", stage, what));
 }
 
 }  // namespace

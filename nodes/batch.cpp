@@ -9,6 +9,7 @@
 #include "models/device.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -66,8 +67,7 @@ struct BatchOptions {
 bool pin_memory(const std::string& choice) {
   if (choice == "auto") return models::pinned_memory_available();
   if (choice == "yes" && !models::pinned_memory_available())
-    throw std::invalid_argument(
-        "param \"pin_memory\": \"yes\" needs a CUDA device and a LibTorch built with CUDA (use auto)");
+    throw util::ParamError("pin_memory", "\"yes\" needs a CUDA device and a LibTorch built with CUDA (use auto)");
   return choice == "yes";
 }
 
@@ -124,6 +124,7 @@ graph::NodeSpec batch_spec() {
       .param_choice("pin_memory", "auto", {"auto", "yes", "no"},
                     "stack the batch in page-locked host memory, so that its copy to a GPU runs asynchronously "
                     "on a side stream (auto: where a CUDA device is present)")
+      .may_change_on_resume()
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<BatchNode>(ctx); });
 }
 

@@ -19,6 +19,8 @@
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 #include "nodes/model_runner.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -40,16 +42,16 @@ class ClassifyNode final : public graph::Node {
     options_.threads = int(p.get_int("threads"));
     options_.classes = p.get_string("classes");
     models::set_intra_op_threads(options_.threads, "node '" + id_ + "'");
-    model_ = load_model_for_node(id_, options_.weights, options_.device);
+    model_ = load_model_for_node(options_.weights, options_.device);
     evaluation_ = std::make_unique<models::Evaluation>(int(model_.config.num_classes));
     if (!options_.classes.empty()) {
       try {
         class_names_ = io::read_class_names(options_.classes);
       } catch (const std::exception& e) {
-        throw std::invalid_argument(fmt::format("param \"classes\": {}", e.what()));
+        throw util::ParamError("classes", fmt::format("{}", e.what()));
       }
       if (class_names_.size() != std::size_t(model_.config.num_classes))
-        throw std::invalid_argument(fmt::format("param \"classes\": {} names {} classes, the model has {}",
+        throw util::ParamError("classes", fmt::format("{} names {} classes, the model has {}",
                                                 options_.classes, class_names_.size(),
                                                 model_.config.num_classes));
     }
@@ -87,9 +89,9 @@ class ClassifyNode final : public graph::Node {
                              100 * evaluation_->top1(), 100 * evaluation_->top5(),
                              100 * evaluation_->mean_class_accuracy(), evaluation_->count());
     if (run_dir_.empty()) return;
-    graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
+    util::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
     if (!options_.predictions.empty())
-      graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(),
+      util::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(),
                                predictions_);
   }
 

@@ -10,6 +10,7 @@
 #include "io/video.h"
 #include "nodes/builtin.h"
 #include "nodes/messages.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -40,7 +41,7 @@ class DecodeNode final : public graph::Node {
     options_.test_clips = int(p.get_int("test_clips"));
     auto side = p.get_int_list("short_side");
     if (side.size() != 2 || side[0] > side[1])
-      throw std::invalid_argument(fmt::format("param \"short_side\": expected [min, max] with min <= max, got [{}]",
+      throw util::ParamError("short_side", fmt::format("expected [min, max] with min <= max, got [{}]",
                                               fmt::join(side, ", ")));
     options_.min_short_side = int(side[0]);
     options_.max_short_side = int(side[1]);
@@ -131,6 +132,7 @@ graph::NodeSpec decode_spec() {
           "temporal perturbation of the strong draw (weak_strong only); moderate reverses every fine "
           "view and keeps the coarse one")
       .param_int("threads", 1, "FFmpeg decoder threads per clip (frame threading delays output)", 1, 64)
+      .may_change_on_resume()
       .param_int(
           "max_pixels", io::DecoderOptions().max_pixels,
           "clips whose frames have more pixels (width x height) are skipped as too large; smaller ones "

@@ -87,7 +87,8 @@ void prepare_evaluation(EvaluationRun& run, const EvalSetup& s, models::Trainer&
   run.pipeline = graph::validate(doc, run.registry);
   run.runtime = std::make_unique<graph::Runtime>(run.pipeline, run.registry);
   run.options.print_table = false;
-  run.options.communicator = s.communicator;
+  run.options.services.put(s.communicator);
+  run.options.stop = s.stop;
   run.options.rank = s.rank;
   run.options.world_size = s.world_size;
   run.runtime->prepare(run.options);

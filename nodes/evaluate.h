@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/stop.h"
 #include "models/distributed.h"
 #include "models/trainer.h"
 
@@ -27,6 +28,8 @@ struct EvalSetup {
   // ranks, so every rank returns the whole list's evaluation. Null: one process, the whole list.
   std::shared_ptr<models::Communicator> communicator;
   int rank = 0, world_size = 1;
+  // The stop requests of the run the evaluation is part of: it stops with that run.
+  graph::StopToken stop;
 };
 
 // The evaluation's start-up checks, without running it: its list read, its clips looked up, its

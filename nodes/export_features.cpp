@@ -28,8 +28,8 @@ class ExportFeaturesNode final : public graph::Node {
     weights_ = p.get_string("weights");
     out_ = p.get_string("out");
     models::set_intra_op_threads(int(p.get_int("threads")), "node '" + id_ + "'");
-    if (run_dir_.empty()) throw std::invalid_argument(id_ + ": needs a run directory (runtime.run_dir)");
-    model_ = load_model_for_node(id_, weights_, p.get_string("device"));
+    if (run_dir_.empty()) throw std::invalid_argument("needs a run directory (runtime.run_dir)");
+    model_ = load_model_for_node(weights_, p.get_string("device"));
   }
 
   void process(int, const graph::Item& item, graph::Output&) override {
@@ -44,7 +44,7 @@ class ExportFeaturesNode final : public graph::Node {
   }
 
   void finish(graph::Output&) override {
-    if (clips_.empty()) throw std::runtime_error(id_ + ": no clip reached the node; nothing to export");
+    if (clips_.empty()) throw std::runtime_error("no clip reached the node; nothing to export");
     std::vector<std::pair<std::string, at::Tensor>> tensors = {
         {"fused", at::cat(fused_, 0)},
         {"views", at::cat(views_, 0)},

@@ -15,6 +15,8 @@
 #include "io/safetensors.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -98,7 +100,7 @@ std::string grouped(const json& keys) {
 json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
                           const std::string& path) {
   auto fail = [&](const std::string& why) {
-    return std::invalid_argument(fmt::format("param \"{}\": {}: {}", param, path, why));
+    return util::ParamError(param, fmt::format("{}: {}", path, why));
   };
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw fail("no such file");
@@ -170,7 +172,7 @@ void write_initial_weights(const std::string& run_dir, const json& report) {
     return;
   }
   try {
-    graph::write_file_atomic(path, graph::safe_dump(report, 2) + "\n");
+    util::write_file_atomic(path, graph::safe_dump(report, 2) + "\n");
   } catch (const std::exception& e) {
     throw graph::StorageError(fmt::format("cannot write {}: {}", path, e.what()));
   }

@@ -9,19 +9,20 @@
 #include "models/device.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
-LoadedModel load_model_for_node(const std::string& node_id, const std::string& weights, const std::string& device) {
+LoadedModel load_model_for_node(const std::string& weights, const std::string& device) {
   if (!std::filesystem::exists(weights))
-    throw std::invalid_argument(fmt::format("{}: weights file {} does not exist", node_id, weights));
+    throw util::ParamError("weights", fmt::format("weights file {} does not exist", weights));
   LoadedModel loaded;
   try {
     loaded.config = models::model_config_from_weights(weights);
     loaded.model = models::make_model(loaded.config);
     models::load_weights(*loaded.model, weights);
   } catch (const std::exception& e) {
-    throw std::invalid_argument(fmt::format("{}: cannot load {}: {}", node_id, weights, e.what()));
+    throw util::ParamError("weights", fmt::format("cannot load {}: {}", weights, e.what()));
   }
   loaded.model->to(models::resolve_device(device));
   loaded.model->eval();

@@ -23,8 +23,8 @@ struct LoadedModel {
 };
 
 // Loads `weights` (written by save_weights: sefar_train's model.safetensors or a checkpoint's
-// best.safetensors) onto `device`; errors name the node and the file.
-LoadedModel load_model_for_node(const std::string& node_id, const std::string& weights, const std::string& device);
+// best.safetensors) onto `device`; errors are util::ParamErrors of "weights" or "device".
+LoadedModel load_model_for_node(const std::string& weights, const std::string& device);
 
 // Per-view CLS features [B, D] and the fused feature [B, F] of one view set, averaged over the
 // view sets of a batch (multi-view testing); probabilities averaged the same way.

@@ -3,6 +3,7 @@
 
 #include "nodes/builtin.h"
 #include "nodes/train_step.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -34,7 +35,7 @@ graph::NodeSpec optimizer_spec() {
         for (auto m : p.get_int_list("milestones")) o.milestones.push_back(int(m));
         o.factors = p.get_float_list("factors");
         if (o.factors.size() != o.milestones.size())
-          throw std::invalid_argument(fmt::format("param \"factors\": {} factors for {} milestones",
+          throw util::ParamError("factors", fmt::format("{} factors for {} milestones",
                                                   o.factors.size(), o.milestones.size()));
         auto trainer = ctx.model<models::Trainer>("model");
         return std::make_unique<StepStageNode>(

@@ -24,6 +24,7 @@ extern "C" {
 
 #include "graph/runtime.h"
 #include "sefar_build_info.h"
+#include "util/atomic_file.h"
 
 namespace sefar::nodes {
 
@@ -99,7 +100,7 @@ RunRecord::~RunRecord() {
 }
 
 void RunRecord::write() const {
-  graph::write_file_atomic(path_, record_.dump(2) + "\n");
+  util::write_file_atomic(path_, record_.dump(2) + "\n");
 }
 
 ConsoleLog::ConsoleLog(const std::string& path, bool append) {

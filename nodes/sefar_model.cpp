@@ -10,6 +10,7 @@
 #include "nodes/builtin.h"
 #include "nodes/init_weights.h"
 #include "nodes/train_step.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -53,7 +54,10 @@ graph::NodeSpec sefar_model_spec() {
           "tools/convert_official.py), backbone and head, loaded strictly; empty: none. A resumed run "
           "continues from its checkpoint instead")
       .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
+      .may_change_on_resume()
       .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+      .may_change_on_resume()
+      .compute_threads()
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
         const auto& p = ctx.params;
         models::TrainerOptions t;
@@ -70,11 +74,9 @@ graph::NodeSpec sefar_model_spec() {
         t.bf16 = p.get_string("precision") == "bf16";
         t.device = p.get_string("device");
         t.seed = ctx.seed;
-        models::set_intra_op_threads(int(p.get_int("threads")), fmt::format("model '{}'", ctx.id));
         const std::string pretrained = p.get_string("pretrained"), init_from = p.get_string("init_from");
         if (!pretrained.empty() && !init_from.empty())
-          throw std::invalid_argument(
-              "param \"init_from\": give either \"pretrained\" (ImageNet backbone) or \"init_from\" (a whole "
+          throw util::ParamError("init_from", "give either \"pretrained\" (ImageNet backbone) or \"init_from\" (a whole "
               "model), not both");
         auto trainer = std::make_shared<models::Trainer>(t);
         nlohmann::json report;  // null: built from scratch

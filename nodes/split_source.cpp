@@ -19,6 +19,7 @@
 #include "io/split_list.h"
 #include "nodes/builtin.h"
 #include "nodes/messages.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -70,12 +71,12 @@ class SplitSource final : public graph::Source {
     try {
       list_ = io::load_split_list(options_.list, root, lo);
     } catch (const std::exception& e) {
-      throw std::invalid_argument(fmt::format("param \"list\": {}", e.what()));
+      throw util::ParamError("list", fmt::format("{}", e.what()));
     }
     if (options_.limit > 0 && std::size_t(options_.limit) < list_.clips.size())
       list_.clips.resize(options_.limit);
     if (list_.clips.empty())
-      throw std::invalid_argument(fmt::format("param \"list\": {} has no clips", options_.list));
+      throw util::ParamError("list", fmt::format("{} has no clips", options_.list));
     if (list_.problem_count || list_.missing_count)
       std::fprintf(stderr, "%s\n", fmt::format("split_source '{}': {}", ctx.id, list_.summary()).c_str());
     per_epoch_ = options_.items_per_epoch > 0 ? std::uint64_t(options_.items_per_epoch) : list_.clips.size();

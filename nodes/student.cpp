@@ -11,6 +11,7 @@ graph::NodeSpec student_spec() {
              "pass, and the Tube-TokenMix'ed strong views when a token-mix node drew them.")
       .param_int("inject_nonfinite_at_step", -1,
                  "fault injection for tests: make the labeled input of this step NaN (-1: never)", -1, 1e12)
+      .may_change_on_resume()
       .factory([](const graph::NodeContext& ctx) {
         auto trainer = ctx.model<models::Trainer>("model");
         const std::int64_t inject = ctx.params.get_int("inject_nonfinite_at_step");

@@ -33,6 +33,7 @@
 #include "nodes/init_weights.h"
 #include "nodes/run_directory.h"
 #include "nodes/train_step.h"
+#include "util/errors.h"
 
 namespace sefar::nodes {
 
@@ -87,7 +88,7 @@ class TrainLoopNode final : public graph::Node {
     options_.warmup_epochs = int(p.get_int("warmup_epochs"));
     trainer_->set_accumulate(int(p.get_int("accumulate")));
     if (options_.warmup_epochs > options_.epochs)
-      throw std::invalid_argument(fmt::format("param \"warmup_epochs\": {} is more than epochs ({})",
+      throw util::ParamError("warmup_epochs", fmt::format("{} is more than epochs ({})",
                                               options_.warmup_epochs, options_.epochs));
     options_.eval.list = p.get_string("val_list");
     options_.eval.root = p.get_string("val_root");
@@ -99,7 +100,7 @@ class TrainLoopNode final : public graph::Node {
     options_.eval.batch = int(p.get_int("eval_batch"));
     options_.eval.limit = p.get_int("eval_limit");
     options_.eval.seed = ctx.seed;
-    options_.eval.communicator = ctx.communicator;
+    options_.eval.communicator = ctx.services.get<models::Communicator>();
     options_.eval.rank = ctx.rank;
     options_.eval.world_size = ctx.world_size;
     // The validation list is checked now, not at the first evaluation an epoch later.
@@ -109,11 +110,9 @@ class TrainLoopNode final : public graph::Node {
       } catch (const graph::PipelineError& e) {
         std::string what;
         for (const auto& d : e.diagnostics()) {
-          std::string m = d.message;
-          if (m.rfind("param \"list\": ", 0) == 0) m = m.substr(14);
-          what += (what.empty() ? "" : "; ") + m;
+          what += (what.empty() ? "" : "; ") + (d.reason.empty() ? d.message : d.reason);
         }
-        throw std::invalid_argument(fmt::format("param \"val_list\": {}", what));
+        throw util::ParamError("val_list", fmt::format("{}", what));
       }
     }
     options_.eval_every = int(p.get_int("eval_every"));
@@ -125,7 +124,7 @@ class TrainLoopNode final : public graph::Node {
     if (read_every_ == 0)
       read_every_ = trainer_->device().is_cuda() ? std::max(options_.log_every, 1) : 1;
     if (options_.eval.short_side < options_.eval.crop)
-      throw std::invalid_argument(fmt::format("param \"eval_short_side\": {} is below the model's crop {}",
+      throw util::ParamError("eval_short_side", fmt::format("{} is below the model's crop {}",
                                               options_.eval.short_side, options_.eval.crop));
     has_unlabeled_ = ctx.connected_inputs.size() > kUnlabeled && ctx.connected_inputs[kUnlabeled];
     // Where each input's items come from: a checkpoint names the source to restart at a position.
@@ -140,7 +139,9 @@ class TrainLoopNode final : public graph::Node {
     list_fingerprints_ = ctx.list_fingerprints;
     resuming_ = ctx.resume.is_object() && ctx.resume.contains("checkpoint");
     if (resuming_) restore(ctx.resume["checkpoint"].get<std::string>());
-    communicator_ = ctx.communicator;
+    communicator_ = ctx.services.get<models::Communicator>();
+    stop_ = ctx.stop;
+    options_.eval.stop = ctx.stop;
     if (communicator_) trainer_->set_communicator(communicator_);
   }
 
@@ -238,7 +239,7 @@ class TrainLoopNode final : public graph::Node {
     while (!in_flight_ && !stopping_ && !labeled_.empty()) {
       // Stopping: no further step; the checkpoint comes next. In a data-parallel job the ranks decide
       // together after each step (complete()), so that none waits for a step the others never take.
-      if (graph::stop_requested() && !communicator_) return;
+      if (stop_.requested() && !communicator_) return;
       const int epoch = int(labeled_.front().as<ViewBatchPtr>()->epoch);
       if (epoch != state_.epoch) {
         if (state_.epoch_open) end_epoch(state_.epoch, false);
@@ -256,7 +257,7 @@ class TrainLoopNode final : public graph::Node {
       }
       start_step(parts, out);
     }
-    if (input_ended_ && !in_flight_ && !closed_ && !stopping_ && !graph::stop_requested()) close_run();
+    if (input_ended_ && !in_flight_ && !closed_ && !stopping_ && !stop_.requested()) close_run();
   }
 
   void start_step(const std::vector<graph::Item>& parts, graph::Output& out) {
@@ -268,8 +269,7 @@ class TrainLoopNode final : public graph::Node {
     if (in_unlabeled_) {
       const ViewBatch& unlabeled = *in_unlabeled_;
       if (unlabeled.draws.size() != 2)
-        throw std::invalid_argument(
-            "the unlabeled input needs two draws per clip (decode draws: weak_strong)");
+        throw graph::ConfigError("the unlabeled input needs two draws per clip (decode draws: weak_strong)");
       std::vector<std::int64_t> truth;
       for (const auto& c : unlabeled.clips) truth.push_back(c.list_label);
       at::Tensor truth_t = at::tensor(truth, at::kLong);
@@ -304,8 +304,8 @@ class TrainLoopNode final : public graph::Node {
     pending_.push_back(std::move(p));
     if (std::int64_t(pending_.size()) < read_every_) return;
     read_pending();
-    if (communicator_ && communicator_->any(graph::stop_requested())) {
-      if (!graph::stop_requested()) graph::request_stop(SIGTERM);  // another rank was signalled
+    if (communicator_ && communicator_->any(stop_.requested())) {
+      if (!stop_.requested()) stop_.request(SIGTERM);  // another rank was signalled
       stopping_ = true;
     }
   }
@@ -469,6 +469,7 @@ class TrainLoopNode final : public graph::Node {
   RunDirectory run_dir_;
   Progress progress_;
   std::shared_ptr<models::Communicator> communicator_;
+  graph::StopToken stop_;
   TrainLoopOptions options_;
   bool has_unlabeled_ = false;
   std::deque<graph::Item> labeled_, unlabeled_;
@@ -525,18 +526,23 @@ graph::NodeSpec train_loop_spec() {
       .param_int("test_clips", 5, "test mode: temporal draws", 1, 64)
       .param_int("eval_short_side", 256, "short side of validation frames", 8, 4096)
       .param_int("eval_batch", 8, "validation batch size", 1, 4096)
+      .may_change_on_resume()
       .param_int("eval_limit", 0, "evaluate on the first N validation clips only (0: all)", 0, 1e9)
       .param_int("log_every", 10, "print a progress line every N steps (0: never)", 0, 1e9)
+      .may_change_on_resume()
       .param_int("read_stats_every", 0,
                  "read the steps' losses and statistics from the device every N steps, one wait for the "
                  "device for all of them (metrics.jsonl then grows N records at a time); 0: log_every on a "
                  "GPU, every step on a CPU",
                  0, 1e6)
+      .may_change_on_resume()
       .param_int("keep_last", 2, "epoch and stop checkpoints kept (the best one is kept besides)", 1, 1e6)
+      .may_change_on_resume()
       .param_choice(
           "on_nonfinite", "stop", {"stop", "skip"},
           "a NaN or infinite loss or gradient: stop the run with an error (the last checkpoint is kept) or "
           "skip the step (no update; counted in the metrics and the run summary)")
+      .may_change_on_resume()
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<TrainLoopNode>(ctx); });
 }
 

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <functional>
 #include <numeric>
+#include <tuple>
 
 #include <csignal>
 #include <nlohmann/json.hpp>
@@ -15,6 +17,7 @@
 #include "graph/runtime.h"
 #include "graph/stop.h"
 #include "graph/validate.h"
+#include "util/errors.h"
 #include "test_nodes.h"
 
 using namespace sefar::graph;
@@ -354,10 +357,10 @@ struct StopLog {
 class Stopper final : public Node {
  public:
   Stopper(const NodeContext& ctx, std::shared_ptr<StopLog> log)
-      : stop_at_(ctx.params.get_int("stop_at")), log_(std::move(log)) {}
+      : stop_at_(ctx.params.get_int("stop_at")), log_(std::move(log)), stop_(ctx.stop) {}
   void process(int, const Item& item, Output&) override {
     ++log_->processed;
-    if (item.as<sefar::testing::TrackedPtr>()->value == stop_at_) request_stop(SIGTERM);
+    if (item.as<sefar::testing::TrackedPtr>()->value == stop_at_) stop_.request(SIGTERM);
   }
   void finish(Output&) override { log_->finished = true; }
   void interrupted() override {
@@ -368,6 +371,7 @@ class Stopper final : public Node {
  private:
   std::int64_t stop_at_;
   std::shared_ptr<StopLog> log_;
+  StopToken stop_;  // the run's: the node stops its run without the process-wide request
 };
 
 }  // namespace
@@ -404,6 +408,7 @@ TEST_CASE("a stop request cancels the run: no finish(), interrupted() hooks, Int
     CHECK(std::string(e.what()) == "interrupted by SIGTERM");
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_FALSE(stop_requested());  // the node's token stopped its run, not the process
   clear_stop();
   CHECK(signal == SIGTERM);
   CHECK(log->interrupted);
@@ -669,5 +674,115 @@ TEST_CASE("a serial node answered by nodes running inline takes the answer on it
     CHECK(t.at({"step", seq}) == t.at({"loop", seq}));
     // Through TBB's queue the answer would be a new task, which another worker may take.
     CHECK(t.at({"back", seq}) == t.at({"loop", seq}));
+  }
+}
+
+namespace {
+
+// Throws what its "throw" parameter names: from the constructor ("param", "invalid") or from the
+// body ("config", "write", "failure").
+class Thrower final : public Node {
+ public:
+  explicit Thrower(const NodeContext& ctx) : what_(ctx.params.get_string("throw")) {
+    if (what_ == "param") throw sefar::util::ParamError("limit", "is above what this node takes");
+    if (what_ == "invalid") throw std::invalid_argument("no parameter is to blame");
+  }
+  void process(int, const Item&, Output&) override {
+    if (what_ == "config") throw sefar::util::ConfigError("the data cannot work with this wiring");
+    if (what_ == "write") throw sefar::util::WriteError("/x/y", "disk full");
+    if (what_ == "failure") throw std::runtime_error("a bug");
+  }
+
+ private:
+  std::string what_;
+};
+
+int status_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (...) {
+    return exit_status(std::current_exception());
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("typed errors: a ParamError is placed at its parameter, and one mapping gives every exit status") {
+  auto probe = std::make_shared<Probe>();
+  Registry registry = test_registry(probe);
+  registry.add(NodeSpec("thrower")
+                   .doc("throws the error it is asked for")
+                   .input("in", sefar::testing::tracked_msg(), "payloads")
+                   .param_string("throw", "", "param, invalid, config, write or failure")
+                   .param_int("limit", 3, "a parameter a constructor may reject", 0, 100)
+                   .factory([](const NodeContext& ctx) { return std::make_unique<Thrower>(ctx); }));
+  auto pipeline_for = [&](const std::string& what) {
+    auto doc = parse_pipeline("errors.json", R"({
+  "name": "errors",
+  "nodes": {
+    "src": {"type": "tsource", "params": {"count": 5}},
+    "t": {"type": "thrower",
+          "params": {"throw": ")" + what + R"(",
+                     "limit": 7}}
+  },
+  "edges": ["src.out -> t.in"]
+})");
+    return validate(doc, registry);
+  };
+  SUBCASE("a constructor's ParamError names the parameter's line, other errors the node's") {
+    for (const std::string what : {"param", "invalid"}) {
+      auto pipeline = pipeline_for(what);
+      Runtime runtime(pipeline, registry);
+      try {
+        runtime.prepare(Run::quiet());
+        FAIL("expected a PipelineError");
+      } catch (const PipelineError& e) {
+        REQUIRE(e.diagnostics().size() == 1);
+        const auto& d = e.diagnostics()[0];
+        CHECK(d.node_id == "t");
+        if (what == "param") {
+          CHECK(d.key == "limit");
+          CHECK(d.line == 7);
+          CHECK(d.reason == "is above what this node takes");
+          CHECK(d.format() == "errors.json:7: node 't' (thrower): param \"limit\": is above what this node takes");
+        } else {
+          CHECK(d.key.empty());
+          CHECK(d.line == 5);
+          CHECK(d.format() == "errors.json:5: node 't' (thrower): no parameter is to blame");
+        }
+        CHECK(exit_status(std::make_exception_ptr(e)) == 2);
+      }
+    }
+  }
+  SUBCASE("a body's errors become a NodeFailure of the right kind and exit status") {
+    const std::vector<std::tuple<std::string, FailureKind, int>> cases = {
+        {"config", FailureKind::bad_input, 2}, {"write", FailureKind::storage, 74}, {"failure", FailureKind::failure, 1}};
+    for (const auto& [what, kind, status] : cases) {
+      CAPTURE(what);
+      auto pipeline = pipeline_for(what);
+      Runtime runtime(pipeline, registry);
+      try {
+        runtime.run(Run::quiet());
+        FAIL("expected a NodeFailure");
+      } catch (const NodeFailure& e) {
+        CHECK(e.kind() == kind);
+        CHECK(e.node_id() == "t");
+        CHECK(exit_status(std::current_exception()) == status);
+      }
+    }
+  }
+  SUBCASE("the mapping of errors thrown outside a run") {
+    CHECK(status_of([] {}) == 0);
+    CHECK(status_of([] { throw sefar::util::ParamError("x", "y"); }) == 2);
+    CHECK(status_of([] { throw sefar::util::ConfigError("x"); }) == 2);
+    CHECK(status_of([] { throw InputError("x"); }) == 2);
+    CHECK(status_of([] { throw sefar::util::WriteError("/p", "full"); }) == 74);
+    CHECK(status_of([] { throw StorageError("/p", "full"); }) == 74);
+    CHECK(status_of([] { throw Interrupted(SIGTERM); }) == 143);
+    CHECK(status_of([] { throw Interrupted(SIGINT); }) == 130);
+    CHECK(status_of([] { throw std::runtime_error("x"); }) == 1);
+    CHECK(status_of([] { throw 42; }) == 1);
+    CHECK(failure_cause(std::make_exception_ptr(42)).message == "unknown exception");
   }
 }

@@ -23,6 +23,8 @@
 #include <fmt/ranges.h>  // fmt::join (in fmt/format.h only before fmt 11)
 #include <nlohmann/json.hpp>
 
+#include "app/differences.h"
+#include "app/run.h"
 #include "graph/diagnostics.h"
 #include "graph/dot.h"
 #include "graph/pipeline.h"
@@ -43,17 +45,20 @@
 #include "nodes/run_directory.h"
 #include "nodes/auto_params.h"
 #include "nodes/run_record.h"
+#include "tools/options.h"
 #include "tools/prepare.h"
+#include "util/atomic_file.h"
 
 namespace {
 
 using namespace sefar;
+using app::RefusedError;
+using app::UsageError;
 
 constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
 constexpr int kExitInvalid = 2;
-constexpr int kExitStorage = 74;  // EX_IOERR (sysexits.h): the run's outputs could not be written
-// Stopped by a signal: 128 + the signal number, as shells report it (130 SIGINT, 143 SIGTERM).
+// The other statuses come from graph::exit_status: 1 failure, 74 outputs not written, 128 + signal
+// when stopped (130 SIGINT, 143 SIGTERM).
 
 const char* kUsage = R"(usage: sefar <command> [options]
 
@@ -182,16 +187,6 @@ curves, the eta distribution per epoch, the per-node profile and the confusion m
 RUN_DIR/metrics.jsonl, profile.json and pipeline.json. `sefar run` writes it at the end of a run.
 )";
 
-// A run that would lose or mix up earlier work is refused before anything is written (exit 2,
-// without the usage text).
-struct RefusedError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 struct Args {
   std::string path;  // the pipeline file, or synth's output directory
   std::string type;
@@ -271,33 +266,6 @@ Args parse_args(const std::string& command, int argc, char** argv) {
   return a;
 }
 
-graph::Registry make_registry() {
-  graph::Registry registry;
-  nodes::register_builtin_nodes(registry);
-  return registry;
-}
-
-// Pipeline parameters set to "auto" (nodes/auto_params.h), with their warnings on the console.
-void resolve_auto_params(graph::PipelineDoc& doc, bool lenient = false, bool quiet = false) {
-  for (const auto& warning : nodes::resolve_auto_params(doc, lenient))
-    if (!quiet) std::fprintf(stderr, "%s\n", warning.c_str());
-}
-
-// `lenient`: "auto" parameters that cannot be resolved yet take placeholder values (a pipeline checked
-// or drawn before its weights exist).
-graph::ValidatedPipeline resolve(const Args& a, const graph::Registry& registry,
-                                 graph::PipelineDoc* doc_out = nullptr, bool lenient = false,
-                                 bool quiet = false) {
-  if (a.path.empty()) throw UsageError("missing PIPELINE (a .json file)");
-  auto doc = graph::load_pipeline(a.path);
-  graph::apply_overrides(doc, a.sets);
-  resolve_auto_params(doc, lenient, quiet);
-  graph::substitute_params(doc);
-  auto validated = graph::validate(doc, registry);
-  if (doc_out) *doc_out = doc;
-  return validated;
-}
-
 std::string describe_param(const graph::ParamSpec& p) {
   std::string out = fmt::format("    {:<18} {:<12} ", p.name, graph::to_string(p.type));
   out += p.required ? "required" : "default " + p.default_value.dump();
@@ -323,7 +291,7 @@ nlohmann::json param_json(const graph::ParamSpec& p) {
 }
 
 int cmd_nodes(const Args& a) {
-  auto registry = make_registry();
+  auto registry = app::make_registry();
   std::vector<const graph::NodeSpec*> specs;
   if (!a.type.empty()) {
     const auto* spec = registry.find(a.type);
@@ -395,59 +363,10 @@ int cmd_nodes(const Args& a) {
   return kExitOk;
 }
 
-void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
-  if (j.is_object() && !j.empty()) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-    return;
-  }
-  out[prefix] = j;
-}
-
-// Every resolved value of `derived` that differs from `base` (canonical documents), one line each:
-// nodes and edges added or removed, then changed values by key.
-std::vector<std::string> document_differences(nlohmann::json base, nlohmann::json derived) {
-  std::vector<std::string> lines;
-  auto& base_nodes = base["nodes"];
-  auto& derived_nodes = derived["nodes"];
-  for (auto it = base_nodes.begin(); it != base_nodes.end(); ++it)
-    if (!derived_nodes.contains(it.key())) lines.push_back(fmt::format("  node {} removed", it.key()));
-  for (auto it = derived_nodes.begin(); it != derived_nodes.end(); ++it)
-    if (!base_nodes.contains(it.key()))
-      lines.push_back(fmt::format("  node {} added ({})", it.key(), it.value().value("type", "?")));
-  for (auto* nodes : {&base_nodes, &derived_nodes})
-    for (auto it = nodes->begin(); it != nodes->end();)
-      it = (base_nodes.contains(it.key()) && derived_nodes.contains(it.key())) ? std::next(it)
-                                                                               : nodes->erase(it);
-  std::set<std::string> base_edges, derived_edges;
-  for (const auto& e : base["edges"]) base_edges.insert(e.dump());
-  for (const auto& e : derived["edges"]) derived_edges.insert(e.dump());
-  for (const auto& e : base_edges)
-    if (!derived_edges.count(e)) lines.push_back(fmt::format("  edge {} removed", e));
-  for (const auto& e : derived_edges)
-    if (!base_edges.count(e)) lines.push_back(fmt::format("  edge {} added", e));
-  base.erase("edges");
-  derived.erase("edges");
-  std::map<std::string, nlohmann::json> a, b;
-  flatten(base, "", a);
-  flatten(derived, "", b);
-  std::set<std::string> keys;
-  for (const auto& [k, v] : a) keys.insert(k);
-  for (const auto& [k, v] : b) keys.insert(k);
-  for (const auto& k : keys) {
-    auto x = a.find(k), y = b.find(k);
-    if (x != a.end() && y != b.end() && x->second == y->second) continue;
-    if (k == "description") continue;
-    lines.push_back(fmt::format("  {}: {} -> {}", k, x == a.end() ? "(absent)" : x->second.dump(),
-                                y == b.end() ? "(absent)" : y->second.dump()));
-  }
-  return lines;
-}
-
 int cmd_validate(const Args& a) {
-  auto registry = make_registry();
+  auto registry = app::make_registry();
   graph::PipelineDoc doc;
-  auto validated = resolve(a, registry, &doc, a.schema_only);
+  auto validated = app::resolve_pipeline(a.path, a.sets, registry, &doc, a.schema_only);
   // The start-up checks of sefar run: models and nodes built (lists read, clips looked up, labels,
   // devices), budgets; nothing is written.
   if (!a.schema_only) graph::Runtime(validated, registry).prepare();
@@ -466,7 +385,7 @@ int cmd_validate(const Args& a) {
     nodes::resolve_auto_params(base_doc, /*lenient=*/true);  // its notes were said for the pipeline
     graph::substitute_params(base_doc);
     auto base = graph::validate(base_doc, registry);
-    auto lines = document_differences(base.document, validated.document);
+    auto lines = app::document_differences(base.document, validated.document);
     std::cerr << fmt::format("differences from {} ({}):\n", doc.base, lines.size());
     for (const auto& line : lines) std::cerr << line << "\n";
   }
@@ -475,8 +394,8 @@ int cmd_validate(const Args& a) {
 
 int cmd_graph(const Args& a) {
   if (!a.dot) throw UsageError("sefar graph: choose an output format (--dot)");
-  auto registry = make_registry();
-  auto validated = resolve(a, registry, nullptr, /*lenient=*/true, /*quiet=*/true);  // a drawing only
+  auto registry = app::make_registry();
+  auto validated = app::resolve_pipeline(a.path, a.sets, registry, nullptr, /*lenient=*/true, /*quiet=*/true);  // a drawing only
   std::cout << graph::to_dot(validated);
   return kExitOk;
 }
@@ -486,85 +405,27 @@ int cmd_synth(const Args& a) {
   io::SynthOptions o;
   o.out_dir = a.path;
   o.threads = int(std::thread::hardware_concurrency());
-  auto as_int = [](const std::string& name, const std::string& v) {
-    long long x = 0;
-    try {
-      std::size_t used = 0;
-      x = std::stoll(v, &used);
-      if (used != v.size()) throw std::invalid_argument(v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: expected an integer, got \"{}\"", name, v));
-    }
-    // Every integer option but the seed is an int.
-    if (name != "seed" && (x < INT_MIN || x > INT_MAX))
-      throw UsageError(fmt::format("--{}: {} is out of range", name, v));
-    if (name == "seed" && x < 0)
-      throw UsageError(fmt::format("--seed: expected a non-negative integer, got {}", v));
-    return x;
-  };
-  auto as_float = [](const std::string& name, const std::string& v) {
-    try {
-      std::size_t used = 0;
-      double x = std::stod(v, &used);
-      if (used != v.size()) throw std::invalid_argument(v);
-      return x;
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: expected a number, got \"{}\"", name, v));
-    }
-  };
-  auto pair = [](const std::string& name, const std::string& v, char sep) {
-    auto pos = v.find(sep);
-    if (pos == std::string::npos)
-      throw UsageError(fmt::format("--{}: expected A{}B, got \"{}\"", name, sep, v));
-    return std::make_pair(v.substr(0, pos), v.substr(pos + 1));
-  };
-  for (const auto& [name, v] : a.options) {
-    if (name == "classes")
-      o.num_classes = int(as_int(name, v));
-    else if (name == "train-per-class")
-      o.train_per_class = int(as_int(name, v));
-    else if (name == "val-per-class")
-      o.val_per_class = int(as_int(name, v));
-    else if (name == "labeled")
-      o.labeled_fraction = as_float(name, v);
-    else if (name == "size") {
-      auto [w, h] = pair(name, v, 'x');
-      o.width = int(as_int(name, w));
-      o.height = int(as_int(name, h));
-    } else if (name == "frames") {
-      auto [lo, hi] = pair(name, v, ':');
-      o.min_frames = int(as_int(name, lo));
-      o.max_frames = int(as_int(name, hi));
-    } else if (name == "fps")
-      o.fps = as_float(name, v);
-    else if (name == "noise")
-      o.noise = as_float(name, v);
-    else if (name == "nuisance")
-      o.nuisance = as_float(name, v);
-    else if (name == "figure-scale")
-      o.figure_scale = as_float(name, v);
-    else if (name == "seed")
-      o.seed = std::uint64_t(as_int(name, v));
-    else if (name == "threads")
-      o.threads = int(as_int(name, v));
-    else if (name == "codec") {
-      if (v == "auto")
-        o.codec = io::VideoCodec::kAuto;
-      else if (v == "h264")
-        o.codec = io::VideoCodec::kH264;
-      else if (v == "mpeg4")
-        o.codec = io::VideoCodec::kMpeg4;
-      else
-        throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
-    } else {
-      std::vector<std::string> known = {
-          "classes", "train-per-class", "val-per-class", "labeled", "size", "frames", "fps",
-          "noise",   "nuisance",        "figure-scale",  "codec",   "seed", "threads"};
-      auto guess = graph::closest_match(name, known);
-      throw UsageError(fmt::format("unknown option --{}{}", name,
-                                   guess.empty() ? "" : " (did you mean --" + guess + "?)"));
-    }
-  }
+  tools::Options()
+      .integer("classes", o.num_classes, INT_MIN, INT_MAX)
+      .integer("train-per-class", o.train_per_class, INT_MIN, INT_MAX)
+      .integer("val-per-class", o.val_per_class, INT_MIN, INT_MAX)
+      .number("labeled", o.labeled_fraction)
+      .pair("size", 'x', o.width, o.height)
+      .pair("frames", ':', o.min_frames, o.max_frames)
+      .number("fps", o.fps)
+      .number("noise", o.noise)
+      .number("nuisance", o.nuisance)
+      .number("figure-scale", o.figure_scale)
+      .custom("codec",
+              [&](const std::string& v) {
+                const auto codec = io::kVideoCodecs.parse(v);  // the clips are .mp4 files: no VP9
+                if (!codec || *codec == io::VideoCodec::kVp9)
+                  throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
+                o.codec = *codec;
+              })
+      .integer("seed", o.seed, 0, INT64_MAX, "--seed: expected a non-negative integer, got {}")
+      .integer("threads", o.threads, INT_MIN, INT_MAX)
+      .read(a.options);
   auto start = std::chrono::steady_clock::now();
   io::SynthResult result;
   try {
@@ -587,29 +448,15 @@ int cmd_synth(const Args& a) {
 int cmd_infer(const Args& a) {
   std::string weights, inputs, outputs, config_path;
   models::InferOptions options;
-  for (const auto& [name, v] : a.options) {
-    if (name == "weights")
-      weights = v;
-    else if (name == "inputs")
-      inputs = v;
-    else if (name == "outputs")
-      outputs = v;
-    else if (name == "config")
-      config_path = v;
-    else if (name == "device")
-      options.device = v;
-    else if (name == "batch") {
-      try {
-        options.batch_size = std::stoll(v);
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--batch: expected an integer, got \"{}\"", v));
-      }
-      if (options.batch_size < 0) throw UsageError("--batch must be >= 0");
-    } else if (name == "non-strict")
-      options.strict = false;
-    else
-      throw UsageError(fmt::format("unknown option --{}", name));
-  }
+  tools::Options()
+      .text("weights", weights)
+      .text("inputs", inputs)
+      .text("outputs", outputs)
+      .text("config", config_path)
+      .text("device", options.device)
+      .integer("batch", options.batch_size, 0, INT64_MAX, "--batch must be >= 0")
+      .flag("non-strict", options.strict, false)
+      .read(a.options);
   if (weights.empty() || inputs.empty() || outputs.empty())
     throw UsageError("--weights, --inputs and --outputs are required");
   models::ModelConfig config;
@@ -657,409 +504,21 @@ int cmd_report(const Args& a) {
   return kExitOk;
 }
 
-// Settings that change how a run executes, not what it computes: a resumed run may change them.
-bool may_change_on_resume(const std::string& key) {
-  static const std::vector<std::string> runtime_keys = {"runtime.threads", "runtime.max_in_flight",
-                                                        "runtime.run_dir"};
-  static const std::vector<std::string> param_names = {"threads",
-                                                       "log_every",
-                                                       "read_stats_every",
-                                                       "pin_memory",
-                                                       "device",
-                                                       "eval_batch",
-                                                       "keep_last",
-                                                       "on_nonfinite",
-                                                       "inject_nonfinite_at_step"};
-  if (key == "name" || key == "description") return true;
-  for (const auto& k : runtime_keys)
-    if (key == k) return true;
-  if (key.rfind("nodes.", 0) != 0 && key.rfind("models.", 0) != 0) return false;
-  auto ends_with = [&](const std::string& tail) {
-    return key.size() > tail.size() && key.compare(key.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  if (ends_with(".concurrency")) return true;
-  for (const auto& name : param_names)
-    if (ends_with(".params." + name)) return true;
-  return false;
-}
 
-// Problems that keep `resolved` from continuing the run described by `reference` (both canonical
-// resolved documents, ValidatedPipeline::document).
-std::vector<graph::Diagnostic> resume_differences(const nlohmann::json& reference,
-                                                  const nlohmann::json& resolved, const std::string& file,
-                                                  const std::string& from) {
-  std::map<std::string, nlohmann::json> a, b;
-  flatten(reference, "", a);
-  flatten(resolved, "", b);
-  std::set<std::string> keys;
-  for (const auto& [k, v] : a) keys.insert(k);
-  for (const auto& [k, v] : b) keys.insert(k);
-  std::vector<graph::Diagnostic> problems;
-  for (const auto& k : keys) {
-    if (may_change_on_resume(k)) continue;
-    auto x = a.find(k), y = b.find(k);
-    if (x != a.end() && y != b.end() && x->second == y->second) continue;
-    problems.push_back(graph::Diagnostic{file, 0, 0, "", "", k,
-                                         fmt::format("--resume: {} is {} here but {} in the run being "
-                                                     "resumed ({}); resume with the run's own pipeline "
-                                                     "(leave PIPELINE out) or start a new run",
-                                                     k, y == b.end() ? "absent" : y->second.dump(),
-                                                     x == a.end() ? "absent" : x->second.dump(), from)});
-  }
-  return problems;
-}
 
-// Empty when `path` can be written (its folder is created if needed), else why not. Checked before a
-// run starts so a bad output path fails at once with status 2, not after hours of training.
-std::string unwritable(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) return "it is a directory";
-  fs::path target(path);
-  if (target.has_parent_path()) {
-    fs::create_directories(target.parent_path(), ec);
-    if (ec) return fmt::format("cannot create {}: {}", target.parent_path().string(), ec.message());
-  }
-  const bool existed = fs::exists(target, ec);
-  {
-    std::ofstream probe(path, std::ios::app);
-    if (!probe) return std::strerror(errno);
-  }
-  if (!existed) fs::remove(target, ec);
-  return {};
-}
-
-// The device a pipeline trains on (the first model or node parameter named "device"), resolved: "cpu" or
-// "cuda[:N]". It picks the data-parallel backend.
-std::string pipeline_device(const graph::ValidatedPipeline& pipeline) {
-  for (const auto& model : pipeline.models) {
-    auto device = model.params.find("device");
-    if (device != model.params.end() && device->is_string())
-      return models::resolve_device(device->get<std::string>()).str();
-  }
-  for (const auto& node : pipeline.nodes) {
-    auto device = node.params.find("device");
-    if (device != node.params.end() && device->is_string())
-      return models::resolve_device(device->get<std::string>()).str();
-  }
-  return "cpu";
-}
-
-int run_prepared(const Args& a, graph::Runtime& runtime, const graph::RunOptions& options,
-                 const std::string& run_dir, int rank, models::Communicator* communicator);
-
-// The exit status a command ends with when `error` leaves it (main prints the message).
-int exit_status(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const UsageError&) {
-    return kExitInvalid;
-  } catch (const RefusedError&) {
-    return kExitInvalid;
-  } catch (const graph::PipelineError&) {
-    return kExitInvalid;
-  } catch (const graph::Interrupted& e) {
-    return 128 + e.signal();
-  } catch (const graph::NodeFailure& e) {
-    return e.storage() ? kExitStorage : e.bad_input() ? kExitInvalid : kExitFailure;
-  } catch (const util::WriteError&) {  // graph::StorageError too
-    return kExitStorage;
-  } catch (...) {
-    return kExitFailure;
-  }
-}
-
-// Locks `dir` for this process (nodes::RunDirLock), or refuses the run naming the holder.
-nodes::RunDirLock lock_run_dir(const std::string& dir) {
-  std::string error;
-  auto lock = nodes::RunDirLock::acquire(dir, error);
-  if (!lock.locked()) throw RefusedError(error);
-  return lock;
-}
-
-// Damaged checkpoints (io::scan_checkpoints) are renamed aside and named; with none intact the run
-// stops rather than start over.
-std::optional<io::CheckpointInfo> resume_checkpoint(const std::string& run_dir) {
-  const std::string dir = (std::filesystem::path(run_dir) / "checkpoints").string();
-  auto scan = io::scan_checkpoints(dir);
-  auto checkpoint = io::latest_checkpoint(scan);
-  if (!checkpoint && !scan.damaged.empty()) {
-    std::string list;
-    for (const auto& d : scan.damaged) list += fmt::format("\n  {}.safetensors: {}", d.path, d.reason);
-    throw RefusedError(fmt::format(
-        "--resume: every checkpoint in {} is damaged, so the run cannot continue (nothing was changed; "
-        "starting over needs sefar run PIPELINE --overwrite):{}",
-        dir, list));
-  }
-  for (const auto& d : scan.damaged)
-    std::cerr << fmt::format("--resume: checkpoint {}.safetensors is damaged ({}): skipped, kept as {}\n",
-                             d.path, d.reason, io::set_aside(d));
-  return checkpoint;
-}
-
-// `console` is the caller's, so that it still copies the message the caller prints when the run fails.
-int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
-  namespace fs = std::filesystem;
-  auto registry = make_registry();
-  graph::PipelineDoc doc;
-  graph::RunOptions options;
-  graph::ValidatedPipeline validated;
-  // A data-parallel job when torchrun, Slurm or RANK/WORLD_SIZE say so (models/distributed.h).
-  models::DistributedEnv dist;
-  try {
-    dist = models::distributed_env_from_process();
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
-  // Rank 0 alone writes the run directory, and holds its lock from before it looks into it.
-  nodes::RunDirLock lock;
-  if (a.resume.empty()) {
-    validated = resolve(a, registry, &doc);
-    const std::string& run_dir = validated.runtime.run_dir;
-    if (dist.rank == 0 && !run_dir.empty() && fs::is_directory(run_dir)) {
-      lock = lock_run_dir(run_dir);
-      const auto earlier = nodes::earlier_run_files(run_dir);
-      if (!earlier.empty() && !a.overwrite) {
-        std::vector<std::string> shown(earlier.begin(),
-                                       earlier.begin() + std::min<std::size_t>(4, earlier.size()));
-        throw RefusedError(fmt::format(
-            "runtime.run_dir {} holds an earlier run ({}{}): nothing was changed. `sefar run --resume {}` "
-            "continues it; --overwrite starts over in it (its metrics and checkpoints are replaced); or "
-            "choose "
-            "another run directory (--set runtime.run_dir=...)",
-            run_dir, fmt::join(shown, ", "), earlier.size() > shown.size() ? ", ..." : "", run_dir));
-      }
-    }
-  } else {
-    // Continue the run in a.resume from its last complete checkpoint.
-    const std::string& run_dir = a.resume;
-    if (!fs::is_directory(run_dir)) throw UsageError(fmt::format("--resume: {} is not a directory", run_dir));
-    if (dist.rank == 0) lock = lock_run_dir(run_dir);
-    auto checkpoint = dist.rank == 0 ? resume_checkpoint(run_dir)
-                                     : io::latest_checkpoint((fs::path(run_dir) / "checkpoints").string());
-    // The run as it was: the checkpoint's resolved pipeline, or (no checkpoint yet) the one the run
-    // started with.
-    graph::PipelineDoc reference_doc;
-    std::string from;
-    if (checkpoint) {
-      if (!checkpoint->sidecar.contains("pipeline") || !checkpoint->sidecar["pipeline"].is_object() ||
-          checkpoint->sidecar["pipeline"].empty())
-        throw UsageError(
-            fmt::format("--resume: checkpoint {} does not record its pipeline", checkpoint->path));
-      if (!checkpoint->sidecar.value("resumable", true))
-        throw UsageError(
-            fmt::format("--resume: checkpoint {} cannot be resumed: an input of node '{}' is fed by "
-                        "several sources",
-                        checkpoint->path, checkpoint->sidecar.value("node_id", std::string("?"))));
-      from = checkpoint->path + ".safetensors";
-      reference_doc = graph::parse_pipeline(from, checkpoint->sidecar["pipeline"].dump());
-    } else {
-      from = (fs::path(run_dir) / "pipeline.json").string();
-      if (!fs::exists(from))
-        throw UsageError(fmt::format(
-            "--resume: {} has neither checkpoints nor pipeline.json: not a run directory", run_dir));
-      reference_doc = graph::load_pipeline(from);
-    }
-    graph::substitute_params(reference_doc);
-    reference_doc.runtime["run_dir"] = run_dir;
-    auto reference = graph::validate(reference_doc, registry);
-    if (a.path.empty()) {
-      doc = reference_doc;
-      graph::apply_overrides(doc, a.sets);
-      graph::substitute_params(doc);
-    } else {
-      doc = graph::load_pipeline(a.path);
-      graph::apply_overrides(doc, a.sets);
-      resolve_auto_params(doc);
-      graph::substitute_params(doc);
-    }
-    doc.runtime["run_dir"] = run_dir;
-    validated = graph::validate(doc, registry);
-    auto problems =
-        resume_differences(reference.document, validated.document, a.path.empty() ? from : a.path, from);
-    if (!problems.empty()) throw graph::PipelineError(std::move(problems));
-    if (checkpoint) {
-      // Read once: a resumed run has them from its comparison with the checkpoint's.
-      if (!options.list_fingerprints.is_object() || options.list_fingerprints.empty())
-        options.list_fingerprints = nodes::list_fingerprints(validated);
-      const auto changed = nodes::changed_lists(checkpoint->sidecar.value("lists", nlohmann::json::object()),
-                                                options.list_fingerprints);
-      if (!changed.empty() && !a.allow_changed_lists)
-        throw RefusedError(fmt::format(
-            "--resume: {} split list{} changed since checkpoint {} was written (the epochs and labels "
-            "would not be the run's):\n  {}\n--allow-changed-lists resumes with the lists as they are now",
-            changed.size(), changed.size() == 1 ? "" : "s", checkpoint->path, fmt::join(changed, "\n  ")));
-      for (const auto& line : changed)
-        std::cerr << fmt::format("--resume: changed list (allowed): {}\n", line);
-      options.resume = checkpoint->sidecar.value("resume", nlohmann::json::object());
-      options.resume[checkpoint->sidecar.value("node_id", std::string())] = {
-          {"checkpoint", checkpoint->path}};
-      std::cerr << fmt::format("resuming {} from {} (step {})\n", run_dir, checkpoint->path,
-                               checkpoint->step);
-    } else {
-      std::cerr << fmt::format("resuming {}: no checkpoint yet, starting from the beginning\n", run_dir);
-    }
-  }
-  for (const auto& [flag, path] :
-       {std::pair<const char*, std::string>{"--trace", a.trace}, {"--profile", a.profile}}) {
-    if (path.empty()) continue;
-    auto why = unwritable(path);
-    if (!why.empty()) throw UsageError(fmt::format("{}: cannot write {}: {}", flag, path, why));
-  }
-  std::shared_ptr<models::Communicator> communicator;
-  if (dist.distributed()) {
-    if (validated.runtime.threads == 0)
-      validated.runtime.threads =
-          std::max(1, int(std::thread::hardware_concurrency()) / dist.local_world_size);
-    if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(validated.runtime.threads);
-    // One GPU per process: "cuda" and "auto" then name this process's GPU (LOCAL_RANK).
-    models::use_local_cuda_device(dist.local_rank);
-    models::CommunicatorOptions co;
-    co.backend = a.dist_backend;
-    co.device = pipeline_device(validated);
-    std::cerr << fmt::format("distributed: {}, {} threads; connecting\n", dist.describe(),
-                             validated.runtime.threads);
-    communicator = std::make_shared<models::Communicator>(dist, co);
-    if (dist.rank == 0)
-      std::cerr << fmt::format("distributed: {} processes joined ({})\n", dist.world_size,
-                               communicator->backend());
-    // Rank 0 alone writes the run directory.
-    if (dist.rank > 0) validated.runtime.run_dir.clear();
-  }
-  const std::string& run_dir = validated.runtime.run_dir;
-  // In a job, rank 0 writes the trace of every rank (pid = rank) once all have finished.
-  options.trace_path = communicator ? "" : a.trace;
-  options.trace = !a.trace.empty();
-  options.print_table = !a.quiet && dist.rank == 0;
-  options.communicator = communicator;
-  options.rank = dist.rank;
-  options.world_size = dist.world_size;
-  options.list_fingerprints = nodes::list_fingerprints(validated);
-  // Every start-up check (the same as sefar validate's) before anything is written.
-  graph::Runtime runtime(validated, registry);
-  runtime.prepare(options);
-  std::optional<nodes::RunRecord> record;
-  if (!run_dir.empty()) {
-    std::string unmade;
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    if (ec) unmade = fmt::format("cannot create the folder {}: {}", run_dir, ec.message());
-    if (unmade.empty() && !lock.locked()) lock = lock_run_dir(run_dir);
-    try {
-      if (!unmade.empty()) throw std::runtime_error(unmade);
-      graph::write_file_atomic(run_dir + "/pipeline.json", graph::safe_dump(graph::to_json(doc), 2) + "\n");
-    } catch (const std::exception& e) {
-      const auto& cli = doc.runtime_from_cli;
-      const bool from_cli = std::find(cli.begin(), cli.end(), "run_dir") != cli.end();
-      throw graph::PipelineError(graph::Diagnostic{
-          from_cli ? "--set" : doc.file, from_cli ? 0 : doc.line_of(doc.file, {"runtime", "run_dir"}), 0, "",
-          "", "run_dir", fmt::format("runtime \"run_dir\": cannot write {}: {}", run_dir, e.what())});
-    }
-    // From here on the console is kept in the run directory, and run.json says who ran what.
-    console.emplace(run_dir + "/console.log", !a.resume.empty());
-    record.emplace(run_dir,
-                   nlohmann::json{{"command_line", a.command_line},
-                                  {"device", pipeline_device(validated)},
-                                  {"threads", validated.runtime.threads},
-                                  {"world_size", dist.world_size}},
-                   !a.resume.empty());
-    std::cerr << fmt::format("run directory: {}\n", run_dir);
-  }
-  // run.json gets the end and the exit status; the report, drawn before they were known, is drawn
-  // again to show them (a report that cannot be written now was already reported as such).
-  auto finish_record = [&](int status) {
-    if (!record) return;
-    record->finish(status);
-    std::error_code ec;
-    if (fs::exists(run_dir + "/report.html", ec)) try {
-        io::write_report(run_dir);
-      } catch (const std::exception&) {
-      }
-  };
-  try {
-    const int status = run_prepared(a, runtime, options, run_dir, dist.rank, communicator.get());
-    finish_record(status);
-    return status;
-  } catch (...) {
-    finish_record(exit_status(std::current_exception()));
-    throw;
-  }
-}
-
-// The run itself, once every start-up check passed and the run directory is ready; then the skip list,
-// the profile, the trace and the report.
-int run_prepared(const Args& a, graph::Runtime& runtime, const graph::RunOptions& options,
-                 const std::string& run_dir, int rank, models::Communicator* communicator) {
-  // Bad input is reported whatever --quiet says, also when the run fails: the first clips here, every
-  // one in the run directory.
-  const std::string skipped_list = run_dir.empty() ? "" : run_dir + "/skipped.jsonl";
-  auto report_skips = [&](const graph::Profiler& profile) {
-    std::cerr << profile.skip_summary(20, skipped_list);
-    if (!run_dir.empty()) graph::write_file_atomic(skipped_list, profile.skips_jsonl());
-  };
-  // The profile and the HTML report, written by rank 0 at the end of a run.
-  auto write_profile = [&](const nlohmann::json& profile) {
-    const std::string profile_json = graph::safe_dump(profile, 2);
-    if (!a.profile.empty()) graph::write_file_atomic(a.profile, profile_json);
-    if (!run_dir.empty()) {
-      graph::write_file_atomic(run_dir + "/profile.json", profile_json);
-      // A training run leaves metrics: turn them into the self-contained HTML report.
-      if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
-        io::write_report(run_dir);
-        std::cerr << fmt::format("report: {}/report.html\n", run_dir);
-      }
-    }
-  };
-  graph::RunResult result;
-  try {
-    result = runtime.run(options);
-  } catch (const graph::NodeFailure&) {
-    if (auto profile = runtime.profile()) report_skips(*profile);
-    throw;
-  } catch (const graph::Interrupted&) {
-    // A stopped run still leaves what it measured: skips, profile, trace and report up to the stop.
-    // No gathering across ranks here (another rank may be gone): rank 0 writes its own profile only.
-    if (auto profile = runtime.profile(); profile && rank == 0) {
-      try {
-        report_skips(*profile);
-        write_profile(profile->to_json());
-        if (!a.trace.empty() && !communicator) {
-          graph::write_file_atomic(a.trace, graph::safe_dump(profile->trace_json(0)));
-          std::cerr << fmt::format("trace written to {}\n", a.trace);
-        }
-      } catch (const std::exception& e) {
-        // The checkpoint is already written: the exit status still says the run was stopped.
-        std::cerr << fmt::format("warning: the stopped run's measurements were not all written: {}\n",
-                                 e.what());
-      }
-    }
-    throw;
-  }
-  report_skips(*result.profile);
-  nlohmann::json profile = result.profile->to_json();
-  if (communicator) {
-    // Every rank's profile and trace reach rank 0 through the store.
-    auto profiles = communicator->all_gather_strings("profile", graph::safe_dump(profile));
-    std::vector<std::string> traces;
-    if (!a.trace.empty())
-      traces = communicator->all_gather_strings("trace", graph::safe_dump(result.profile->trace_json(rank)));
-    if (rank > 0) return kExitOk;
-    profile["ranks"] = nlohmann::json::array();
-    for (const auto& text : profiles) profile["ranks"].push_back(nlohmann::json::parse(text));
-    if (!a.quiet)
-      std::cerr << graph::Profiler::rank_table(profile["ranks"].get<std::vector<nlohmann::json>>());
-    if (!a.trace.empty()) {
-      nlohmann::json merged{{"traceEvents", nlohmann::json::array()}, {"displayTimeUnit", "ms"}};
-      for (const auto& text : traces) {
-        auto trace = nlohmann::json::parse(text);
-        for (auto& event : trace["traceEvents"]) merged["traceEvents"].push_back(std::move(event));
-      }
-      graph::write_file_atomic(a.trace, graph::safe_dump(merged));
-    }
-  }
-  write_profile(profile);
-  if (!a.trace.empty()) std::cerr << fmt::format("trace written to {}\n", a.trace);
-  return kExitOk;
+sefar::app::RunRequest run_request(const Args& a) {
+  app::RunRequest r;
+  r.path = a.path;
+  r.sets = a.sets;
+  r.resume = a.resume;
+  r.overwrite = a.overwrite;
+  r.allow_changed_lists = a.allow_changed_lists;
+  r.trace = a.trace;
+  r.profile = a.profile;
+  r.quiet = a.quiet;
+  r.dist_backend = a.dist_backend;
+  r.command_line = a.command_line;
+  return r;
 }
 
 }  // namespace
@@ -1120,7 +579,7 @@ int main(int argc, char** argv) {
     }
     if (command == "run") {
       sefar::graph::install_stop_handlers();
-      return cmd_run(a, console);
+      return sefar::app::run_pipeline(run_request(a), console);
     }
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
@@ -1130,20 +589,20 @@ int main(int argc, char** argv) {
     return cmd_nodes(a);
   } catch (const UsageError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n\n" << usage;
-    return exit_status(std::current_exception());
+    return app::exit_status(std::current_exception());
   } catch (const RefusedError& e) {
     std::cerr << "sefar " << command << ": " << e.what() << "\n";
-    return exit_status(std::current_exception());
+    return app::exit_status(std::current_exception());
   } catch (const sefar::graph::PipelineError& e) {
     std::cerr << e.what() << "\n";
     std::cerr << fmt::format("sefar {}: invalid pipeline ({} problem{})\n", command, e.diagnostics().size(),
                              e.diagnostics().size() == 1 ? "" : "s");
-    return exit_status(std::current_exception());
+    return app::exit_status(std::current_exception());
   } catch (const sefar::graph::Interrupted& e) {
     std::cerr << fmt::format("sefar {}: stopped by {}\n", command, sefar::graph::signal_name(e.signal()));
-    return exit_status(std::current_exception());
+    return app::exit_status(std::current_exception());
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return exit_status(std::current_exception());
+    return app::exit_status(std::current_exception());
   }
 }

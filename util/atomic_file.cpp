@@ -12,11 +12,6 @@ namespace sefar::util {
 
 namespace fs = std::filesystem;
 
-WriteError::WriteError(const std::string& path, const std::string& reason)
-    : std::runtime_error("cannot write " + path + ": " + reason), path_(path), reason_(reason) {}
-
-WriteError::WriteError(const std::string& message) : std::runtime_error(message), reason_(message) {}
-
 namespace {
 
 std::string errno_text() {

@@ -5,25 +5,12 @@
 #pragma once
 
 #include <cstddef>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include "util/errors.h"  // WriteError
+
 namespace sefar::util {
-
-// A file could not be written; path() names it, reason() says why (without the path). The runtime
-// maps it to exit status 74, as graph::StorageError.
-class WriteError : public std::runtime_error {
- public:
-  WriteError(const std::string& path, const std::string& reason);
-  // A message naming the path itself (path() empty).
-  explicit WriteError(const std::string& message);
-  const std::string& path() const { return path_; }
-  const std::string& reason() const { return reason_; }
-
- private:
-  std::string path_, reason_;
-};
 
 class AtomicFile {
  public:
