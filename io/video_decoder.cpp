@@ -63,34 +63,6 @@ std::string error_string(int averror) {
 }  // namespace ff
 
 // ---------------------------------------------------------------------------------------------------
-const char* to_string(VideoErrorKind kind) {
-  switch (kind) {
-    case VideoErrorKind::kMissing:
-      return "missing";
-    case VideoErrorKind::kEmpty:
-      return "empty";
-    case VideoErrorKind::kNotVideo:
-      return "not_video";
-    case VideoErrorKind::kNoVideoStream:
-      return "no_video_stream";
-    case VideoErrorKind::kTruncated:
-      return "truncated";
-    case VideoErrorKind::kCorrupt:
-      return "corrupt";
-    case VideoErrorKind::kUnsupported:
-      return "unsupported";
-    case VideoErrorKind::kTooLarge:
-      return "too_large";
-    case VideoErrorKind::kIndexOutOfRange:
-      return "index_out_of_range";
-    case VideoErrorKind::kIo:
-      return "io";
-    case VideoErrorKind::kEncode:
-      return "encode";
-  }
-  return "unknown";
-}
-
 VideoError::VideoError(VideoErrorKind kind, std::string path, std::string reason)
     : std::runtime_error(path + ": " + reason),
       kind_(kind),
