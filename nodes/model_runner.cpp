@@ -9,10 +9,13 @@
 #include "models/device.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
+#include "nodes/batch.h"
 
 namespace sefar::nodes {
 
-LoadedModel load_model_for_node(const std::string& node_id, const std::string& weights, const std::string& device) {
+LoadedModel load_model_for_node(const std::string& node_id, const ModelRunnerParams& params) {
+  params.device.set_threads("node '" + node_id + "'");
+  const std::string& weights = params.weights;
   if (!std::filesystem::exists(weights))
     throw std::invalid_argument(fmt::format("{}: weights file {} does not exist", node_id, weights));
   LoadedModel loaded;
@@ -23,10 +26,18 @@ LoadedModel load_model_for_node(const std::string& node_id, const std::string& w
   } catch (const std::exception& e) {
     throw std::invalid_argument(fmt::format("{}: cannot load {}: {}", node_id, weights, e.what()));
   }
-  loaded.model->to(models::resolve_device(device));
+  loaded.model->to(models::resolve_device(params.device.device));
   loaded.model->eval();
-  loaded.device = device;
+  loaded.device = params.device.device;
   return loaded;
+}
+
+graph::NodeSpec model_runner_spec(std::string type, std::string doc, std::string input_doc) {
+  return graph::NodeSpec(std::move(type))
+      .doc(std::move(doc))
+      .ordered_input("in", batch_message(), std::move(input_doc))
+      .serial()
+      .param_group(model_runner_params);
 }
 
 ModelOutputs run_model(LoadedModel& loaded, const std::vector<std::vector<at::Tensor>>& view_sets) {

@@ -548,14 +548,10 @@ int cmd_synth(const Args& a) {
     else if (name == "threads")
       o.threads = int(as_int(name, v));
     else if (name == "codec") {
-      if (v == "auto")
-        o.codec = io::VideoCodec::kAuto;
-      else if (v == "h264")
-        o.codec = io::VideoCodec::kH264;
-      else if (v == "mpeg4")
-        o.codec = io::VideoCodec::kMpeg4;
-      else
+      const auto codec = io::kVideoCodecs.parse(v);  // the clips are .mp4 files: no VP9
+      if (!codec || *codec == io::VideoCodec::kVp9)
         throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
+      o.codec = *codec;
     } else {
       std::vector<std::string> known = {
           "classes", "train-per-class", "val-per-class", "labeled", "size", "frames", "fps",
@@ -1087,13 +1083,8 @@ int main(int argc, char** argv) {
   // output; skipped clips are reported with their reason at the end instead. SEFAR_FFMPEG_LOG=error,
   // warning or info shows them.
   auto ffmpeg_log = sefar::io::FfmpegLog::kQuiet;
-  if (const char* level = std::getenv("SEFAR_FFMPEG_LOG")) {
-    const std::string l = level;
-    ffmpeg_log = l == "error"     ? sefar::io::FfmpegLog::kErrors
-                 : l == "warning" ? sefar::io::FfmpegLog::kWarnings
-                 : l == "info"    ? sefar::io::FfmpegLog::kInfo
-                                  : sefar::io::FfmpegLog::kQuiet;
-  }
+  if (const char* level = std::getenv("SEFAR_FFMPEG_LOG"))
+    ffmpeg_log = sefar::io::kFfmpegLogs.parse(level).value_or(sefar::io::FfmpegLog::kQuiet);
   sefar::io::set_ffmpeg_log(ffmpeg_log);
   if (command == "prepare") return sefar::tools::cmd_prepare(argc, argv);
   const char* usage = command == "run"        ? kRunUsage
