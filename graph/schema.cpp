@@ -10,26 +10,25 @@
 
 namespace sefar::graph {
 
+namespace {
+
+constexpr auto kParamTypes = util::enum_table<ParamType>(
+    {
+        {ParamType::Bool, "bool"},
+        {ParamType::Int, "int"},
+        {ParamType::Float, "float"},
+        {ParamType::String, "string"},
+        {ParamType::IntList, "int list"},
+        {ParamType::FloatList, "float list"},
+        {ParamType::StringList, "string list"},
+        {ParamType::Object, "object"},
+    },
+    "parameter type");
+
+}  // namespace
+
 const char* to_string(ParamType type) {
-  switch (type) {
-    case ParamType::Bool:
-      return "bool";
-    case ParamType::Int:
-      return "int";
-    case ParamType::Float:
-      return "float";
-    case ParamType::String:
-      return "string";
-    case ParamType::IntList:
-      return "int list";
-    case ParamType::FloatList:
-      return "float list";
-    case ParamType::StringList:
-      return "string list";
-    case ParamType::Object:
-      return "object";
-  }
-  return "?";
+  return kParamTypes.name(type);
 }
 
 static const char* json_kind(const json& v) {

@@ -8,11 +8,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <typeindex>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "util/enum_table.h"
 
 namespace sefar::graph {
 
@@ -135,6 +138,11 @@ class NodeSpec {
   NodeSpec& param_split_list(std::string name, std::optional<std::string> def, std::string doc);
   NodeSpec& param_choice(std::string name, std::string def, std::vector<std::string> choices,
                          std::string doc);
+  // A choice among the names of an enum's table (util/enum_table.h); read it with Params::get_enum.
+  template <class E, std::size_t N>
+  NodeSpec& param_choice(std::string name, E def, const util::EnumTable<E, N>& table, std::string doc) {
+    return param_choice(std::move(name), table.name(def), table.names(), std::move(doc));
+  }
   NodeSpec& param_int_list(std::string name, std::optional<std::vector<std::int64_t>> def, std::string doc,
                            std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt,
                            std::size_t min_size = 0);
@@ -150,6 +158,13 @@ class NodeSpec {
   // Flags the integer parameter declared last as the node's compute thread count
   // (ParamSpec::compute_threads).
   NodeSpec& compute_threads();
+  // Declares, at this place, a group of parameters several node types share: `group` adds them
+  // (e.g. nodes::model_runner_params: weights, device, threads), and a matching options struct reads
+  // them back.
+  NodeSpec& param_group(void (*group)(NodeSpec&)) {
+    group(*this);
+    return *this;
+  }
 
   NodeSpec& factory(NodeFactory f) {
     factory_ = std::move(f);
@@ -208,6 +223,14 @@ class Params {
   std::vector<std::int64_t> get_int_list(const std::string& name) const;
   std::vector<double> get_float_list(const std::string& name) const;
   std::vector<std::string> get_string_list(const std::string& name) const;
+  // The value of a choice declared with an enum's table (NodeSpec::param_choice).
+  template <class E, std::size_t N>
+  E get_enum(const std::string& name, const util::EnumTable<E, N>& table) const {
+    const std::string value = get_string(name);
+    if (auto parsed = table.parse(value)) return *parsed;
+    throw std::invalid_argument("param \"" + name + "\": unknown " + table.what() + " '" + value +
+                                "' (valid: " + table.joined() + ")");
+  }
   const json& raw(const std::string& name) const;
   const json& values() const { return values_; }
 

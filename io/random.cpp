@@ -16,34 +16,6 @@ constexpr std::uint64_t fold(std::uint64_t h, std::uint64_t value, std::uint64_t
 
 }  // namespace
 
-std::string_view purpose_name(Purpose purpose) {
-  switch (purpose) {
-    case Purpose::frames:
-      return "frames";
-    case Purpose::scale:
-      return "scale";
-    case Purpose::crop:
-      return "crop";
-    case Purpose::flip:
-      return "flip";
-    case Purpose::perturb:
-      return "perturb";
-    case Purpose::channel_dropout:
-      return "channel_dropout";
-    case Purpose::shuffle:
-      return "shuffle";
-    case Purpose::mix:
-      return "mix";
-    case Purpose::teacher_dropout:
-      return "teacher_dropout";
-    case Purpose::synth:
-      return "synth";
-    case Purpose::init:
-      return "init";
-  }
-  return "unknown";
-}
-
 std::uint64_t derive_seed(const StreamKey& key) {
   std::uint64_t h = mix64(key.seed ^ 0x5ef4a2c0ffee1234ULL);
   h = fold(h, key.epoch, 1);

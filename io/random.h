@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "util/enum_table.h"
+
 namespace sefar::io {
 
 // The splitmix64 output function: a bijective 64-bit mixer with good avalanche.
@@ -39,7 +41,24 @@ enum class Purpose : std::uint32_t {
   init = 11,            // parameter initialisation
 };
 
-std::string_view purpose_name(Purpose purpose);
+inline constexpr auto kPurposes = util::enum_table<Purpose>(
+    {
+        {Purpose::frames, "frames"},
+        {Purpose::scale, "scale"},
+        {Purpose::crop, "crop"},
+        {Purpose::flip, "flip"},
+        {Purpose::perturb, "perturb"},
+        {Purpose::channel_dropout, "channel_dropout"},
+        {Purpose::shuffle, "shuffle"},
+        {Purpose::mix, "mix"},
+        {Purpose::teacher_dropout, "teacher_dropout"},
+        {Purpose::synth, "synth"},
+        {Purpose::init, "init"},
+    },
+    "purpose");
+inline std::string_view purpose_name(Purpose purpose) {
+  return kPurposes.name(purpose);
+}
 
 // Which draw of a sample: weak and strong views of one clip are independent draws.
 enum class Draw : std::uint32_t { single = 0, weak = 1, strong = 2 };

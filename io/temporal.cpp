@@ -165,38 +165,6 @@ FrameUnion union_indices(const std::vector<ElementSample>& draws) {
 // ---------------------------------------------------------------------------------------------
 // Perturbations.
 
-std::string_view perturbation_name(TemporalPerturbation perturbation) {
-  switch (perturbation) {
-    case TemporalPerturbation::none:
-      return "none";
-    case TemporalPerturbation::moderate:
-      return "moderate";
-    case TemporalPerturbation::all_reverse:
-      return "all_reverse";
-    case TemporalPerturbation::local_shuffle:
-      return "local_shuffle";
-    case TemporalPerturbation::all_shuffle:
-      return "all_shuffle";
-    case TemporalPerturbation::warping:
-      return "warping";
-    case TemporalPerturbation::t_drop:
-      return "t_drop";
-    case TemporalPerturbation::t_half:
-      return "t_half";
-  }
-  return "unknown";
-}
-
-TemporalPerturbation parse_perturbation(std::string_view name) {
-  std::string valid;
-  for (auto p : kAllPerturbations) {
-    if (perturbation_name(p) == name) return p;
-    if (!valid.empty()) valid += ", ";
-    valid += perturbation_name(p);
-  }
-  throw std::invalid_argument(fmt::format("unknown temporal perturbation '{}' (valid: {})", name, valid));
-}
-
 ElementSample reverse_fine_views(const ElementSample& sample) {
   ElementSample out = sample;
   for (std::size_t v = 0; v + 1 < out.frames.size(); ++v)

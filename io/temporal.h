@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io/random.h"
+#include "util/enum_table.h"
 
 namespace sefar::io {
 
@@ -113,15 +114,27 @@ enum class TemporalPerturbation {
   t_half,
 };
 
-inline constexpr std::array<TemporalPerturbation, 8> kAllPerturbations = {
-    TemporalPerturbation::none,          TemporalPerturbation::moderate,    TemporalPerturbation::all_reverse,
-    TemporalPerturbation::local_shuffle, TemporalPerturbation::all_shuffle, TemporalPerturbation::warping,
-    TemporalPerturbation::t_drop,        TemporalPerturbation::t_half,
-};
+inline constexpr auto kTemporalPerturbations = util::enum_table<TemporalPerturbation>(
+    {
+        {TemporalPerturbation::none, "none"},
+        {TemporalPerturbation::moderate, "moderate"},
+        {TemporalPerturbation::all_reverse, "all_reverse"},
+        {TemporalPerturbation::local_shuffle, "local_shuffle"},
+        {TemporalPerturbation::all_shuffle, "all_shuffle"},
+        {TemporalPerturbation::warping, "warping"},
+        {TemporalPerturbation::t_drop, "t_drop"},
+        {TemporalPerturbation::t_half, "t_half"},
+    },
+    "temporal perturbation");
+inline constexpr auto kAllPerturbations = kTemporalPerturbations.values();
 
-std::string_view perturbation_name(TemporalPerturbation perturbation);
+inline std::string_view perturbation_name(TemporalPerturbation perturbation) {
+  return kTemporalPerturbations.name(perturbation);
+}
 // Throws std::invalid_argument naming the valid choices.
-TemporalPerturbation parse_perturbation(std::string_view name);
+inline TemporalPerturbation parse_perturbation(std::string_view name) {
+  return kTemporalPerturbations.parse_or_throw(name);
+}
 
 ElementSample perturb(TemporalPerturbation perturbation, const ElementLayout& layout,
                       const ElementSample& sample, int num_frames, Rng& rng);

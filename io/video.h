@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/enum_table.h"
+
 // FFmpeg's C structs, declared so the RAII aliases below need no FFmpeg header here.
 struct AVFormatContext;
 struct AVCodecContext;
@@ -74,7 +76,25 @@ enum class VideoErrorKind {
   kIo,               // cannot read/write the file (permissions, disk full, rename)
   kEncode,           // the encoder or muxer failed or was given bad frames
 };
-const char* to_string(VideoErrorKind kind);
+// The names are the skip categories the pipeline reports.
+inline constexpr auto kVideoErrorKinds = util::enum_table<VideoErrorKind>(
+    {
+        {VideoErrorKind::kMissing, "missing"},
+        {VideoErrorKind::kEmpty, "empty"},
+        {VideoErrorKind::kNotVideo, "not_video"},
+        {VideoErrorKind::kNoVideoStream, "no_video_stream"},
+        {VideoErrorKind::kTruncated, "truncated"},
+        {VideoErrorKind::kCorrupt, "corrupt"},
+        {VideoErrorKind::kUnsupported, "unsupported"},
+        {VideoErrorKind::kTooLarge, "too_large"},
+        {VideoErrorKind::kIndexOutOfRange, "index_out_of_range"},
+        {VideoErrorKind::kIo, "io"},
+        {VideoErrorKind::kEncode, "encode"},
+    },
+    "video error kind");
+inline const char* to_string(VideoErrorKind kind) {
+  return kVideoErrorKinds.name(kind);
+}
 
 class VideoError : public std::runtime_error {
  public:
@@ -93,6 +113,15 @@ class VideoError : public std::runtime_error {
 // and tests usually want only fatal messages. Not thread-safe against concurrent decoders' logging
 // configuration, only meant to be called at start-up.
 enum class FfmpegLog { kQuiet, kErrors, kWarnings, kInfo };
+// The names are the values of the CLI's SEFAR_FFMPEG_LOG.
+inline constexpr auto kFfmpegLogs = util::enum_table<FfmpegLog>(
+    {
+        {FfmpegLog::kQuiet, "quiet"},
+        {FfmpegLog::kErrors, "error"},
+        {FfmpegLog::kWarnings, "warning"},
+        {FfmpegLog::kInfo, "info"},
+    },
+    "FFmpeg log level");
 void set_ffmpeg_log(FfmpegLog level);
 
 // ---------------------------------------------------------------------------------------------------
@@ -212,7 +241,17 @@ enum class VideoCodec {
   kMpeg4,  // FFmpeg's native MPEG-4 part 2 encoder
   kVp9,    // libvpx-vp9 (webm)
 };
-const char* to_string(VideoCodec codec);
+inline constexpr auto kVideoCodecs = util::enum_table<VideoCodec>(
+    {
+        {VideoCodec::kAuto, "auto"},
+        {VideoCodec::kH264, "h264"},
+        {VideoCodec::kMpeg4, "mpeg4"},
+        {VideoCodec::kVp9, "vp9"},
+    },
+    "video codec");
+inline const char* to_string(VideoCodec codec) {
+  return kVideoCodecs.name(codec);
+}
 // True when FFmpeg here has an encoder for the codec (kAuto: always true when mpeg4 exists).
 bool encoder_available(VideoCodec codec);
 

@@ -1,5 +1,6 @@
 // Frame-exact video decoding on FFmpeg: index once, then one forward pass per request.
 #include "io/video.h"
+#include "io/frame_rotation.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -22,98 +23,6 @@ extern "C" {
 
 namespace sefar::io {
 
-// ---------------------------------------------------------------------------------------------------
-// RAII deleters and small helpers shared with the encoder.
-namespace ff {
-void InputFormatDeleter::operator()(AVFormatContext* p) const {
-  avformat_close_input(&p);
-}
-void OutputFormatDeleter::operator()(AVFormatContext* p) const {
-  if (p->oformat && !(p->oformat->flags & AVFMT_NOFILE) && p->pb) avio_closep(&p->pb);
-  avformat_free_context(p);
-}
-void CodecContextDeleter::operator()(AVCodecContext* p) const {
-  avcodec_free_context(&p);
-}
-void FrameDeleter::operator()(AVFrame* p) const {
-  av_frame_free(&p);
-}
-void PacketDeleter::operator()(AVPacket* p) const {
-  av_packet_free(&p);
-}
-void SwsDeleter::operator()(SwsContext* p) const {
-  sws_freeContext(p);
-}
-
-FramePtr make_frame() {
-  FramePtr f(av_frame_alloc());
-  if (!f) throw std::bad_alloc();
-  return f;
-}
-PacketPtr make_packet() {
-  PacketPtr p(av_packet_alloc());
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-std::string error_string(int averror) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(averror, buf, sizeof buf);
-  return buf;
-}
-}  // namespace ff
-
-// ---------------------------------------------------------------------------------------------------
-const char* to_string(VideoErrorKind kind) {
-  switch (kind) {
-    case VideoErrorKind::kMissing:
-      return "missing";
-    case VideoErrorKind::kEmpty:
-      return "empty";
-    case VideoErrorKind::kNotVideo:
-      return "not_video";
-    case VideoErrorKind::kNoVideoStream:
-      return "no_video_stream";
-    case VideoErrorKind::kTruncated:
-      return "truncated";
-    case VideoErrorKind::kCorrupt:
-      return "corrupt";
-    case VideoErrorKind::kUnsupported:
-      return "unsupported";
-    case VideoErrorKind::kTooLarge:
-      return "too_large";
-    case VideoErrorKind::kIndexOutOfRange:
-      return "index_out_of_range";
-    case VideoErrorKind::kIo:
-      return "io";
-    case VideoErrorKind::kEncode:
-      return "encode";
-  }
-  return "unknown";
-}
-
-VideoError::VideoError(VideoErrorKind kind, std::string path, std::string reason)
-    : std::runtime_error(path + ": " + reason),
-      kind_(kind),
-      path_(std::move(path)),
-      reason_(std::move(reason)) {}
-
-void set_ffmpeg_log(FfmpegLog level) {
-  switch (level) {
-    case FfmpegLog::kQuiet:
-      av_log_set_level(AV_LOG_QUIET);
-      break;
-    case FfmpegLog::kErrors:
-      av_log_set_level(AV_LOG_ERROR);
-      break;
-    case FfmpegLog::kWarnings:
-      av_log_set_level(AV_LOG_WARNING);
-      break;
-    case FfmpegLog::kInfo:
-      av_log_set_level(AV_LOG_INFO);
-      break;
-  }
-}
-
 std::pair<int, int> resized_size(int src_width, int src_height, const ResizeSpec& spec) {
   if (spec.width > 0 && spec.height > 0) return {spec.width, spec.height};
   if (spec.short_side > 0 && src_width > 0 && src_height > 0) {
@@ -127,92 +36,12 @@ std::pair<int, int> resized_size(int src_width, int src_height, const ResizeSpec
 
 namespace {
 
-// Rotation the ffmpeg CLI would apply (clockwise degrees, 0/90/180/270) from the stream's display
-// matrix. The matrix is read from codecpar's coded side data on FFmpeg >= 6.1 and from AVStream's
-// side data before (av_stream_get_side_data is deprecated there).
-int stream_rotation(const AVStream* st) {
-  const uint8_t* matrix = nullptr;
-  std::size_t size = 0;
-#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 30, 100)
-  const AVPacketSideData* sd = av_packet_side_data_get(
-      st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
-  if (sd) matrix = sd->data, size = sd->size;
-#else
-  for (int i = 0; i < st->nb_side_data; ++i) {
-    if (st->side_data[i].type == AV_PKT_DATA_DISPLAYMATRIX) {
-      matrix = st->side_data[i].data;
-      size = st->side_data[i].size;
-    }
-  }
-#endif
-  if (!matrix || size < 9 * sizeof(int32_t)) return 0;
-  const double angle = av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
-  if (std::isnan(angle)) return 0;
-  // The matrix rotates counter-clockwise; display needs the opposite turn.
-  double theta = -std::round(angle);
-  theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
-  for (int r : {90, 180, 270})
-    if (std::fabs(theta - r) < 1.0) return r;
-  return 0;
-}
-
 bool frame_is_key(const AVFrame* f) {
 #if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(58, 7, 100)
   return (f->flags & AV_FRAME_FLAG_KEY) != 0;
 #else
   return f->key_frame != 0;  // the only key flag before AV_FRAME_FLAG_KEY existed
 #endif
-}
-
-// Planar 8-bit layouts whose planes can be turned as plain byte matrices, with equal horizontal and
-// vertical chroma subsampling so the turned image is again a valid frame of the same format.
-bool turnable(const AVPixFmtDescriptor* d) {
-  if (!d || (d->flags & (AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_PAL)))
-    return false;
-  if (!(d->flags & AV_PIX_FMT_FLAG_PLANAR) && d->nb_components != 1) return false;
-  if (d->log2_chroma_w != d->log2_chroma_h) return false;
-  for (int c = 0; c < d->nb_components; ++c)
-    if (d->comp[c].depth != 8 || d->comp[c].step != 1) return false;
-  return true;
-}
-
-// dst = src turned clockwise by `degrees`; src is sw x sh, dst is (dw x dh) = turned size.
-void turn_plane(const uint8_t* src, int src_ls, int sw, int sh, uint8_t* dst, int dst_ls, int degrees) {
-  if (degrees == 90) {  // dst(r, c) = src(sh - 1 - c, r), dst is sh wide
-    for (int r = 0; r < sw; ++r) {
-      uint8_t* out = dst + static_cast<std::ptrdiff_t>(r) * dst_ls;
-      for (int c = 0; c < sh; ++c) out[c] = src[static_cast<std::ptrdiff_t>(sh - 1 - c) * src_ls + r];
-    }
-  } else if (degrees == 270) {  // dst(r, c) = src(c, sw - 1 - r)
-    for (int r = 0; r < sw; ++r) {
-      uint8_t* out = dst + static_cast<std::ptrdiff_t>(r) * dst_ls;
-      for (int c = 0; c < sh; ++c) out[c] = src[static_cast<std::ptrdiff_t>(c) * src_ls + (sw - 1 - r)];
-    }
-  } else {  // 180: dst(r, c) = src(sh - 1 - r, sw - 1 - c)
-    for (int r = 0; r < sh; ++r) {
-      const uint8_t* in = src + static_cast<std::ptrdiff_t>(sh - 1 - r) * src_ls;
-      uint8_t* out = dst + static_cast<std::ptrdiff_t>(r) * dst_ls;
-      for (int c = 0; c < sw; ++c) out[c] = in[sw - 1 - c];
-    }
-  }
-}
-
-// Same as turn_plane for packed RGB24 (3 bytes per pixel).
-void turn_rgb(const uint8_t* src, int sw, int sh, uint8_t* dst, int degrees) {
-  const int dw = degrees == 180 ? sw : sh;
-  for (int y = 0; y < sh; ++y) {
-    for (int x = 0; x < sw; ++x) {
-      int dx, dy;
-      if (degrees == 90)
-        dx = sh - 1 - y, dy = x;
-      else if (degrees == 270)
-        dx = y, dy = sw - 1 - x;
-      else
-        dx = sw - 1 - x, dy = sh - 1 - y;
-      std::memcpy(dst + (static_cast<std::size_t>(dy) * dw + dx) * 3,
-                  src + (static_cast<std::size_t>(y) * sw + x) * 3, 3);
-    }
-  }
 }
 
 struct CachedScaler {

@@ -26,18 +26,16 @@ namespace sefar::io {
 
 namespace {
 
+// FFmpeg's encoder of each codec (kAuto is resolved first).
+constexpr auto kEncoderNames = util::enum_table<VideoCodec>(
+    {
+        {VideoCodec::kH264, "libx264"},
+        {VideoCodec::kMpeg4, "mpeg4"},
+        {VideoCodec::kVp9, "libvpx-vp9"},
+    },
+    "encoder");
 const char* encoder_name(VideoCodec codec) {
-  switch (codec) {
-    case VideoCodec::kH264:
-      return "libx264";
-    case VideoCodec::kMpeg4:
-      return "mpeg4";
-    case VideoCodec::kVp9:
-      return "libvpx-vp9";
-    case VideoCodec::kAuto:
-      break;
-  }
-  return "";
+  return kEncoderNames.name(codec);
 }
 
 bool cpu_has_avx512() {
@@ -74,20 +72,6 @@ std::string container_for(const std::string& path, const EncoderOptions& o, Vide
 }
 
 }  // namespace
-
-const char* to_string(VideoCodec codec) {
-  switch (codec) {
-    case VideoCodec::kAuto:
-      return "auto";
-    case VideoCodec::kH264:
-      return "h264";
-    case VideoCodec::kMpeg4:
-      return "mpeg4";
-    case VideoCodec::kVp9:
-      return "vp9";
-  }
-  return "unknown";
-}
 
 bool encoder_available(VideoCodec codec) {
   return avcodec_find_encoder_by_name(encoder_name(resolve(codec))) != nullptr;

@@ -70,34 +70,6 @@ void ModelConfig::validate() const {
   if (!err.empty()) throw std::invalid_argument("model config: " + err);
 }
 
-std::string to_string(AttentionImpl impl) {
-  switch (impl) {
-    case AttentionImpl::kAuto:
-      return "auto";
-    case AttentionImpl::kExplicit:
-      return "explicit";
-    case AttentionImpl::kFused:
-      return "fused";
-  }
-  return "auto";
-}
-
-AttentionImpl attention_impl_from_string(const std::string& s) {
-  if (s == "auto") return AttentionImpl::kAuto;
-  if (s == "explicit") return AttentionImpl::kExplicit;
-  if (s == "fused") return AttentionImpl::kFused;
-  throw std::invalid_argument("unknown attention implementation '" + s +
-                              "' (expected auto, explicit, fused)");
-}
-
-std::string to_string(ParamInit init) { return init == ParamInit::kTorch ? "torch" : "official"; }
-
-ParamInit param_init_from_string(const std::string& s) {
-  if (s == "official") return ParamInit::kOfficial;
-  if (s == "torch") return ParamInit::kTorch;
-  throw std::invalid_argument("unknown initialisation '" + s + "' (expected official, torch)");
-}
-
 ModelConfig model_config_from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("model config must be a JSON object");
   ModelConfig c;

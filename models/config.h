@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "util/enum_table.h"
+
 namespace sefar::models {
 
 // Which attention kernel the model uses (see models/device.h).
@@ -23,6 +25,20 @@ enum class ParamInit {
   kTorch,     // LibTorch's default for every layer (Kaiming-uniform linears), zero embeddings; small
               // models trained from scratch leave their initial plateau much sooner (pipelines/synthetic/sefar.json)
 };
+
+inline constexpr auto kAttentionImpls = util::enum_table<AttentionImpl>(
+    {
+        {AttentionImpl::kAuto, "auto"},
+        {AttentionImpl::kExplicit, "explicit"},
+        {AttentionImpl::kFused, "fused"},
+    },
+    "attention implementation");
+inline constexpr auto kParamInits = util::enum_table<ParamInit>(
+    {
+        {ParamInit::kOfficial, "official"},
+        {ParamInit::kTorch, "torch"},
+    },
+    "initialisation");
 
 struct ModelConfig {
   std::string size = "tiny";  // preset this was built from ("tiny", "S", "B" or "custom"); informational
@@ -68,9 +84,18 @@ struct ModelConfig {
 ModelConfig model_config_from_json(const nlohmann::json& j);
 nlohmann::json model_config_to_json(const ModelConfig& c);
 
-std::string to_string(AttentionImpl impl);
-std::string to_string(ParamInit init);
-ParamInit param_init_from_string(const std::string& s);
-AttentionImpl attention_impl_from_string(const std::string& s);
+inline std::string to_string(AttentionImpl impl) {
+  return kAttentionImpls.name(impl);
+}
+inline std::string to_string(ParamInit init) {
+  return kParamInits.name(init);
+}
+// Throw std::invalid_argument naming the valid names.
+inline ParamInit param_init_from_string(const std::string& s) {
+  return kParamInits.parse_or_throw(s);
+}
+inline AttentionImpl attention_impl_from_string(const std::string& s) {
+  return kAttentionImpls.parse_or_throw(s);
+}
 
 }  // namespace sefar::models

@@ -22,25 +22,6 @@ TeacherStats teacher_stats(const at::Tensor& probs) {
   return t;
 }
 
-Regulation regulation_from_string(const std::string& name) {
-  if (name == "adaptive") return Regulation::adaptive;
-  if (name == "fixed") return Regulation::fixed;
-  if (name == "none") return Regulation::none;
-  throw std::invalid_argument(fmt::format("unknown regulation \"{}\" (adaptive, fixed, none)", name));
-}
-
-std::string to_string(Regulation r) {
-  switch (r) {
-    case Regulation::adaptive:
-      return "adaptive";
-    case Regulation::fixed:
-      return "fixed";
-    case Regulation::none:
-      return "none";
-  }
-  return "?";
-}
-
 at::Tensor regulation_weights(Regulation r, const at::Tensor& p_max, const at::Tensor& s_max,
                               double threshold) {
   switch (r) {

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "io/random.h"
+#include "util/enum_table.h"
 
 namespace torch::nn {
 class Module;
@@ -30,8 +31,20 @@ struct TeacherStats {
 TeacherStats teacher_stats(const at::Tensor& probs);
 
 enum class Regulation { adaptive, fixed, none };
-Regulation regulation_from_string(const std::string& name);
-std::string to_string(Regulation r);
+inline constexpr auto kRegulations = util::enum_table<Regulation>(
+    {
+        {Regulation::adaptive, "adaptive"},
+        {Regulation::fixed, "fixed"},
+        {Regulation::none, "none"},
+    },
+    "regulation");
+// Throws std::invalid_argument naming the valid names.
+inline Regulation regulation_from_string(const std::string& name) {
+  return kRegulations.parse_or_throw(name);
+}
+inline std::string to_string(Regulation r) {
+  return kRegulations.name(r);
+}
 
 // Adaptive: eta = 2 sigmoid(exp(p_max) - e) * 2 (sigmoid(1 / (20 s_max + 1e-9)) - 0.5), in (0, 1].
 // Fixed (FixMatch): eta = [p_max >= threshold]. None: eta = 1.

@@ -5,8 +5,6 @@
 #include <filesystem>
 #include <iostream>
 
-#include <ATen/Parallel.h>
-
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,7 +12,6 @@
 #include "graph/node.h"
 #include "graph/runtime.h"
 #include "io/report.h"
-#include "models/device.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
@@ -27,28 +24,25 @@ namespace sefar::nodes {
 namespace {
 
 struct ClassifyOptions {
-  std::string weights, device, out, predictions, classes;
-  int threads = 0;
+  ModelRunnerParams runner;
+  std::string out, predictions, classes;
 };
 
 class ClassifyNode final : public graph::Node {
  public:
   explicit ClassifyNode(const graph::NodeContext& ctx) : id_(ctx.id), run_dir_(ctx.run_dir) {
     const auto& p = ctx.params;
-    options_.weights = p.get_string("weights");
-    options_.device = p.get_string("device");
+    options_.runner = ModelRunnerParams::read(p);
     options_.out = p.get_string("out");
     options_.predictions = p.get_string("predictions");
-    options_.threads = int(p.get_int("threads"));
     options_.classes = p.get_string("classes");
-    models::set_intra_op_threads(options_.threads, "node '" + id_ + "'");
-    model_ = load_model_for_node(options_.weights, options_.device);
+    model_ = load_model_for_node(options_.runner);
     evaluation_ = std::make_unique<models::Evaluation>(int(model_.config.num_classes));
     if (!options_.classes.empty()) {
       try {
         class_names_ = io::read_class_names(options_.classes);
       } catch (const std::exception& e) {
-        throw util::ParamError("classes", fmt::format("{}", e.what()));
+        throw util::ParamError("classes", e.what());
       }
       if (class_names_.size() != std::size_t(model_.config.num_classes))
         throw util::ParamError("classes", fmt::format("{} names {} classes, the model has {}",
@@ -84,7 +78,7 @@ class ClassifyNode final : public graph::Node {
 
   void finish(graph::Output&) override {
     auto j = evaluation_->to_json();
-    j["weights"] = options_.weights;
+    j["weights"] = options_.runner.weights;
     std::cerr << fmt::format("{}: top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips)\n", id_,
                              100 * evaluation_->top1(), 100 * evaluation_->top5(),
                              100 * evaluation_->mean_class_accuracy(), evaluation_->count());
@@ -107,25 +101,20 @@ class ClassifyNode final : public graph::Node {
 }  // namespace
 
 graph::NodeSpec classify_spec() {
-  return graph::NodeSpec("classify")
-      .doc(
-          "Evaluates trained weights on batches (view sets averaged for multi-view testing) and writes "
-          "top-1/top-5, per-class accuracy and the confusion matrix to RUN_DIR/<out>, one prediction per "
-          "clip to RUN_DIR/<predictions>.")
-      .ordered_input("in", batch_message(), "batches with the list's labels (eval or test draws)")
-      .serial()
-      .param_string(
-          "weights", std::nullopt,
-          "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
-      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
-      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+  return model_runner_spec(
+             "classify",
+             "Evaluates trained weights on batches (view sets averaged for multi-view testing) and writes "
+             "top-1/top-5, per-class accuracy and the confusion matrix to RUN_DIR/<out>, one prediction per "
+             "clip to RUN_DIR/<predictions>.",
+             "batches with the list's labels (eval or test draws)")
       .param_string("out", "evaluation.json", "results file, relative to the run directory")
       .param_string("predictions", "predictions.jsonl",
                     "per-clip predictions file (empty: none): clip, label, prediction, confidence and the "
                     "probability of every class")
-      .param_string("classes", "",
-                    "classes file (\"index name\" per line, as sefar synth writes): predictions also name the "
-                    "predicted and the true class (empty: numbers only)")
+      .param_string(
+          "classes", "",
+          "classes file (\"index name\" per line, as sefar synth writes): predictions also name the "
+          "predicted and the true class (empty: numbers only)")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<ClassifyNode>(ctx); });
 }
 

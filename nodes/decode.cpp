@@ -17,6 +17,14 @@ namespace sefar::nodes {
 namespace {
 
 enum class DrawMode { train, weak_strong, eval, test };
+constexpr auto kDrawModes = util::enum_table<DrawMode>(
+    {
+        {DrawMode::train, "train", "one random draw"},
+        {DrawMode::weak_strong, "weak_strong", "two independent random draws (SeFAR's unlabeled clips)"},
+        {DrawMode::eval, "eval", "segment centres"},
+        {DrawMode::test, "test", "test_clips evenly offset draws (multi-view testing)"},
+    },
+    "draw mode");
 
 struct DecodeOptions {
   std::vector<int> views;
@@ -33,11 +41,7 @@ class DecodeNode final : public graph::Node {
   explicit DecodeNode(const graph::NodeContext& ctx) : seed_(ctx.seed) {
     const auto& p = ctx.params;
     for (auto k : p.get_int_list("views")) options_.views.push_back(int(k));
-    auto mode = p.get_string("draws");
-    options_.mode = mode == "train"         ? DrawMode::train
-                    : mode == "weak_strong" ? DrawMode::weak_strong
-                    : mode == "eval"        ? DrawMode::eval
-                                            : DrawMode::test;
+    options_.mode = p.get_enum("draws", kDrawModes);
     options_.test_clips = int(p.get_int("test_clips"));
     auto side = p.get_int_list("short_side");
     if (side.size() != 2 || side[0] > side[1])
@@ -47,7 +51,7 @@ class DecodeNode final : public graph::Node {
     options_.max_short_side = int(side[1]);
     options_.threads = int(p.get_int("threads"));
     options_.max_pixels = p.get_int("max_pixels");
-    options_.perturbation = io::parse_perturbation(p.get_string("perturbation"));
+    options_.perturbation = p.get_enum("perturbation", io::kTemporalPerturbations);
     layout_ = io::make_layout(options_.views);
   }
 
@@ -118,17 +122,13 @@ graph::NodeSpec decode_spec() {
       .output("out", decoded_message(), "decoded frames with the draws' positions")
       .param_int_list("views", std::vector<std::int64_t>{2, 2, 4},
                       "frames per view; the last view is the coarse (context) element", 1, 256, 1)
-      .param_choice(
-          "draws", "train", {"train", "weak_strong", "eval", "test"},
-          "train: one random draw; weak_strong: two independent random draws (SeFAR's unlabeled "
-          "clips); eval: segment centres; test: test_clips evenly offset draws (multi-view testing)")
+      .param_choice("draws", DrawMode::train, kDrawModes, kDrawModes.describe())
       .param_int("test_clips", 5, "test mode: temporal draws per clip", 1, 64)
       .param_int_list("short_side", std::vector<std::int64_t>{256, 320},
                       "[min, max] short side after resizing; random in range when training, min in eval", 8,
                       4096, 2)
       .param_choice(
-          "perturbation", "moderate",
-          {"none", "moderate", "all_reverse", "local_shuffle", "all_shuffle", "warping", "t_drop", "t_half"},
+          "perturbation", io::TemporalPerturbation::moderate, io::kTemporalPerturbations,
           "temporal perturbation of the strong draw (weak_strong only); moderate reverses every fine "
           "view and keeps the coarse one")
       .param_int("threads", 1, "FFmpeg decoder threads per clip (frame threading delays output)", 1, 64)

@@ -3,8 +3,6 @@
 #include <filesystem>
 #include <iostream>
 
-#include <ATen/Parallel.h>
-
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,7 +10,6 @@
 #include "graph/node.h"
 #include "io/safetensors.h"
 #include "models/config.h"
-#include "models/device.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
 #include "nodes/model_runner.h"
@@ -25,11 +22,10 @@ class ExportFeaturesNode final : public graph::Node {
  public:
   explicit ExportFeaturesNode(const graph::NodeContext& ctx) : id_(ctx.id), run_dir_(ctx.run_dir) {
     const auto& p = ctx.params;
-    weights_ = p.get_string("weights");
+    runner_ = ModelRunnerParams::read(p);
     out_ = p.get_string("out");
-    models::set_intra_op_threads(int(p.get_int("threads")), "node '" + id_ + "'");
     if (run_dir_.empty()) throw std::invalid_argument("needs a run directory (runtime.run_dir)");
-    model_ = load_model_for_node(weights_, p.get_string("device"));
+    model_ = load_model_for_node(runner_);
   }
 
   void process(int, const graph::Item& item, graph::Output&) override {
@@ -53,7 +49,7 @@ class ExportFeaturesNode final : public graph::Node {
     std::map<std::string, std::string> metadata = {
         {"format", "sefar-features-1"},
         {"clips", nlohmann::json(clips_).dump()},
-        {"weights", weights_},
+        {"weights", runner_.weights},
         {"sefar.model_config", models::model_config_to_json(model_.config).dump()},
     };
     auto path = (std::filesystem::path(run_dir_) / out_).string();
@@ -64,7 +60,8 @@ class ExportFeaturesNode final : public graph::Node {
   }
 
  private:
-  std::string id_, run_dir_, weights_, out_;
+  std::string id_, run_dir_, out_;
+  ModelRunnerParams runner_;
   LoadedModel model_;
   std::vector<at::Tensor> fused_, views_;
   std::vector<std::string> clips_;
@@ -74,19 +71,12 @@ class ExportFeaturesNode final : public graph::Node {
 }  // namespace
 
 graph::NodeSpec export_features_spec() {
-  return graph::NodeSpec("export_features")
-      .doc(
-          "Writes the fused feature z [N, fusion_dim] and the per-view CLS features [N, V, embed_dim] of "
-          "every "
-          "clip (source order; view sets averaged) to RUN_DIR/<out> (safetensors: fused, views, labels; "
-          "metadata 'clips' is the JSON list of clip paths).")
-      .ordered_input("in", batch_message(), "batches (eval or test draws)")
-      .serial()
-      .param_string(
-          "weights", std::nullopt,
-          "weights written by sefar_train (RUN_DIR/model.safetensors or checkpoints/best.safetensors)")
-      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
-      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
+  return model_runner_spec(
+             "export_features",
+             "Writes the fused feature z [N, fusion_dim] and the per-view CLS features [N, V, embed_dim] of "
+             "every clip (source order; view sets averaged) to RUN_DIR/<out> (safetensors: fused, views, "
+             "labels; metadata 'clips' is the JSON list of clip paths).",
+             "batches (eval or test draws)")
       .param_string("out", "features.safetensors", "output file, relative to the run directory")
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<ExportFeaturesNode>(ctx); });
 }

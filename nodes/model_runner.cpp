@@ -9,11 +9,13 @@
 #include "models/device.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
+#include "nodes/batch.h"
 #include "util/errors.h"
 
 namespace sefar::nodes {
 
-LoadedModel load_model_for_node(const std::string& weights, const std::string& device) {
+LoadedModel load_model_for_node(const ModelRunnerParams& params) {
+  const std::string& weights = params.weights;
   if (!std::filesystem::exists(weights))
     throw util::ParamError("weights", fmt::format("weights file {} does not exist", weights));
   LoadedModel loaded;
@@ -24,10 +26,18 @@ LoadedModel load_model_for_node(const std::string& weights, const std::string& d
   } catch (const std::exception& e) {
     throw util::ParamError("weights", fmt::format("cannot load {}: {}", weights, e.what()));
   }
-  loaded.model->to(models::resolve_device(device));
+  loaded.model->to(models::resolve_device(params.device.device));
   loaded.model->eval();
-  loaded.device = device;
+  loaded.device = params.device.device;
   return loaded;
+}
+
+graph::NodeSpec model_runner_spec(std::string type, std::string doc, std::string input_doc) {
+  return graph::NodeSpec(std::move(type))
+      .doc(std::move(doc))
+      .ordered_input("in", batch_message(), std::move(input_doc))
+      .serial()
+      .param_group(model_runner_params);
 }
 
 ModelOutputs run_model(LoadedModel& loaded, const std::vector<std::vector<at::Tensor>>& view_sets) {

@@ -9,6 +9,7 @@
 #include "models/timesformer.h"
 #include "nodes/builtin.h"
 #include "nodes/init_weights.h"
+#include "nodes/param_groups.h"
 #include "nodes/train_step.h"
 #include "util/errors.h"
 
@@ -31,10 +32,10 @@ graph::NodeSpec sefar_model_spec() {
       .param_float("head_dropout", 0.5, "dropout before the classifier (also the teacher's MC dropout)", 0,
                    0.95)
       .param_choice(
-          "init", "official", {"official", "torch"},
+          "init", models::ParamInit::kOfficial, models::kParamInits,
           "initialisation from scratch: official (timm: truncated normal, std 0.02) or torch (LibTorch's "
           "layer defaults; small models from scratch learn much sooner)")
-      .param_choice("attention", "auto", {"auto", "explicit", "fused"},
+      .param_choice("attention", models::AttentionImpl::kAuto, models::kAttentionImpls,
                     "attention kernel: explicit (softmax(q k^T) v), fused (at::scaled_dot_product_attention, "
                     "LibTorch 2.x) or auto (fused where it exists)")
       .param_choice("precision", "fp32", {"fp32", "bf16"},
@@ -53,11 +54,7 @@ graph::NodeSpec sefar_model_spec() {
           "teacher, else its student), or an official SeFAR checkpoint converted by "
           "tools/convert_official.py), backbone and head, loaded strictly; empty: none. A resumed run "
           "continues from its checkpoint instead")
-      .param_string("device", "cpu", "cpu, cuda, cuda:N or auto")
-      .may_change_on_resume()
-      .param_int("threads", 0, "LibTorch intra-op threads (0: leave LibTorch's setting)", 0, 1024)
-      .may_change_on_resume()
-      .compute_threads()
+      .param_group(device_params)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
         const auto& p = ctx.params;
         models::TrainerOptions t;
@@ -69,10 +66,11 @@ graph::NodeSpec sefar_model_spec() {
         if (p.get_int("patch") > 0) t.model.patch_size = p.get_int("patch");
         t.model.drop_path_rate = p.get_float("drop_path");
         t.model.head_dropout = p.get_float("head_dropout");
-        t.model.init = models::param_init_from_string(p.get_string("init"));
-        t.model.attention = models::attention_impl_from_string(p.get_string("attention"));
+        t.model.init = p.get_enum("init", models::kParamInits);
+        t.model.attention = p.get_enum("attention", models::kAttentionImpls);
         t.bf16 = p.get_string("precision") == "bf16";
-        t.device = p.get_string("device");
+        const auto device = DeviceParams::read(p);
+        t.device = device.device;
         t.seed = ctx.seed;
         const std::string pretrained = p.get_string("pretrained"), init_from = p.get_string("init_from");
         if (!pretrained.empty() && !init_from.empty())

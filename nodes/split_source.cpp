@@ -25,6 +25,16 @@ namespace sefar::nodes {
 
 namespace {
 
+// How a data-parallel job deals the list out (the parameter's doc says what each does).
+enum class Shard { padded, exact, none };
+constexpr auto kShards = util::enum_table<Shard>(
+    {
+        {Shard::padded, "padded"},
+        {Shard::exact, "exact"},
+        {Shard::none, "none"},
+    },
+    "shard mode");
+
 struct SplitSourceOptions {
   std::string list;
   std::string root;
@@ -37,7 +47,7 @@ struct SplitSourceOptions {
   int num_classes = 0;
   bool strict = true;
   int strip_components = 0;
-  std::string shard = "padded";  // padded | exact | none
+  Shard shard = Shard::padded;
 };
 
 class SplitSource final : public graph::Source {
@@ -55,8 +65,8 @@ class SplitSource final : public graph::Source {
     options_.num_classes = int(p.get_int("num_classes"));
     options_.strict = p.get_bool("strict");
     options_.strip_components = int(p.get_int("strip_components"));
-    options_.shard = p.get_string("shard");
-    if (options_.shard != "none" && ctx.world_size > 1) {
+    options_.shard = p.get_enum("shard", kShards);
+    if (options_.shard != Shard::none && ctx.world_size > 1) {
       rank_ = std::uint64_t(ctx.rank);
       world_ = std::uint64_t(ctx.world_size);
     }
@@ -105,7 +115,7 @@ class SplitSource final : public graph::Source {
     const std::uint64_t round = local_ % local_epoch;
     std::uint64_t offset = round * world_ + rank_;  // the item's place in its epoch
     if (offset >= per_epoch_) {
-      if (options_.shard == "exact") {          // this rank's share of the epoch is done
+      if (options_.shard == Shard::exact) {     // this rank's share of the epoch is done
         if (rank_ >= per_epoch_) return false;  // more ranks than items: nothing for this one
         local_ = (epoch + 1) * local_epoch;
         return produce(out);
@@ -185,7 +195,7 @@ graph::NodeSpec split_source_spec() {
       .param_bool("strict", true, "stop on a malformed line (false: report and skip it)")
       .param_int("strip_components", 0, "leading path components removed from listed paths", 0, 64)
       .param_choice(
-          "shard", "padded", {"padded", "exact", "none"},
+          "shard", Shard::padded, kShards,
           "in a data-parallel job: padded (each rank its round-robin share of every epoch, the last "
           "round filled from the epoch's start so all ranks take the same number of steps), exact "
           "(each item once over all ranks: evaluation), none (every rank the whole list)")

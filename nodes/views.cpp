@@ -16,6 +16,13 @@ namespace sefar::nodes {
 namespace {
 
 enum class SpatialMode { train, eval, test };
+constexpr auto kSpatialModes = util::enum_table<SpatialMode>(
+    {
+        {SpatialMode::train, "train", "random crop and flip per draw"},
+        {SpatialMode::eval, "eval", "centre crop"},
+        {SpatialMode::test, "test", "spatial_crops crops along the long side for every draw"},
+    },
+    "view mode");
 
 struct ViewsOptions {
   int crop = 224;
@@ -31,8 +38,7 @@ class ViewsNode final : public graph::Node {
   explicit ViewsNode(const graph::NodeContext& ctx) : seed_(ctx.seed) {
     const auto& p = ctx.params;
     options_.crop = int(p.get_int("crop"));
-    auto mode = p.get_string("mode");
-    options_.mode = mode == "train" ? SpatialMode::train : mode == "eval" ? SpatialMode::eval : SpatialMode::test;
+    options_.mode = p.get_enum("mode", kSpatialModes);
     options_.spatial_crops = int(p.get_int("spatial_crops"));
     options_.flip_probability = p.get_float("flip");
     options_.channel_dropout = p.get_float("channel_dropout");
@@ -90,18 +96,19 @@ class ViewsNode final : public graph::Node {
 
 graph::NodeSpec views_spec() {
   return graph::NodeSpec("views")
-      .doc("Crops, flips and normalises decoded clips into float views [3, T, S, S] per view; for two "
-           "draws (weak, strong) also draws the strong draw's channel dropout.")
+      .doc(
+          "Crops, flips and normalises decoded clips into float views [3, T, S, S] per view; for two "
+          "draws (weak, strong) also draws the strong draw's channel dropout.")
       .input("in", decoded_message(), "decoded clips")
       .output("out", views_message(), "view tensors per draw")
       .param_int("crop", 224, "square crop size in pixels", 8, 4096)
-      .param_choice("mode", "train", {"train", "eval", "test"},
-                    "train: random crop and flip per draw; eval: centre crop; test: spatial_crops crops along "
-                    "the long side for every draw")
+      .param_choice("mode", SpatialMode::train, kSpatialModes, kSpatialModes.describe())
       .param_int("spatial_crops", 3, "test mode: crops per draw", 1, 16)
       .param_float("flip", 0.5, "train: probability of a horizontal flip", 0, 1)
-      .param_float("channel_dropout", 0.2, "train with two draws: probability each channel of the strong draw is "
-                   "zeroed (kept channels scaled by 1/(1-p))", 0, 0.99)
+      .param_float("channel_dropout", 0.2,
+                   "train with two draws: probability each channel of the strong draw is "
+                   "zeroed (kept channels scaled by 1/(1-p))",
+                   0, 0.99)
       .param_float("mean", 0.45, "normalisation mean (values in [0, 1])", -10, 10)
       .param_float("std", 0.225, "normalisation standard deviation", 1e-6, 10)
       .factory([](const graph::NodeContext& ctx) { return std::make_unique<ViewsNode>(ctx); });

@@ -85,3 +85,4 @@ sefar_add_test(test_cuda ${CMAKE_CURRENT_LIST_DIR}/test_cuda.cpp
         "gpu=cuda: upload*,cuda: batches*,cuda: CUDA-event*,cuda: a training step*,cuda: bf16*,cuda: the NCCL*")
 set_tests_properties(test_cuda_gpu PROPERTIES SKIP_REGULAR_EXPRESSION "skipped: no CUDA device")
 sefar_add_test(test_atomic_file ${CMAKE_CURRENT_LIST_DIR}/test_atomic_file.cpp)
+sefar_add_test(test_enum_table ${CMAKE_CURRENT_LIST_DIR}/test_enum_table.cpp)

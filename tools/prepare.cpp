@@ -124,12 +124,10 @@ io::FineGymPrepareOptions parse_finegym(int argc, char** argv, bool* help) {
     if (arg == "--crf") o.cut.encoder.crf = parse_int(arg, v, 0, 63);
     if (arg == "--preset") o.cut.encoder.preset = v;
     if (arg == "--codec") {
-      if (v == "auto" || v == "h264" || v == "mpeg4")
-        o.cut.encoder.codec = v == "h264"    ? io::VideoCodec::kH264
-                              : v == "mpeg4" ? io::VideoCodec::kMpeg4
-                                             : io::VideoCodec::kAuto;
-      else
+      const auto codec = io::kVideoCodecs.parse(v);  // the clips are .mp4 files: no VP9
+      if (!codec || *codec == io::VideoCodec::kVp9)
         throw UsageError(fmt::format("--codec: expected auto, h264 or mpeg4, got \"{}\"", v));
+      o.cut.encoder.codec = *codec;
     }
   }
   if (o.out_dir.empty()) throw UsageError("missing OUT_DIR");

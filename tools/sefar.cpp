@@ -88,8 +88,8 @@ options:
                      the position of every source are restored, so the run goes on as if never
                      stopped; metrics.jsonl is cut back to the checkpoint. Without PIPELINE the
                      run's own resolved pipeline is used; with one, it must resolve to the same run
-                     (only threads, concurrency, device, log_every, eval_batch, keep_last,
-                     on_nonfinite and inject_nonfinite_at_step may differ). Without a checkpoint yet,
+                     (only a node's concurrency and the parameters `sefar nodes` marks "may change on
+                     resume" may differ: threads, devices, logging, ...). Without a checkpoint yet,
                      the run starts from the beginning. A damaged checkpoint (cut short, checksum,
                      non-finite weights) is named and renamed aside (*.damaged); the newest intact one
                      is used; with none intact the run stops (exit 2).
@@ -275,6 +275,8 @@ std::string describe_param(const graph::ParamSpec& p) {
   if (p.min_size) out += fmt::format(", at least {} element(s)", *p.min_size);
   if (!p.choices.empty()) out += fmt::format(", one of: {}", fmt::join(p.choices, " | "));
   if (!p.model_type.empty()) out += fmt::format(", names a \"{}\" under \"models\"", p.model_type);
+  if (p.may_change_on_resume) out += ", may change on resume";
+  if (p.compute_threads) out += ", sets LibTorch's threads";
   out += "\n        " + p.doc + "\n";
   return out;
 }
@@ -287,6 +289,8 @@ nlohmann::json param_json(const graph::ParamSpec& p) {
   if (p.max) j["max"] = *p.max;
   if (!p.choices.empty()) j["choices"] = p.choices;
   if (!p.model_type.empty()) j["model_type"] = p.model_type;
+  if (p.may_change_on_resume) j["may_change_on_resume"] = true;
+  if (p.compute_threads) j["compute_threads"] = true;
   return j;
 }
 
@@ -546,13 +550,8 @@ int main(int argc, char** argv) {
   // output; skipped clips are reported with their reason at the end instead. SEFAR_FFMPEG_LOG=error,
   // warning or info shows them.
   auto ffmpeg_log = sefar::io::FfmpegLog::kQuiet;
-  if (const char* level = std::getenv("SEFAR_FFMPEG_LOG")) {
-    const std::string l = level;
-    ffmpeg_log = l == "error"     ? sefar::io::FfmpegLog::kErrors
-                 : l == "warning" ? sefar::io::FfmpegLog::kWarnings
-                 : l == "info"    ? sefar::io::FfmpegLog::kInfo
-                                  : sefar::io::FfmpegLog::kQuiet;
-  }
+  if (const char* level = std::getenv("SEFAR_FFMPEG_LOG"))
+    ffmpeg_log = sefar::io::kFfmpegLogs.parse(level).value_or(sefar::io::FfmpegLog::kQuiet);
   sefar::io::set_ffmpeg_log(ffmpeg_log);
   if (command == "prepare") return sefar::tools::cmd_prepare(argc, argv);
   const char* usage = command == "run"        ? kRunUsage
