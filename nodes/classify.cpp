@@ -13,7 +13,8 @@
 
 #include "graph/node.h"
 #include "graph/runtime.h"
-#include "io/report.h"
+#include "io/class_names.h"
+#include "io/metric_records.h"
 #include "models/device.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
@@ -81,13 +82,14 @@ class ClassifyNode final : public graph::Node {
   }
 
   void finish(graph::Output&) override {
-    auto j = evaluation_->to_json();
-    j["weights"] = options_.weights;
+    io::EvalRecord record = evaluation_->record();
+    record.weights = options_.weights;
     std::cerr << fmt::format("{}: top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips)\n", id_,
                              100 * evaluation_->top1(), 100 * evaluation_->top5(),
                              100 * evaluation_->mean_class_accuracy(), evaluation_->count());
     if (run_dir_.empty()) return;
-    graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
+    graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(),
+                             io::to_json(record).dump(2) + "\n");
     if (!options_.predictions.empty())
       graph::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(),
                                predictions_);

@@ -31,7 +31,7 @@
 #include "graph/stop.h"
 #include "graph/validate.h"
 #include "io/checkpoint.h"
-#include "io/report.h"
+#include "report/report.h"
 #include "io/synth.h"
 #include "io/video.h"
 #include "models/config.h"
@@ -652,7 +652,7 @@ int cmd_report(const Args& a) {
         a.path);
     return kExitInvalid;
   }
-  io::write_report(a.path);
+  report::write_report(a.path);
   std::cerr << fmt::format("report: {}/report.html\n", a.path);
   return kExitOk;
 }
@@ -972,7 +972,7 @@ int cmd_run(const Args& a, std::optional<nodes::ConsoleLog>& console) {
     record->finish(status);
     std::error_code ec;
     if (fs::exists(run_dir + "/report.html", ec)) try {
-        io::write_report(run_dir);
+        report::write_report(run_dir);
       } catch (const std::exception&) {
       }
   };
@@ -1005,7 +1005,7 @@ int run_prepared(const Args& a, graph::Runtime& runtime, const graph::RunOptions
       graph::write_file_atomic(run_dir + "/profile.json", profile_json);
       // A training run leaves metrics: turn them into the self-contained HTML report.
       if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
-        io::write_report(run_dir);
+        report::write_report(run_dir);
         std::cerr << fmt::format("report: {}/report.html\n", run_dir);
       }
     }
