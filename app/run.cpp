@@ -19,7 +19,7 @@
 #include "graph/diagnostics.h"
 #include "graph/runtime.h"
 #include "io/checkpoint.h"
-#include "io/report.h"
+#include "report/report.h"
 #include "models/device.h"
 #include "models/distributed.h"
 #include "nodes/auto_params.h"
@@ -318,7 +318,7 @@ int run_pipeline(const RunRequest& a, std::optional<nodes::ConsoleLog>& console)
     record->finish(status);
     std::error_code ec;
     if (fs::exists(run_dir + "/report.html", ec)) try {
-        io::write_report(run_dir);
+        report::write_report(run_dir);
       } catch (const std::exception&) {
       }
   };
@@ -354,7 +354,7 @@ int run_prepared(const RunRequest& a, graph::Runtime& runtime, const graph::RunO
       util::write_file_atomic(run_dir + "/profile.json", profile_json);
       // A training run leaves metrics: turn them into the self-contained HTML report.
       if (std::filesystem::exists(run_dir + "/metrics.jsonl")) {
-        io::write_report(run_dir);
+        report::write_report(run_dir);
         std::cerr << fmt::format("report: {}/report.html\n", run_dir);
       }
     }

@@ -85,7 +85,7 @@ struct FineGymCategory {
 std::vector<FineGymCategory> parse_finegym_categories(std::string_view text, const std::string& source);
 std::vector<FineGymCategory> load_finegym_categories(const std::string& file);
 
-// The project's classes.txt ("<label> <name>" per line, in label order; io/report.h reads it).
+// The project's classes.txt ("<label> <name>" per line, in label order; io/class_names.h reads it).
 std::string classes_txt(const std::vector<FineGymCategory>& categories);
 
 // The clip name a split-list path refers to: its file name without the extension

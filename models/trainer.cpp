@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
+#include "io/metric_records.h"
 #include "io/safetensors.h"
 #include "models/device.h"
 #include "models/distributed.h"
@@ -25,23 +26,31 @@ namespace sefar::models {
 
 using json = nlohmann::json;
 
-json StepStats::to_json() const {
-  // Records number epochs from 1, as the console, the checkpoints and the report do.
-  json j{{"step", step},       {"epoch", epoch + 1},     {"lr", lr},           {"xi", xi},
-         {"loss", loss},       {"loss_sup", loss_sup},   {"loss_un", loss_un}, {"loss_mix", loss_mix},
-         {"labeled", labeled}, {"unlabeled", unlabeled}, {"semi", semi}};
+io::StepRecord StepStats::record() const {
+  io::StepRecord r;
+  r.step = step;
+  r.epoch = epoch + 1;  // records number epochs from 1, as the console, the checkpoints and the report do
+  r.lr = lr;
+  r.xi = xi;
+  r.loss = loss;
+  r.loss_sup = loss_sup;
+  r.loss_un = loss_un;
+  r.loss_mix = loss_mix;
+  r.labeled = labeled;
+  r.unlabeled = unlabeled;
+  r.semi = semi;
   // Inside an accumulation window only the last step has a gradient norm (the summed gradients').
-  if (updates()) j["grad_norm"] = grad_norm;
-  if (accumulate > 1) j["micro"] = micro;
-  if (nonfinite) j["skipped"] = "nonfinite";
-  if (comm_seconds > 0) j["comm_seconds"] = comm_seconds;
+  if (updates()) r.grad_norm = grad_norm;
+  if (accumulate > 1) r.micro = micro;
+  if (nonfinite) r.skipped = "nonfinite";
+  if (comm_seconds > 0) r.comm_seconds = comm_seconds;
   if (semi) {
-    j["eta_mean"] = eta_mean;
-    j["eta_above_half"] = eta_above_half;
-    j["mix_lambda"] = mix_lambda;
-    if (pseudo_accuracy >= 0) j["pseudo_accuracy"] = pseudo_accuracy;
+    r.eta_mean = eta_mean;
+    r.eta_above_half = eta_above_half;
+    r.mix_lambda = mix_lambda;
+    if (pseudo_accuracy >= 0) r.pseudo_accuracy = pseudo_accuracy;
   }
-  return j;
+  return r;
 }
 
 at::Tensor Optimizer::grad_norm(torch::nn::Module& model) {
@@ -383,13 +392,15 @@ double Evaluation::mean_class_accuracy() const {
   return present ? sum / present : 0.0;
 }
 
-json Evaluation::to_json() const {
-  return json{{"clips", count_},
-              {"top1", top1()},
-              {"top5", top5()},
-              {"mean_class_accuracy", mean_class_accuracy()},
-              {"per_class_accuracy", per_class_accuracy()},
-              {"confusion", confusion_}};
+io::EvalRecord Evaluation::record() const {
+  io::EvalRecord r;
+  r.clips = count_;
+  r.top1 = top1();
+  r.top5 = top5();
+  r.mean_class_accuracy = mean_class_accuracy();
+  r.per_class_accuracy = per_class_accuracy();
+  r.confusion = confusion_;
+  return r;
 }
 
 }  // namespace sefar::models

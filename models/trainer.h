@@ -17,6 +17,11 @@
 #include "models/device.h"
 #include "models/sefar.h"
 
+namespace sefar::io {
+struct StepRecord;
+struct EvalRecord;
+}  // namespace sefar::io
+
 namespace sefar::models {
 
 struct Optimizer;
@@ -80,7 +85,8 @@ struct StepStats {
   // The loss or the gradient norm was NaN or infinite: the step changed nothing (no parameter,
   // optimiser or teacher update); the losses say which part went wrong.
   bool nonfinite = false;
-  nlohmann::json to_json() const;
+  // The step's metrics.jsonl record (io/metric_records.h), less its wall time.
+  io::StepRecord record() const;
 };
 
 class Trainer {
@@ -164,7 +170,8 @@ class Evaluation {
   std::vector<double> per_class_accuracy() const;
   const std::vector<std::vector<std::int64_t>>& confusion() const { return confusion_; }
   double mean_class_accuracy() const;
-  nlohmann::json to_json() const;
+  // The results as a record (io/metric_records.h): clips, accuracies, the confusion matrix.
+  io::EvalRecord record() const;
   // The counts as one vector (count, top-1, top-5, confusion row by row) and back: evaluations of
   // disjoint shards add up element by element (the data-parallel evaluation all-reduces them).
   std::vector<std::int64_t> counts() const;

@@ -11,7 +11,8 @@
 
 #include "graph/node.h"
 #include "graph/runtime.h"
-#include "io/report.h"
+#include "io/class_names.h"
+#include "io/metric_records.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
@@ -77,13 +78,14 @@ class ClassifyNode final : public graph::Node {
   }
 
   void finish(graph::Output&) override {
-    auto j = evaluation_->to_json();
-    j["weights"] = options_.runner.weights;
+    io::EvalRecord record = evaluation_->record();
+    record.weights = options_.runner.weights;
     std::cerr << fmt::format("{}: top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips)\n", id_,
                              100 * evaluation_->top1(), 100 * evaluation_->top5(),
                              100 * evaluation_->mean_class_accuracy(), evaluation_->count());
     if (run_dir_.empty()) return;
-    util::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(), j.dump(2) + "\n");
+    util::write_file_atomic((std::filesystem::path(run_dir_) / options_.out).string(),
+                            io::to_json(record).dump(2) + "\n");
     if (!options_.predictions.empty())
       util::write_file_atomic((std::filesystem::path(run_dir_) / options_.predictions).string(),
                                predictions_);

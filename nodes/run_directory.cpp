@@ -49,8 +49,10 @@ ResumePoint resume_point(const fs::path& metrics, std::uint64_t bytes) {
     if (read > bytes) break;
     json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (record.is_discarded() || !record.is_object()) continue;
-    if (record.value("kind", "") == "step" && record.contains("step") && record["step"].is_number_integer()) {
-      point.last_step = record["step"].get<std::int64_t>();
+    io::StepRecord step;
+    std::string problem;
+    if (io::record_kind(record) == io::StepRecord::kind && io::from_json(record, step, problem)) {
+      point.last_step = step.step;
       point.later.clear();
     } else {
       point.later.push_back(std::move(record));
@@ -158,12 +160,22 @@ void RunDirectory::write_metrics(const json& record, LoopState& state) {
   }
 }
 
+void RunDirectory::write_metrics(const io::StepRecord& record, LoopState& state) {
+  write_metrics(io::metrics_line(record), state);
+}
+void RunDirectory::write_metrics(const io::EpochRecord& record, LoopState& state) {
+  write_metrics(io::metrics_line(record), state);
+}
+void RunDirectory::write_metrics(const io::EvalRecord& record, LoopState& state) {
+  write_metrics(io::metrics_line(record), state);
+}
+
 void RunDirectory::write_events(const json& record) {
-  const std::string kind = record.value("kind", "");
-  const char* prefix = kind == "step"    ? "train"
-                       : kind == "epoch" ? "epoch"
-                       : kind == "eval"  ? "eval"
-                                         : nullptr;
+  const std::string kind = io::record_kind(record);
+  const char* prefix = kind == io::StepRecord::kind    ? "train"
+                       : kind == io::EpochRecord::kind ? "epoch"
+                       : kind == io::EvalRecord::kind  ? "eval"
+                                                       : nullptr;
   if (!prefix) return;
   auto step = record.find("step");
   if (step != record.end() && step->is_number_integer()) events_step_ = step->get<std::int64_t>();
@@ -176,7 +188,7 @@ void RunDirectory::write_events(const json& record) {
     events_->add_scalar(fmt::format("{}/{}", prefix, field), x, events_step_, wall_time);
   }
   auto hist = record.find("eta_hist");
-  if (kind == "epoch" && hist != record.end() && hist->is_array() && !hist->empty()) {
+  if (kind == io::EpochRecord::kind && hist != record.end() && hist->is_array() && !hist->empty()) {
     // Equal bins over [0, 1] (models::StepStats::eta_hist).
     std::vector<double> limits, counts;
     for (std::size_t b = 0; b < hist->size(); ++b) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/validate.h"
+#include "io/metric_records.h"
 #include "io/tensorboard.h"
 #include "models/trainer.h"
 
@@ -58,6 +59,10 @@ class RunDirectory {
   // eta_hist as the histogram epoch/eta), an "eval" record's as eval/<field>, every numeric field
   // but step and epoch, at the record's step (an epoch record's: the latest step written).
   void write_metrics(const nlohmann::json& record, LoopState& state);
+  // The same for a typed record (io/metric_records.h), written as its metrics.jsonl line.
+  void write_metrics(const io::StepRecord& record, LoopState& state);
+  void write_metrics(const io::EpochRecord& record, LoopState& state);
+  void write_metrics(const io::EvalRecord& record, LoopState& state);
   // `text` (Markdown) in TensorBoard's text tab under `tag`, at the latest step written.
   void write_text(const std::string& tag, const std::string& text);
   // Writes checkpoints/<name> through `save(path)` (and `best` when `top1` beats state.best_top1),

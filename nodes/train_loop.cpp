@@ -18,6 +18,7 @@
 // ranks first). Steps left at the end of training that do not fill a window update nothing.
 #include <csignal>
 #include <deque>
+#include <optional>
 
 #include <ATen/ops/tensor.h>
 #include <fmt/format.h>
@@ -25,7 +26,7 @@
 
 #include "graph/diagnostics.h"
 #include "graph/stop.h"
-#include "io/report.h"
+#include "io/metric_records.h"
 #include "models/distributed.h"
 #include "nodes/batch.h"
 #include "nodes/builtin.h"
@@ -34,6 +35,7 @@
 #include "nodes/run_directory.h"
 #include "nodes/train_step.h"
 #include "util/errors.h"
+#include "report/report.h"
 
 namespace sefar::nodes {
 
@@ -353,12 +355,11 @@ class TrainLoopNode final : public graph::Node {
       state_.eta_hist.resize(s.eta_hist.size(), 0);
       for (std::size_t b = 0; b < s.eta_hist.size(); ++b) state_.eta_hist[b] += s.eta_hist[b];
     }
-    json record = s.to_json();
-    record["kind"] = "step";
+    io::StepRecord record = s.record();
     // Wall time of the step (a timing field, as "seconds" of epoch and eval records): throughput over
     // time in the report and TensorBoard. On a GPU, read every few steps, a step's own time is the
     // host's share; the sum over the steps read together is the device's.
-    record["seconds"] = p.seconds;
+    record.seconds = p.seconds;
     run_dir_.write_metrics(record, state_);
     if (options_.log_every > 0 && (s.step % options_.log_every == 0) && !s.nonfinite)
       log(progress_.line(s, clips_, state_, has_unlabeled_));
@@ -370,35 +371,34 @@ class TrainLoopNode final : public graph::Node {
   void end_epoch(int epoch, bool at_end) {
     read_pending();
     const bool last = at_end || epoch + 1 >= options_.epochs;
-    json summary{{"kind", "epoch"},
-                 {"epoch", epoch + 1},
-                 {"steps", state_.epoch_steps},
-                 {"seconds", progress_.epoch_seconds()}};
+    io::EpochRecord summary;
+    summary.epoch = epoch + 1;
+    summary.steps = state_.epoch_steps;
+    summary.seconds = progress_.epoch_seconds();
     if (state_.eta_count > 0) {
-      summary["eta_mean"] = state_.eta_sum / state_.eta_count;
-      summary["eta_above_half"] = state_.eta_high / state_.eta_count;
-      summary["eta_hist"] = state_.eta_hist;
+      summary.eta_mean = state_.eta_sum / state_.eta_count;
+      summary.eta_above_half = state_.eta_high / state_.eta_count;
+      summary.eta_hist = state_.eta_hist;
     }
-    if (state_.epoch_skipped > 0) summary["skipped_steps"] = state_.epoch_skipped;
+    if (state_.epoch_skipped > 0) summary.skipped_steps = state_.epoch_skipped;
     double top1 = -1;
-    json eval_record;
+    std::optional<io::EvalRecord> eval_record;
     if (!options_.eval.list.empty() && (last || (epoch + 1) % options_.eval_every == 0)) {
       const auto t0 = Progress::now();
       auto evaluation = evaluate_split(options_.eval, *trainer_, int(trainer_->options().model.num_classes));
       top1 = evaluation.top1();
-      eval_record = evaluation.to_json();
-      eval_record["kind"] = "eval";
-      eval_record["epoch"] = epoch + 1;
-      eval_record["step"] = trainer_->steps_done();
-      eval_record["seconds"] = Progress::seconds_since(t0);
-      progress_.pause_done(eval_record["seconds"].get<double>(), true);
+      eval_record = evaluation.record();
+      eval_record->epoch = epoch + 1;
+      eval_record->step = trainer_->steps_done();
+      eval_record->seconds = Progress::seconds_since(t0);
+      progress_.pause_done(*eval_record->seconds, true);
       log(fmt::format("epoch {}/{}: val top-1 {:.1f}% top-5 {:.1f}% mean-class {:.1f}% ({} clips, {:.1f} s)",
                       epoch + 1, options_.epochs, 100 * top1, 100 * evaluation.top5(),
                       100 * evaluation.mean_class_accuracy(), evaluation.count(),
                       Progress::seconds_since(t0)));
     }
     run_dir_.write_metrics(summary, state_);
-    if (!eval_record.is_null()) run_dir_.write_metrics(eval_record, state_);
+    if (eval_record) run_dir_.write_metrics(*eval_record, state_);
     state_.last_epoch_steps = state_.epoch_steps;
     state_.eta_hist.clear();
     state_.eta_sum = state_.eta_high = state_.eta_count = 0;
@@ -416,7 +416,7 @@ class TrainLoopNode final : public graph::Node {
     if (!run_dir_.enabled()) return;
     run_dir_.flush();
     try {
-      io::write_report(run_dir_.path());
+      report::write_report(run_dir_.path());
     } catch (const std::exception& e) {
       if (!report_warned_) log(fmt::format("{}: warning: report.html not updated: {}", id_, e.what()));
       report_warned_ = true;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "io/finegym.h"
-#include "io/report.h"
+#include "io/class_names.h"
 #include "io/split_list.h"
 #include "io/video.h"
 #include "run_helpers.h"

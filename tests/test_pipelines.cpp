@@ -2,7 +2,7 @@
 // trains one (semi-supervised) epoch; eval.json and export_features.json run on trained weights.
 #include <ATen/ATen.h>
 
-#include "io/report.h"
+#include "io/class_names.h"
 #include "io/safetensors.h"
 #include "run_helpers.h"
 

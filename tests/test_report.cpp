@@ -1,23 +1,32 @@
 // The HTML run report: a fake run directory (metrics with warm-up and semi-supervised steps, epoch and
 // eval lines with a 3x3 confusion matrix, a profile, a pipeline) renders every section with its SVG,
 // escapes names, fetches nothing from the network, lists malformed lines and says which files are
-// missing; write_report replaces report.html atomically.
+// missing; write_report replaces report.html atomically. The metric records (io/metric_records.h)
+// write the lines the training loop writes and read them back.
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include "io/report.h"
+#include "io/class_names.h"
+#include "io/metric_records.h"
+#include "report/report.h"
 
 namespace fs = std::filesystem;
-using namespace sefar::io;
+using namespace sefar::report;
+using sefar::io::read_class_names;
 
 namespace {
 
@@ -306,4 +315,106 @@ TEST_CASE("an evaluation run's report shows its evaluation.json") {
   CHECK(html.find("evaluation.json, 4 clips") != std::string::npos);
   CHECK(html.find("No metrics.jsonl in the run directory") == std::string::npos);
   fs::remove_all(dir);
+}
+
+TEST_CASE("metric records: one field list writes a line and reads it back") {
+  using namespace sefar::io;
+  StepRecord step;
+  step.step = 3;
+  step.epoch = 1;
+  step.lr = 0.0003;
+  step.xi = 0;
+  step.loss = step.loss_sup = 2.5;
+  step.loss_un = step.loss_mix = 0;
+  step.labeled = 8;
+  step.unlabeled = 0;
+  step.semi = false;
+  step.grad_norm = std::numeric_limits<double>::quiet_NaN();  // a non-finite step: written as null
+  step.skipped = "nonfinite";
+  step.seconds = 0.25;
+  // Keys sorted (nlohmann::json), integers as integers, the optional fields only when set.
+  const std::string line = metrics_line(step).dump();
+  CHECK(line ==
+        R"({"epoch":1,"grad_norm":null,"kind":"step","labeled":8,"loss":2.5,"loss_mix":0.0,)"
+        R"("loss_sup":2.5,"loss_un":0.0,"lr":0.0003,"seconds":0.25,"semi":false,"skipped":"nonfinite",)"
+        R"("step":3,"unlabeled":0,"xi":0.0})");
+  std::string problem = "not cleared";
+  StepRecord back;
+  REQUIRE(from_json(nlohmann::json::parse(line), back, problem));
+  CHECK(problem.empty());
+  CHECK(metrics_line(back).dump() == line);
+  CHECK(record_kind(nlohmann::json::parse(line)) == "step");
+  CHECK_FALSE(back.is_semi());
+
+  EpochRecord epoch;
+  epoch.epoch = 2;
+  epoch.steps = 25;
+  epoch.seconds = 1.5;
+  epoch.eta_mean = 0.25;
+  epoch.eta_hist = std::vector<std::int64_t>{1, 0, 3};
+  const std::string epoch_line = metrics_line(epoch).dump();
+  CHECK(epoch_line ==
+        R"({"epoch":2,"eta_hist":[1,0,3],"eta_mean":0.25,"kind":"epoch","seconds":1.5,"steps":25})");
+  EpochRecord epoch_back;
+  REQUIRE(from_json(nlohmann::json::parse(epoch_line), epoch_back, problem));
+  CHECK(metrics_line(epoch_back).dump() == epoch_line);
+
+  EvalRecord eval;
+  eval.clips = 3;
+  eval.top1 = 2.0 / 3;
+  eval.top5 = 1;
+  eval.mean_class_accuracy = 0.75;
+  eval.per_class_accuracy = {1, 0.5};
+  eval.confusion = {{1, 0}, {1, 1}};
+  eval.weights = "model.safetensors";  // an evaluation.json: no kind, epoch, step or seconds
+  const std::string eval_json = to_json(eval).dump();
+  CHECK(eval_json.find("\"kind\"") == std::string::npos);
+  CHECK(eval_json.find("\"epoch\"") == std::string::npos);
+  EvalRecord eval_back;
+  REQUIRE(from_json(nlohmann::json::parse(eval_json), eval_back, problem));
+  CHECK(problem.empty());
+  CHECK(to_json(eval_back).dump() == eval_json);
+}
+
+TEST_CASE("metric records: what a record cannot do without, and what is dropped") {
+  using namespace sefar::io;
+  std::string problem;
+  StepRecord step;
+  CHECK_FALSE(from_json(nlohmann::json::parse(R"({"kind":"step","epoch":1})"), step, problem));
+  CHECK(problem == "step record without an integer \"step\"");
+  CHECK_FALSE(from_json(nlohmann::json::parse(R"({"kind":"step","step":"4","epoch":1})"), step, problem));
+  CHECK(problem == "step record without an integer \"step\"");
+  CHECK_FALSE(from_json(nlohmann::json::parse(R"({"kind":"step","step":4})"), step, problem));
+  CHECK(problem == "step record without an integer \"epoch\"");
+  // Integers written as doubles are integers; fields of the wrong type are absent; a record of an
+  // earlier version without "semi" is semi-supervised when it has an eta_mean.
+  REQUIRE(from_json(nlohmann::json::parse(R"({"step":4.0,"epoch":1,"lr":"x","labeled":4.0,"eta_mean":0.5})"),
+                    step, problem));
+  CHECK(step.step == 4);
+  CHECK(std::isnan(step.lr));
+  CHECK(step.labeled == std::optional<std::int64_t>(4));
+  CHECK(step.is_semi());
+  EpochRecord epoch;
+  CHECK_FALSE(from_json(nlohmann::json::parse(R"({"kind":"epoch"})"), epoch, problem));
+  CHECK(problem == "epoch record without an integer \"epoch\"");
+  EvalRecord eval;
+  REQUIRE(
+      from_json(nlohmann::json::parse(R"({"epoch":1,"top1":0.5,"confusion":[[1,0],[1]]})"), eval, problem));
+  CHECK(problem == "eval record: \"confusion\" is not a square matrix of numbers (matrix skipped)");
+  CHECK(eval.confusion.empty());
+  CHECK(eval.top1 == 0.5);
+  REQUIRE(from_json(nlohmann::json::parse(R"({"confusion":[[1,0.5],[1,1]]})"), eval, problem));
+  CHECK(problem == "eval record: \"confusion\" holds a count that is not a whole number (matrix skipped)");
+}
+
+TEST_CASE("rendering keeps no state: concurrent renders give the same page") {
+  TempDir tmp;
+  write_fake_run(tmp.path);
+  const std::string once = render_report(tmp.path.string());
+  CHECK(contains(once, "id=\"clip1\""));  // ids count from 1 in every document
+  std::vector<std::string> pages(4);
+  std::vector<std::thread> threads;
+  for (auto& page : pages) threads.emplace_back([&] { page = render_report(tmp.path.string()); });
+  for (auto& t : threads) t.join();
+  for (const auto& page : pages) CHECK(page == once);
 }

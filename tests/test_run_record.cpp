@@ -1,6 +1,6 @@
 // What a run leaves about itself: run.json (build, library versions, each invocation's command
 // line, times and exit status) and console.log (what stderr showed); sefar --version.
-#include "io/report.h"
+#include "report/report.h"
 #include "nodes/run_directory.h"  // before doctest: its CHECK, not LibTorch logging's
 
 #include <doctest/doctest.h>
@@ -36,7 +36,7 @@ TEST_CASE("a finished run records its invocation in run.json and its console in 
 TEST_CASE("the report shows the run records") {
   const fs::path& run = finished_training_run();
   const auto record = nlohmann::json::parse(read_text(run / "run.json"));
-  const std::string html = sefar::io::render_report(run.string());
+  const std::string html = sefar::report::render_report(run.string());
   CHECK(html.find("<h2>Run records</h2>") != std::string::npos);
   CHECK(html.find(record["invocations"][0]["build"]["commit"].get<std::string>()) != std::string::npos);
   CHECK(html.find(record["invocations"][0]["start"].get<std::string>()) != std::string::npos);

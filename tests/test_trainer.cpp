@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "io/metric_records.h"
 #include "models/optimizer.h"
 #include "models/timesformer.h"
 #include "models/trainer.h"
@@ -183,7 +184,7 @@ TEST_CASE("a non-finite loss changes nothing: no parameter, optimiser or teacher
   auto bad = trainer.step(1, toy_views(labels, 3), labels, &weak, &strong, &scale, &truth);
   CHECK(bad.nonfinite);
   CHECK(std::isnan(bad.loss));
-  CHECK(bad.to_json()["skipped"] == "nonfinite");
+  CHECK(bad.record().skipped == std::optional<std::string>("nonfinite"));
   CHECK(trainer.steps_done() == 3);
   for (const auto& [name, t] : state_dict(trainer.student()))
     CHECK_MESSAGE(at::equal(t, student.at(name)), name);
@@ -268,17 +269,17 @@ TEST_CASE("accumulating 4 steps of 2 clips updates as one step of 8 clips (super
            s = slice_views(strong, 2 * k, 2);
       auto y = labels.narrow(0, 2 * k, 2), t = truth.narrow(0, 2 * k, 2), c = scale.narrow(0, 2 * k, 2);
       micro.push_back(semi ? small.step(epoch, l, y, &w, &s, &c, &t) : small.step(epoch, l, y));
-      const auto record = micro.back().to_json();
-      CHECK(record["micro"] == k);
-      CHECK(record.contains("grad_norm") == (k == 3));
+      const auto record = micro.back().record();
+      CHECK(record.micro == std::optional<std::int64_t>(k));
+      CHECK(record.grad_norm.has_value() == (k == 3));
       // No update before the window's last step.
       if (k < 3) CHECK(relative_difference(parameters_of(small.student()), start) == 0);
     }
     CHECK(small.steps_done() == 4);
     CHECK(small.optimizer().steps == 1);
     CHECK(large.optimizer().steps == 1);
-    CHECK(whole.to_json().contains("grad_norm"));
-    CHECK_FALSE(whole.to_json().contains("micro"));
+    CHECK(whole.record().grad_norm.has_value());
+    CHECK_FALSE(whole.record().micro.has_value());
     // The logged losses are each step's own; their mean is the large step's loss.
     double mean_loss = 0;
     for (const auto& m : micro) mean_loss += m.loss / 4;
@@ -315,8 +316,8 @@ TEST_CASE("accumulation: a checkpoint inside a window resumes exactly; a non-fin
     std::vector<std::string> records;
     for (int s = from; s < to; ++s) {
       auto weak = toy_views(truth, 100 + s), strong = toy_views(truth, 200 + s);
-      records.push_back(
-          t.step(s / 3, toy_views(labels, s), labels, &weak, &strong, &scale, &truth).to_json().dump());
+      const auto stats = t.step(s / 3, toy_views(labels, s), labels, &weak, &strong, &scale, &truth);
+      records.push_back(sefar::io::to_json(stats.record()).dump());
     }
     return records;
   };

@@ -33,7 +33,7 @@
 #include "graph/stop.h"
 #include "graph/validate.h"
 #include "io/checkpoint.h"
-#include "io/report.h"
+#include "report/report.h"
 #include "io/synth.h"
 #include "io/video.h"
 #include "models/config.h"
@@ -503,7 +503,7 @@ int cmd_report(const Args& a) {
         a.path);
     return kExitInvalid;
   }
-  io::write_report(a.path);
+  report::write_report(a.path);
   std::cerr << fmt::format("report: {}/report.html\n", a.path);
   return kExitOk;
 }
