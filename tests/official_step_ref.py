@@ -18,8 +18,8 @@ is made here, once, and injected, so that test_step_parity can give sefar the sa
   draws them inside three forward passes and test_step_parity runs sefar's student without them too.
 
 Only the loop's own definitions (TubeMasking, enable_dropout, get_mask, ssl_train_epoch) are taken
-from the training script (by `ast`, from the official code copied to a temporary folder as
-official_ref.py does) and run with stand-ins for what the script imports but the step does not need
+from the training script (by `ast`, from the official code copied to a temporary folder by
+ref_common.py) and run with stand-ins for what the script imports but the step does not need
 here: the loss registry (cross_entropy), the learning-rate helpers, the NaN check, the meters, the
 optimiser (it records the gradients instead of updating) and `.cuda()` (the identity on the CPU).
 The loop's locals at its return give the teacher's statistics, eta and the losses.
@@ -45,7 +45,8 @@ import tempfile
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import official_ref  # noqa: E402  (copy_official, import_official, skip)
+sys.dont_write_bytecode = True  # importing ref_common leaves no __pycache__ in tests/
+import ref_common  # noqa: E402
 
 TRAIN_SCRIPT = "tools/train_net_emamix.py"
 LOOP_NAMES = ("TubeMasking", "enable_dropout", "get_mask", "ssl_train_epoch")
@@ -66,7 +67,7 @@ def training_script():
         text = subprocess.run(["git", f"--git-dir={src}", "show", f"HEAD:{TRAIN_SCRIPT}"], check=True,
                               capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        official_ref.skip(f"SEFAR_OFFICIAL_SRC={src}: no {TRAIN_SCRIPT} ({e})")
+        ref_common.skip(f"SEFAR_OFFICIAL_SRC={src}: no {TRAIN_SCRIPT} ({e})")
     return text, f"{src}:HEAD:{TRAIN_SCRIPT}"
 
 
@@ -112,45 +113,30 @@ class Queue:
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out = sys.argv[1]
-    try:
-        import numpy as np
-        import torch
-        import torch.nn as nn
-        import torch.nn.functional as F
-        from safetensors.torch import save_file
-        import einops  # noqa: F401
-    except ImportError as e:
-        official_ref.skip(f"{e.name} is not installed in .venv (bash scripts/setup_python.sh test reference)")
+    out = ref_common.start(__doc__, "numpy", "torch", "safetensors.torch", "einops")
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from safetensors.torch import save_file
     torch.set_num_threads(2)
 
     with tempfile.TemporaryDirectory(prefix="sefar-official-step-") as root:
-        official_ref.copy_official(root)
-        vit = official_ref.import_official(root)
+        ref_common.copy_official(root)
+        vit = ref_common.import_official(root)
         text, filename = training_script()
 
         node = types.SimpleNamespace
-        model_cfg = node(MODEL=node(MODEL_TYPE="small", NUM_CLASSES=CLASSES),
-                         DATA=node(TRAIN_CROP_SIZE=CROP, SAMPLE_FRAMES=VIEWS, NUM_FRAMES=max(VIEWS)),
-                         TIMESFORMER=node(ATTENTION_TYPE="divided_space_time", PRETRAIN_PATH=""))
-        torch.manual_seed(0)
-        model = vit.multi_granular_vit(model_cfg)
+        model = ref_common.official_model(vit, CROP, VIEWS, CLASSES)
         # Off the official initialisation (zero time_embed and temporal_fc, identity norms) so that
         # every parameter matters; the teacher (an EMA of earlier students) a little further off.
+        ref_common.perturb(model, 0.05)
+        teacher = copy.deepcopy(model)
+        ref_common.perturb(teacher, 0.02)
         with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.05)
-            teacher = copy.deepcopy(model)
-            for p in teacher.parameters():
-                p.add_(torch.randn_like(p) * 0.02)
             teacher.fc.weight.mul_(8.0)  # a more confident teacher: eta spread over (0, 1)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  os.path.join(out, "student.safetensors"))
-        save_file({k: v.contiguous() for k, v in teacher.state_dict().items()},
-                  os.path.join(out, "teacher.safetensors"))
+        ref_common.save_state(model, os.path.join(out, "student.safetensors"))
+        ref_common.save_state(teacher, os.path.join(out, "teacher.safetensors"))
 
         # The student without its random layers (see the module docstring).
         model.dropout.p = 0.0

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,6 +53,17 @@ inline Result run_sefar(const std::string& args) {
   auto r = capture(std::string(SEFAR_BINARY) + " " + args + " 2>&1");
   REQUIRE(r.status != -2);
   return r;
+}
+
+// Checks how a command ended: exit status `status`, and each of `fragments` in its output (shown on
+// failure).
+inline void check_exit(const Result& r, int status, std::initializer_list<std::string> fragments) {
+  INFO(r.output);
+  CHECK(r.status == status);
+  for (const std::string& fragment : fragments) {
+    INFO("expected in the output: " << fragment);
+    CHECK(r.output.find(fragment) != std::string::npos);
+  }
 }
 
 // `sefar ARGS` as a child process (the child is sefar itself, not a shell), output to `log`.

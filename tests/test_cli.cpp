@@ -1,32 +1,17 @@
 // The sefar command line: exit statuses, and every command on the shipped pipelines.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 
+#include "run_helpers.h"
+
 namespace {
 
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result sefar(const std::string& args) {
-  std::string cmd = std::string(SEFAR_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using sefar::testing::run_sefar;
 
 std::string pipelines() {
   return std::string(SEFAR_SOURCE_DIR) + "/pipelines";
@@ -35,29 +20,29 @@ std::string pipelines() {
 }  // namespace
 
 TEST_CASE("help and usage errors") {
-  CHECK(sefar("--help").status == 0);
+  CHECK(run_sefar("--help").status == 0);
   for (const char* cmd : {"run", "validate", "graph", "nodes"}) {
-    auto r = sefar(std::string(cmd) + " --help");
+    auto r = run_sefar(std::string(cmd) + " --help");
     CHECK(r.status == 0);
     CHECK(r.output.find("usage: sefar") != std::string::npos);
   }
-  auto r = sefar("rnu");
+  auto r = run_sefar("rnu");
   CHECK(r.status == 2);
   CHECK(r.output.find("unknown command \"rnu\" (did you mean \"run\"?)") != std::string::npos);
-  CHECK(sefar("run").status == 2);
-  CHECK(sefar("run " + pipelines() + "/examples/concurrency.json --bogus").status == 2);
+  CHECK(run_sefar("run").status == 2);
+  CHECK(run_sefar("run " + pipelines() + "/examples/concurrency.json --bogus").status == 2);
 }
 
 TEST_CASE("nodes lists every node type with ports and parameters") {
-  auto r = sefar("nodes");
+  auto r = run_sefar("nodes");
   CHECK(r.status == 0);
   for (const char* s : {"range", "delay", "log", "discard", "params:", "outputs:", "runtime"})
     CHECK(r.output.find(s) != std::string::npos);
-  auto one = sefar("nodes delay");
+  auto one = run_sefar("nodes delay");
   CHECK(one.status == 0);
   CHECK(one.output.find("ms                 float        default 1.0") != std::string::npos);
-  CHECK(sefar("nodes dealy").output.find("did you mean \"delay\"") != std::string::npos);
-  CHECK(sefar("nodes --json").status == 0);
+  CHECK(run_sefar("nodes dealy").output.find("did you mean \"delay\"") != std::string::npos);
+  CHECK(run_sefar("nodes --json").status == 0);
 }
 
 TEST_CASE("validate, graph --dot and run work on every shipped pipeline") {
@@ -66,14 +51,14 @@ TEST_CASE("validate, graph --dot and run work on every shipped pipeline") {
     std::string p = entry.path().string();
     INFO(p);
     // Their data is not generated here: the schema checks only.
-    auto v = sefar("validate " + p + " --schema-only");
+    auto v = run_sefar("validate " + p + " --schema-only");
     CHECK(v.status == 0);
     CHECK(v.output.find("valid (") != std::string::npos);
-    auto g = sefar("graph " + p + " --dot");
+    auto g = run_sefar("graph " + p + " --dot");
     CHECK(g.status == 0);
     CHECK(g.output.rfind("digraph", 0) == 0);
   }
-  auto r = sefar("run " + pipelines() + "/examples/concurrency.json --set items=12 --quiet");
+  auto r = run_sefar("run " + pipelines() + "/examples/concurrency.json --set items=12 --quiet");
   CHECK(r.status == 0);
   CHECK(r.output.find("12 items") != std::string::npos);
 }
@@ -83,13 +68,13 @@ TEST_CASE("exit status 2 for invalid pipelines, naming the place") {
   std::filesystem::create_directories(dir);
   auto bad = (dir / "bad.json").string();
   std::ofstream(bad) << "{\n \"nodes\": {\"a\": {\"type\": \"range\", \"params\": {\"cnt\": 3}}}\n}\n";
-  auto r = sefar("run " + bad);
+  auto r = run_sefar("run " + bad);
   CHECK(r.status == 2);
   CHECK(r.output.find(
             bad +
             ":2: node 'a' (range): no parameter \"cnt\" in node type \"range\" (did you mean \"count\"?)") !=
         std::string::npos);
-  auto s = sefar("run " + pipelines() + "/examples/concurrency.json --set print.every=0");
+  auto s = run_sefar("run " + pipelines() + "/examples/concurrency.json --set print.every=0");
   CHECK(s.status == 2);
   CHECK(s.output.find("node 'print' (log): param \"every\": value 0 is below the minimum 1") !=
         std::string::npos);
@@ -99,8 +84,8 @@ TEST_CASE("exit status 2 for invalid pipelines, naming the place") {
 TEST_CASE("run writes the profile and the trace") {
   auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_run_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto r = sefar("run " + pipelines() + "/examples/concurrency.json --set items=5 --profile " +
-                 (dir / "p.json").string() + " --trace " + (dir / "t.json").string());
+  auto r = run_sefar("run " + pipelines() + "/examples/concurrency.json --set items=5 --profile " +
+                     (dir / "p.json").string() + " --trace " + (dir / "t.json").string());
   CHECK(r.status == 0);
   CHECK(r.output.find("busiest node") != std::string::npos);
   CHECK(std::filesystem::file_size(dir / "p.json") > 0);
@@ -112,9 +97,9 @@ TEST_CASE("synth, then the quickstart training pipeline end to end on a tiny dat
   auto dir = std::filesystem::temp_directory_path() / ("sefar_cli_train_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto data = (dir / "data").string(), run_dir = (dir / "run").string();
-  auto s = sefar("synth " + data +
-                 " --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 " +
-                 "--frames 16:24 --threads 2");
+  auto s = run_sefar("synth " + data +
+                     " --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 " +
+                     "--frames 16:24 --threads 2");
   INFO(s.output);
   REQUIRE(s.status == 0);
   // Deterministic from the seed: a second generation writes identical lists.
@@ -123,14 +108,14 @@ TEST_CASE("synth, then the quickstart training pipeline end to end on a tiny dat
     return std::string(std::istreambuf_iterator<char>(a), {}) +
            std::string(std::istreambuf_iterator<char>(b), {});
   };
-  CHECK(sefar("synth " + data +
-              "2 --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 "
-              "--frames 16:24 --threads 1")
+  CHECK(run_sefar("synth " + data +
+                  "2 --classes 3 --train-per-class 6 --val-per-class 2 --labeled 0.5 --size 48x40 "
+                  "--frames 16:24 --threads 1")
             .status == 0);
   CHECK(lists(data) == lists(data + "2"));
-  CHECK(sefar("synth " + data + "3 --classes 13").status == 2);
+  CHECK(run_sefar("synth " + data + "3 --classes 13").status == 2);
 
-  auto r = sefar(
+  auto r = run_sefar(
       "run " + pipelines() + "/quickstart.json --quiet --set train_list=" + data + "/train.csv" +
       " --set unlabeled_list=" + data + "/unlabel.csv --set val_list=" + data + "/val.csv" +
       " --set num_classes=3 --set epochs=2 --set warmup_epochs=1 --set batch=2 --set unlabeled_batch=4" +

@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using sefar::testing::capture;
+using sefar::testing::check_exit;
 using sefar::testing::Result;  // status 128 + N when killed by signal N (a crash)
+using sefar::testing::TempDir;
 
 // The binary in `cwd` (relative paths in pipelines, such as split lists, resolve there); `timeout`
 // turns a hang into a failure.
@@ -66,12 +68,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 const std::string kSource = SEFAR_SOURCE_DIR;
 const std::string kCorpus = kSource + "/tests/corpus/bad_pipelines";
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("sefar_corpus_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -109,19 +105,8 @@ void check_corpus(const std::vector<fs::path>& files) {
   std::size_t r = 0;
   for (std::size_t f = 0; f < files.size(); ++f) {
     CAPTURE(files[f].filename().string());
-    {
-      const Result& run = results[r++];
-      CAPTURE(run.output);
-      CHECK(run.status == 2);
-      CHECK(run.output.find(expected[f]) != std::string::npos);
-      CHECK(run.output.find("sefar run: invalid pipeline") != std::string::npos);
-    }
-    if (run_only[f]) {
-      const Result& validate = results[r++];
-      CAPTURE(validate.output);
-      CHECK(validate.status == 2);
-      CHECK(validate.output.find(expected[f]) != std::string::npos);
-    }
+    check_exit(results[r++], 2, {expected[f], "sefar run: invalid pipeline"});  // run
+    if (run_only[f]) check_exit(results[r++], 2, {expected[f]});                // validate
   }
 }
 
@@ -143,18 +128,23 @@ void check_command_lines(const std::vector<Case>& cases) {
   const auto results = sefar_all(commands);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     CAPTURE(cases[i].args);
-    CAPTURE(results[i].output);
-    CHECK(results[i].status == 2);
-    CHECK(results[i].output.find(cases[i].expected) != std::string::npos);
+    check_exit(results[i], 2, {cases[i].expected});
   }
 }
 
 TEST_CASE("malformed command lines exit with status 2 and name the flag, key or file") {
-  TempDir tmp;
+  TempDir tmp("corpus");
   const std::string p = kSource + "/pipelines/examples/concurrency.json";
   const std::string q = kSource + "/pipelines/quickstart.json";
   const std::string t = tmp.path.string();
   std::ofstream(t + "/file.txt") << "x";
+  // `sefar run` on the example pipeline, `sefar synth` into a folder of the temporary one.
+  auto run_p = [&](const std::string& args, const std::string& expected) {
+    return Case{"run " + p + " " + args, expected};
+  };
+  auto synth_s = [&](const std::string& args, const std::string& expected) {
+    return Case{"synth " + t + "/s " + args, expected};
+  };
   const std::vector<Case> cases = {
       {"", "usage: sefar <command>"},
       {"frobnicate", "unknown command \"frobnicate\""},
@@ -162,48 +152,41 @@ TEST_CASE("malformed command lines exit with status 2 and name the flag, key or 
       {"run", "missing PIPELINE"},
       {"run " + t + "/nonexistent.json", t + "/nonexistent.json: cannot open file"},
       {"run " + t, t + ": is a directory"},
-      {"run " + p + " --bogus", "unknown option --bogus for 'run'"},
-      {"run " + p + " --set", "--set needs a value"},
-      {"run " + p + " --threads", "--threads needs a value"},
-      {"run " + p + " --trace", "--trace needs a value"},
-      {"run " + p + " --profile", "--profile needs a value"},
-      {"run " + p + " --set items", "--set: \"items\": expected name=value or node.param=value"},
-      {"run " + p + " --set =3", "--set: \"=3\": expected name=value"},
-      {"run " + p + " --set itmes=3",
-       "--set: \"itmes=3\": no pipeline parameter \"itmes\" (did you mean \"items\"?)"},
-      {"run " + p + " --set wokr.ms=3",
-       "--set: \"wokr.ms=3\": no node \"wokr\" in the pipeline (did you mean \"work\"?)"},
-      {"run " + p + " --set work.msec=3",
-       "--set: node 'work' (delay): no parameter \"msec\" in node type \"delay\""},
-      {"run " + p + " --set work.ms=fast",
-       "--set: node 'work' (delay): param \"ms\": expected a number, got a string"},
-      {"run " + p + " --set work.ms=-5",
-       "--set: node 'work' (delay): param \"ms\": value -5 is below the minimum 0"},
-      {"run " + p + " --set items=-3",
-       "node 'source' (range): param \"count\": value -3 is below the minimum 0"},
-      {"run " + p + " --set items=1e40",
-       "node 'source' (range): param \"count\": value 1e+40 is too large for an integer"},
-      {"run " + p + " --set work.concurrency=many",
-       "--set: node 'work' (delay): concurrency must be an integer"},
-      {"run " + p + " --set 'work.concurrency=${nope}'",
-       "--set: node 'work' (delay): concurrency: unknown pipeline parameter"},
-      {"run " + p + " --threads abc",
-       "--set: runtime \"threads\": expected an integer, got a string \"abc\""},
-      {"run " + p + " --threads -1", "--set: runtime \"threads\": value -1 is below the minimum 0"},
-      {"run " + p + " --set runtime.max_in_flight=0",
-       "--set: runtime \"max_in_flight\": value 0 is below the minimum 1"},
-      {"run " + p + " --set runtime.seed=-1", "--set: runtime \"seed\": value -1 is below the minimum 0"},
-      {"run " + p + " --set 'work.ms=caf\xe9'",
-       "--set: node 'work' (delay): param \"ms\": expected a number, got a string"},
-      {"run " + p + " --set 'runtime.\xfe=1'", "--set: runtime: unknown setting"},
-      {"run " + p + " --set runtime.treads=2",
-       "--set: runtime: unknown setting \"treads\" (did you mean \"threads\"?)"},
-      {"run " + p + " --set 'work.ms=" + std::string(100, '[') + std::string(100, ']') + "'",
-       "--set: \"work.ms=...\": value nested deeper than 64 levels"},
-      {"run " + p + " --trace " + t + "/file.txt/trace.json",
-       "--trace: cannot write " + t + "/file.txt/trace.json"},
-      {"run " + p + " --profile " + t, "--profile: cannot write " + t},
-      {"run " + p + " --set runtime.run_dir=" + t + "/file.txt/run", "runtime \"run_dir\": cannot write"},
+      run_p("--bogus", "unknown option --bogus for 'run'"),
+      run_p("--set", "--set needs a value"),
+      run_p("--threads", "--threads needs a value"),
+      run_p("--trace", "--trace needs a value"),
+      run_p("--profile", "--profile needs a value"),
+      run_p("--set items", "--set: \"items\": expected name=value or node.param=value"),
+      run_p("--set =3", "--set: \"=3\": expected name=value"),
+      run_p("--set itmes=3", "--set: \"itmes=3\": no pipeline parameter \"itmes\" (did you mean \"items\"?)"),
+      run_p("--set wokr.ms=3",
+            "--set: \"wokr.ms=3\": no node \"wokr\" in the pipeline (did you mean \"work\"?)"),
+      run_p("--set work.msec=3", "--set: node 'work' (delay): no parameter \"msec\" in node type \"delay\""),
+      run_p("--set work.ms=fast",
+            "--set: node 'work' (delay): param \"ms\": expected a number, got a string"),
+      run_p("--set work.ms=-5", "--set: node 'work' (delay): param \"ms\": value -5 is below the minimum 0"),
+      run_p("--set items=-3", "node 'source' (range): param \"count\": value -3 is below the minimum 0"),
+      run_p("--set items=1e40",
+            "node 'source' (range): param \"count\": value 1e+40 is too large for an integer"),
+      run_p("--set work.concurrency=many", "--set: node 'work' (delay): concurrency must be an integer"),
+      run_p("--set 'work.concurrency=${nope}'",
+            "--set: node 'work' (delay): concurrency: unknown pipeline parameter"),
+      run_p("--threads abc", "--set: runtime \"threads\": expected an integer, got a string \"abc\""),
+      run_p("--threads -1", "--set: runtime \"threads\": value -1 is below the minimum 0"),
+      run_p("--set runtime.max_in_flight=0",
+            "--set: runtime \"max_in_flight\": value 0 is below the minimum 1"),
+      run_p("--set runtime.seed=-1", "--set: runtime \"seed\": value -1 is below the minimum 0"),
+      run_p("--set 'work.ms=caf\xe9'",
+            "--set: node 'work' (delay): param \"ms\": expected a number, got a string"),
+      run_p("--set 'runtime.\xfe=1'", "--set: runtime: unknown setting"),
+      run_p("--set runtime.treads=2",
+            "--set: runtime: unknown setting \"treads\" (did you mean \"threads\"?)"),
+      run_p("--set 'work.ms=" + std::string(100, '[') + std::string(100, ']') + "'",
+            "--set: \"work.ms=...\": value nested deeper than 64 levels"),
+      run_p("--trace " + t + "/file.txt/trace.json", "--trace: cannot write " + t + "/file.txt/trace.json"),
+      run_p("--profile " + t, "--profile: cannot write " + t),
+      run_p("--set runtime.run_dir=" + t + "/file.txt/run", "runtime \"run_dir\": cannot write"),
       {"run " + q + " --set decode_labeled.views=[]",
        "--set: node 'decode_labeled' (decode): param \"views\": expected at least 1 element(s), got 0"},
       {"run " + q + " --set device=tpu --set runtime.run_dir= --set val_list= --set train_list=" + kSource +
@@ -217,16 +200,16 @@ TEST_CASE("malformed command lines exit with status 2 and name the flag, key or 
       {"graph " + p, "choose an output format (--dot)"},
       {"nodes dekode", "no node type \"dekode\" (did you mean \"decode\"?)"},
       {"synth", "missing OUT_DIR"},
-      {"synth " + t + "/s --classes", "--classes needs a value"},
-      {"synth " + t + "/s --classes abc", "--classes: expected an integer, got \"abc\""},
-      {"synth " + t + "/s --classes 99", "classes"},
-      {"synth " + t + "/s --size 48", "--size: expected AxB, got \"48\""},
-      {"synth " + t + "/s --frames 10", "--frames: expected A:B, got \"10\""},
-      {"synth " + t + "/s --clases 3", "unknown option --clases (did you mean --classes?)"},
-      {"synth " + t + "/s --fps nan", "fps must be in (0, 1000], got nan"},
-      {"synth " + t + "/s --threads -2", "threads must be in [1, 1024], got -2"},
-      {"synth " + t + "/s --classes 4294967299", "--classes: 4294967299 is out of range"},
-      {"synth " + t + "/s --set x=1", "unknown option --set"},
+      synth_s("--classes", "--classes needs a value"),
+      synth_s("--classes abc", "--classes: expected an integer, got \"abc\""),
+      synth_s("--classes 99", "classes"),
+      synth_s("--size 48", "--size: expected AxB, got \"48\""),
+      synth_s("--frames 10", "--frames: expected A:B, got \"10\""),
+      synth_s("--clases 3", "unknown option --clases (did you mean --classes?)"),
+      synth_s("--fps nan", "fps must be in (0, 1000], got nan"),
+      synth_s("--threads -2", "threads must be in [1, 1024], got -2"),
+      synth_s("--classes 4294967299", "--classes: 4294967299 is out of range"),
+      synth_s("--set x=1", "unknown option --set"),
       {"infer", "--weights, --inputs and --outputs are required"},
       {"infer --weights " + t + "/w.safetensors --inputs " + t + "/i.safetensors --outputs " + t +
            "/o.safetensors",
@@ -250,36 +233,29 @@ TEST_CASE("malformed command lines exit with status 2 and name the flag, key or 
 
 TEST_CASE(
     "an extends chain deeper than 16 files, and JSON nested too deeply, are rejected with their place") {
-  TempDir tmp;
+  TempDir tmp("corpus");
   const fs::path dir = tmp.path;
   for (int i = 0; i < 20; ++i) {
     std::ofstream out(dir / ("d" + std::to_string(i) + ".json"));
     out << "{\n  \"extends\": \"d" << (i + 1) << ".json\"\n}\n";
   }
   std::ofstream(dir / "d20.json") << R"({"nodes": {"src": {"type": "range"}}})";
-  auto r = run_cli("validate " + (dir / "d0.json").string());
-  CAPTURE(r.output);
-  CHECK(r.status == 2);
-  CHECK(r.output.find(":2: \"extends\" chain deeper than 16 files") != std::string::npos);
+  check_exit(run_cli("validate " + (dir / "d0.json").string()), 2,
+             {":2: \"extends\" chain deeper than 16 files"});
 
   const std::string deep = (dir / "deep.json").string();
   std::ofstream(deep) << "{\"nodes\": {\"src\": {\"type\": \"range\", \"params\": {\"count\": \n"
                       << std::string(100000, '[') << std::string(100000, ']') << "}}}}";
-  r = run_cli("validate " + deep);
-  CAPTURE(r.output);
-  CHECK(r.status == 2);
-  CHECK(r.output.find(deep + ":2:61: JSON nested deeper than 64 levels") != std::string::npos);
+  check_exit(run_cli("validate " + deep), 2, {deep + ":2:61: JSON nested deeper than 64 levels"});
 
   // Bytes that are not UTF-8 (a Latin-1 file name) are valid values: printed with U+FFFD.
-  r = run_cli("validate " + kSource +
-              "/pipelines/examples/concurrency.json --set 'runtime.run_dir=/tmp/caf\xe9'");
-  CAPTURE(r.output);
-  CHECK(r.status == 0);
-  CHECK(r.output.find("\"run_dir\": \"/tmp/caf\xef\xbf\xbd\"") != std::string::npos);
+  check_exit(run_cli("validate " + kSource +
+                     "/pipelines/examples/concurrency.json --set 'runtime.run_dir=/tmp/caf\xe9'"),
+             0, {"\"run_dir\": \"/tmp/caf\xef\xbf\xbd\""});
 }
 
 TEST_CASE("a configuration the data cannot satisfy stops the run with status 2 naming node and key") {
-  TempDir tmp;
+  TempDir tmp("corpus");
   const std::string t = tmp.path.string();
   REQUIRE(std::system(("ffmpeg -v error -nostdin -y -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 10 " +
                        t + "/clip.mp4 >/dev/null 2>&1")
@@ -295,9 +271,6 @@ TEST_CASE("a configuration the data cannot satisfy stops the run with status 2 n
   },
   "edges": ["clips -> decode", "decode -> views", "views -> sink"]
 })";
-  auto r = run_cli("run " + t + "/p.json --quiet");
-  CAPTURE(r.output);
-  CHECK(r.status == 2);
-  CHECK(r.output.find("node 'views' (views) failed on item 0 (" + t +
-                      "/clip.mp4): param \"crop\": frames of 21x16") != std::string::npos);
+  check_exit(run_cli("run " + t + "/p.json --quiet"), 2,
+             {"node 'views' (views) failed on item 0 (" + t + "/clip.mp4): param \"crop\": frames of 21x16"});
 }

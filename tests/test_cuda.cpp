@@ -17,6 +17,7 @@
 #include "models/timesformer.h"
 #include "models/trainer.h"
 #include "nodes/batch.h"
+#include "toy_trainer.h"
 
 using namespace sefar;
 using namespace sefar::models;
@@ -30,17 +31,10 @@ bool no_gpu() {
 }
 
 TrainerOptions toy_options(const std::string& device) {
-  TrainerOptions o;
-  o.model = ModelConfig::tiny(2, {2, 2, 4});
-  o.model.drop_path_rate = 0;
+  TrainerOptions o = testing::toy_trainer_options();
   o.device = device;
-  o.optimizer = "adamw";
-  o.lr = 1e-3;
   o.epochs = 2;
   o.warmup_epochs = 0;
-  o.milestones = {};
-  o.factors = {};
-  o.teacher_passes = 3;
   o.seed = 3;
   return o;
 }

@@ -31,6 +31,22 @@
 using namespace sefar;
 using namespace sefar::testing;
 
+namespace {
+
+// Checks the layout distributed_env_from read: the launcher, the ranks and the store's address.
+void check_layout(const models::DistributedEnv& d, const std::string& launcher, int rank, int world_size,
+                  int local_rank, int local_world_size, const std::string& master_addr, int master_port) {
+  CHECK(d.launcher == launcher);
+  CHECK(d.rank == rank);
+  CHECK(d.world_size == world_size);
+  CHECK(d.local_rank == local_rank);
+  CHECK(d.local_world_size == local_world_size);
+  CHECK(d.master_addr == master_addr);
+  CHECK(d.master_port == master_port);
+}
+
+}  // namespace
+
 TEST_CASE("the job's layout from the environment") {
   using Env = std::map<std::string, std::string>;
   SUBCASE("nothing set: one process") {
@@ -48,23 +64,15 @@ TEST_CASE("the job's layout from the environment") {
                                               {"TORCHELASTIC_RUN_ID", "job"},
                                               {"TORCHELASTIC_USE_AGENT_STORE", "True"},
                                               {"TORCHELASTIC_RESTART_COUNT", "2"}});
-    CHECK(d.launcher == "torchrun");
-    CHECK(d.rank == 3);
-    CHECK(d.local_rank == 1);
-    CHECK(d.world_size == 4);
-    CHECK(d.local_world_size == 2);
-    CHECK(d.master_addr == "node7");
-    CHECK(d.master_port == 29400);
+    check_layout(d, "torchrun", 3, 4, 1, 2, "node7", 29400);
     CHECK(d.agent_store);
     CHECK(d.store_prefix == "/worker/attempt_2");
   }
   SUBCASE("plain variables: rank 0 hosts the store") {
     auto d = models::distributed_env_from(
         Env{{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "1234"}});
-    CHECK(d.launcher == "env");
+    check_layout(d, "env", 1, 2, 1, 2, "10.0.0.1", 1234);  // local rank and size: the global ones
     CHECK_FALSE(d.agent_store);
-    CHECK(d.local_rank == 1);
-    CHECK(d.master_port == 1234);
   }
   SUBCASE("Slurm: the first node of the list hosts the store") {
     auto d = models::distributed_env_from(Env{{"SLURM_PROCID", "5"},
@@ -72,11 +80,7 @@ TEST_CASE("the job's layout from the environment") {
                                               {"SLURM_NTASKS", "8"},
                                               {"SLURM_NTASKS_PER_NODE", "4(x2)"},
                                               {"SLURM_JOB_NODELIST", "gpu[07-08]"}});
-    CHECK(d.launcher == "slurm");
-    CHECK(d.rank == 5);
-    CHECK(d.local_world_size == 4);
-    CHECK(d.master_addr == "gpu07");
-    CHECK(d.master_port == 29500);
+    check_layout(d, "slurm", 5, 8, 1, 4, "gpu07", 29500);
   }
   SUBCASE("Slurm node lists") {
     CHECK(models::first_slurm_host("node1") == "node1");

@@ -20,6 +20,7 @@
 #include "io/split_list.h"
 #include "io/video.h"
 #include "run_helpers.h"
+#include "test_frames.h"
 
 namespace fs = std::filesystem;
 using namespace sefar;
@@ -39,25 +40,15 @@ void write_text(const fs::path& path, const std::string& text) {
 // b when bit b is set) above a pattern that moves, with a keyframe every 2 s and B-frames.
 void make_source(const fs::path& path, double seconds) {
   const int frames = int(std::lround(seconds * kFps));
-  io::Frames f;
-  f.count = frames;
-  f.width = kWidth;
-  f.height = kHeight;
-  f.rgb.resize(f.frame_bytes() * frames);
-  for (int k = 0; k < frames; ++k) {
-    uint8_t* px = f.frame(k);
-    for (int y = 0; y < kHeight; ++y)
-      for (int x = 0; x < kWidth; ++x) {
-        uint8_t* p = px + (std::size_t(y) * kWidth + x) * 3;
-        if (y < 16) {
-          p[0] = p[1] = p[2] = ((k >> (x / 16)) & 1) ? 255 : 0;
-        } else {
-          p[0] = uint8_t((x + 3 * k) % 200);
-          p[1] = uint8_t((y * 2 + k) % 200);
-          p[2] = 90;
-        }
-      }
-  }
+  const io::Frames f = testing::painted_frames(frames, kWidth, kHeight, [](int k, int x, int y, uint8_t* p) {
+    if (y < 16) {
+      p[0] = p[1] = p[2] = ((k >> (x / 16)) & 1) ? 255 : 0;
+    } else {
+      p[0] = uint8_t((x + 3 * k) % 200);
+      p[1] = uint8_t((y * 2 + k) % 200);
+      p[2] = 90;
+    }
+  });
   io::EncoderOptions eo;
   eo.gop = 50;
   io::write_video(path.string(), f, kFps, eo);

@@ -40,17 +40,9 @@ Diagnostic single(const std::string& text, const std::string& needle, const std:
   return found[0];
 }
 
-// A valid pipeline to break in small ways.
-const char* kBase = R"({
-  "name": "t",
-  "params": {"n": 8},
-  "nodes": {
-    "src": {"type": "tsource", "params": {"count": "${n}"}},
-    "work": {"type": "jitter", "params": {"ms": 1.0}, "concurrency": 2},
-    "sink": {"type": "collect_ordered"}
-  },
-  "edges": ["src.out -> work.in", "work.out -> sink.in"]
-})";
+// A valid pipeline to break in small ways: line 2 holds the name, 3 the params, 5 to 7 the nodes
+// src, work and sink, 9 the edges.
+const std::string kBase = sefar::testing::tracked_chain("t", 8, "1.0");
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
   auto pos = s.find(from);

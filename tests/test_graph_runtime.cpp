@@ -53,17 +53,8 @@ struct Run {
   }
 };
 
-const char* kChain = R"({
-  "name": "chain",
-  "params": {"n": 40},
-  "runtime": {"threads": 4, "max_in_flight": 8},
-  "nodes": {
-    "src": {"type": "tsource", "params": {"count": "${n}"}},
-    "work": {"type": "jitter", "params": {"ms": 4.0}, "concurrency": 2},
-    "sink": {"type": "collect_ordered"}
-  },
-  "edges": ["src.out -> work.in", "work.out -> sink.in"]
-})";
+const std::string kChain =
+    sefar::testing::tracked_chain("chain", 40, "4.0", R"({"threads": 4, "max_in_flight": 8})");
 
 std::vector<std::int64_t> iota(std::int64_t n) {
   std::vector<std::int64_t> v(n);
@@ -138,10 +129,7 @@ TEST_CASE("bad input is skipped and counted; order is kept with a placeholder") 
   auto probe = std::make_shared<Probe>();
   auto registry = test_registry(probe);
   // A node type whose body reports bad input on value 5.
-  registry.add(NodeSpec("picky")
-                   .doc("rejects 5")
-                   .input("in", sefar::testing::tracked_msg(), "payloads")
-                   .output("out", sefar::testing::tracked_msg(), "payloads")
+  registry.add(sefar::testing::tracked_stage("picky", "rejects 5")
                    .param_float("ms", 0.0, "", 0, 10)
                    .param_int("fail_at", -1, "", -1, 10)
                    .factory([](const NodeContext& ctx) {
@@ -385,7 +373,7 @@ TEST_CASE("a stop request cancels the run: no finish(), interrupted() hooks, Int
                    .ordered_input("in", sefar::testing::tracked_msg(), "payloads")
                    .serial()
                    .param_int("stop_at", 20, "value that requests the stop", 0, 1e9)
-                   .factory([log](const NodeContext& ctx) { return std::make_unique<Stopper>(ctx, log); }));
+                   .factory(sefar::testing::node_factory<Stopper>(log)));
   auto doc = parse_pipeline("stop.json", R"({
     "name": "stop",
     "runtime": {"threads": 4, "max_in_flight": 8},
@@ -569,15 +557,14 @@ class ThreadRecorder final : public Node {
 
 TEST_CASE("nodes that run inline execute in the sender's thread, and busy times are self times") {
   auto log = std::make_shared<ThreadLog>();
-  auto probe = std::make_shared<Probe>();
-  Registry registry = test_registry(probe);
+  Registry registry = test_registry(std::make_shared<Probe>());
   for (bool inline_ : {false, true}) {
     NodeSpec spec(inline_ ? "record_inline" : "record");
     spec.input("in", any_message(), "items")
         .output("out", any_message(), "the same items")
         .serial()
         .param_int("ms", 5, "work per item")
-        .factory([log](const NodeContext& ctx) { return std::make_unique<ThreadRecorder>(ctx, log); });
+        .factory(sefar::testing::node_factory<ThreadRecorder>(log));
     if (inline_) spec.runs_inline();
     registry.add(spec);
   }
@@ -591,9 +578,7 @@ TEST_CASE("nodes that run inline execute in the sender's thread, and busy times 
     "edges": ["src -> a", "a -> b", "b -> c", "c -> sink"]})");
   auto pipeline = validate(doc, registry);
   Runtime runtime(pipeline, registry);
-  RunOptions options;
-  options.print_table = false;
-  auto result = runtime.run(options);
+  auto result = runtime.run(Run::quiet());
   for (std::int64_t seq = 0; seq < 12; ++seq) {
     INFO("item " << seq);
     const auto& t = log->threads;
@@ -638,22 +623,20 @@ class LoopRecorder final : public Node {
 
 TEST_CASE("a serial node answered by nodes running inline takes the answer on its own thread") {
   auto log = std::make_shared<ThreadLog>();
-  auto probe = std::make_shared<Probe>();
-  Registry registry = test_registry(probe);
+  Registry registry = test_registry(std::make_shared<Probe>());
   registry.add(NodeSpec("loop_log")
                    .ordered_input("in", any_message(), "items")
                    .feedback_input("back", any_message(), "the items, back from the inline chain")
                    .output("out", any_message(), "the items")
                    .serial()
                    .factory([log](const NodeContext&) { return std::make_unique<LoopRecorder>(log); }));
-  registry.add(
-      NodeSpec("record_inline")
-          .input("in", any_message(), "items")
-          .output("out", any_message(), "the same items")
-          .serial()
-          .runs_inline()
-          .param_int("ms", 2, "work per item")
-          .factory([log](const NodeContext& ctx) { return std::make_unique<ThreadRecorder>(ctx, log); }));
+  registry.add(NodeSpec("record_inline")
+                   .input("in", any_message(), "items")
+                   .output("out", any_message(), "the same items")
+                   .serial()
+                   .runs_inline()
+                   .param_int("ms", 2, "work per item")
+                   .factory(sefar::testing::node_factory<ThreadRecorder>(log)));
   auto doc =
       parse_pipeline("mailbox.json", R"({"name": "mailbox", "runtime": {"threads": 4, "max_in_flight": 8},
     "nodes": {"src": {"type": "range", "params": {"count": 40}},
@@ -662,9 +645,7 @@ TEST_CASE("a serial node answered by nodes running inline takes the answer on it
     "edges": ["src -> loop.in", "loop -> step", "step -> loop.back"]})");
   auto pipeline = validate(doc, registry);
   Runtime runtime(pipeline, registry);
-  RunOptions options;
-  options.print_table = false;
-  runtime.run(options);
+  runtime.run(Run::quiet());
   const auto& t = log->threads;
   REQUIRE(t.size() == 3 * 40);
   for (std::int64_t seq = 0; seq < 40; ++seq) {

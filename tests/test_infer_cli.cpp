@@ -4,31 +4,24 @@
 
 #include <doctest/doctest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/safetensors.h"
 #include "models/timesformer.h"
 #include "models/weights.h"
+#include "run_helpers.h"
 
 using namespace sefar;
 namespace fs = std::filesystem;
 
 namespace {
 
+// `sefar ARGS`: its exit status, and stdout and stderr together in `output`.
 int run(const std::string& args, std::string* output = nullptr) {
-  std::string cmd = std::string(SEFAR_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  int status = pclose(pipe);
-  if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto r = sefar::testing::run_sefar(args);
+  if (output) *output = r.output;
+  return r.status;
 }
 
 }  // namespace

@@ -77,6 +77,22 @@ void randomize(torch::nn::Module& m, double scale = 0.2) {
   for (auto& p : m.parameters()) p.add_(at::randn_like(p) * scale);
 }
 
+// The tiny model made right after seeding the generator with `seed`, every parameter off its initial
+// value (randomize).
+std::shared_ptr<MultiGranularViT> random_model(uint64_t seed) {
+  at::manual_seed(seed);
+  auto model = make_model(tiny_config());
+  randomize(*model);
+  return model;
+}
+
+// random_model in eval mode.
+std::shared_ptr<MultiGranularViT> random_eval_model(uint64_t seed) {
+  auto model = random_model(seed);
+  model->eval();
+  return model;
+}
+
 std::string shape_of(at::IntArrayRef s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
@@ -280,11 +296,8 @@ TEST_CASE("model: parameter counts and key tensors of S and B") {
 }
 
 TEST_CASE("model: forward equals the official computation restated literally") {
-  at::manual_seed(2);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
-  model->eval();
+  auto model = random_eval_model(2);
   at::NoGradGuard g;
   auto views = random_views(c, 2);
   ModelOutput out = model->forward(views);
@@ -332,11 +345,8 @@ TEST_CASE("model: shapes through every stage") {
 }
 
 TEST_CASE("model: each view uses its own temporal embedding within a shared pass") {
-  at::manual_seed(4);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
-  model->eval();
+  auto model = random_eval_model(4);
   at::NoGradGuard g;
   auto views = random_views(c, 2);
   views[1] = views[0].clone();  // views 0 and 1 share a pass (T = 2)
@@ -356,11 +366,8 @@ TEST_CASE("model: each view uses its own temporal embedding within a shared pass
 }
 
 TEST_CASE("model: Tube TokenMix with all-ones / all-zeros masks reproduces each input") {
-  at::manual_seed(5);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
-  model->eval();
+  auto model = random_eval_model(5);
   at::NoGradGuard g;
   const int64_t b = 2, p = c.num_patches();
   auto x = random_views(c, b), x2 = random_views(c, b);
@@ -404,10 +411,8 @@ TEST_CASE("model: Tube TokenMix with all-ones / all-zeros masks reproduces each 
 }
 
 TEST_CASE("model: gradients reach every parameter") {
-  at::manual_seed(6);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
+  auto model = random_model(6);
   model->train();
   CHECK(model->backbone_stochastic());
   auto views = random_views(c, 2);
@@ -425,11 +430,8 @@ TEST_CASE("model: gradients reach every parameter") {
 }
 
 TEST_CASE("model: teacher head samples (Monte-Carlo dropout on one backbone pass)") {
-  at::manual_seed(7);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
-  model->eval();
+  auto model = random_eval_model(7);
   CHECK(!model->backbone_stochastic());
   at::NoGradGuard g;
   auto f = model->backbone(random_views(c, 3));
@@ -506,9 +508,7 @@ TEST_CASE("device: attention implementations and autocast guard") {
 TEST_CASE("weights: save -> load round trip is bit-exact and keeps the config") {
   TempDir dir;
   const std::string path = dir.file("w.safetensors");
-  at::manual_seed(9);
-  auto a = make_model(tiny_config());
-  randomize(*a);
+  auto a = random_model(9);
   save_weights(*a, path);
   at::manual_seed(10);
   auto b = make_model(tiny_config());
@@ -606,10 +606,8 @@ TEST_CASE("weights: position embeddings resize between input sizes") {
 }
 
 TEST_CASE("weights: timm ViT weights initialise the spatial and temporal parts") {
-  at::manual_seed(12);
   const ModelConfig c = tiny_config();
-  auto src = make_model(c);
-  randomize(*src);
+  auto src = random_model(12);
   const SD s = state_dict(*src);
   // timm naming: no prefix, no temporal parts, a linear patch projection and a classifier; the
   // position grid is 8x8 (as for a 64 px model) so it must be resized to 4x4.
@@ -660,10 +658,8 @@ TEST_CASE("weights: timm ViT weights initialise the spatial and temporal parts")
 
 TEST_CASE("infer: config + weights + input views -> logits and features") {
   TempDir dir;
-  at::manual_seed(13);
   const ModelConfig c = tiny_config();
-  auto model = make_model(c);
-  randomize(*model);
+  auto model = random_model(13);
   const std::string weights = dir.file("w.safetensors"), inputs = dir.file("in.safetensors"),
                     outputs = dir.file("out.safetensors");
   save_weights(*model, weights);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -132,6 +133,19 @@ class Batch final : public Node {
 
 inline MessageType tracked_msg() { return message<TrackedPtr>("tracked"); }
 
+// A factory of node type T, built from the node's context and `shared` (what the test reads back).
+template <class T, class... Shared>
+NodeFactory node_factory(Shared... shared) {
+  return [shared...](const NodeContext& ctx) { return std::make_unique<T>(ctx, shared...); };
+}
+
+// A node type with tracked payloads in (port "in") and out (port "out").
+inline NodeSpec tracked_stage(const std::string& type, const std::string& doc) {
+  NodeSpec spec(type);
+  spec.doc(doc).input("in", tracked_msg(), "payloads").output("out", tracked_msg(), "payloads");
+  return spec;
+}
+
 // Builtin nodes plus the test nodes, all bound to `probe`.
 inline Registry test_registry(std::shared_ptr<Probe> probe) {
   Registry r;
@@ -140,26 +154,23 @@ inline Registry test_registry(std::shared_ptr<Probe> probe) {
             .doc("test source of tracked payloads")
             .output("out", tracked_msg(), "payloads")
             .param_int("count", 10, "how many", 0, 1e9)
-            .factory([probe](const NodeContext& ctx) { return std::make_unique<TrackedSource>(ctx, probe); }));
-  r.add(NodeSpec("jitter")
-            .doc("uneven delays")
-            .input("in", tracked_msg(), "payloads")
-            .output("out", tracked_msg(), "payloads")
+            .factory(node_factory<TrackedSource>(probe)));
+  r.add(tracked_stage("jitter", "uneven delays")
             .param_float("ms", 5.0, "delay of every fourth item", 0, 1000)
             .param_int("fail_at", -1, "throw on this value", -1, 1e9)
-            .factory([](const NodeContext& ctx) { return std::make_unique<Jitter>(ctx); }));
-  r.add(NodeSpec("collect_ordered")
-            .doc("records values in source order")
-            .ordered_input("in", tracked_msg(), "payloads")
-            .serial()
-            .param_float("ms", 0.0, "delay per item", 0, 1000)
-            .factory([probe](const NodeContext& ctx) { return std::make_unique<Collect>(ctx, probe); }));
-  r.add(NodeSpec("collect")
-            .doc("records values in arrival order")
-            .input("in", tracked_msg(), "payloads")
-            .serial()
-            .param_float("ms", 0.0, "delay per item", 0, 1000)
-            .factory([probe](const NodeContext& ctx) { return std::make_unique<Collect>(ctx, probe); }));
+            .factory(node_factory<Jitter>()));
+  // One collector, its input in source order or in arrival order.
+  for (bool ordered : {true, false}) {
+    NodeSpec spec(ordered ? "collect_ordered" : "collect");
+    spec.doc(ordered ? "records values in source order" : "records values in arrival order");
+    if (ordered)
+      spec.ordered_input("in", tracked_msg(), "payloads");
+    else
+      spec.input("in", tracked_msg(), "payloads");
+    r.add(spec.serial()
+              .param_float("ms", 0.0, "delay per item", 0, 1000)
+              .factory(node_factory<Collect>(probe)));
+  }
   r.add(NodeSpec("tbatch")
             .doc("batches in source order")
             .ordered_input("in", tracked_msg(), "payloads")
@@ -167,24 +178,37 @@ inline Registry test_registry(std::shared_ptr<Probe> probe) {
             .serial()
             .renumbers()
             .param_int("size", 4, "batch size", 1, 1e6)
-            .factory([probe](const NodeContext& ctx) { return std::make_unique<Batch>(ctx, probe); }));
+            .factory(node_factory<Batch>(probe)));
   // Validation-only types: a required parameter, typed lists and choices, two inputs, a feedback input.
-  r.add(NodeSpec("needs")
-            .doc("has a required parameter")
-            .input("in", tracked_msg(), "payloads")
-            .output("out", tracked_msg(), "payloads")
+  r.add(tracked_stage("needs", "has a required parameter")
             .param_string("path", std::nullopt, "a required path")
             .param_int_list("views", std::vector<std::int64_t>{2, 2, 4}, "view set", 1, 64, 1)
             .param_choice("mode", "moderate", {"none", "moderate", "all_reverse"}, "a choice")
-            .factory([](const NodeContext& ctx) { return std::make_unique<Jitter>(ctx); }));
+            .factory(node_factory<Jitter>()));
   r.add(NodeSpec("merge")
             .doc("two inputs, one feedback")
             .input("left", tracked_msg(), "payloads")
             .input("right", tracked_msg(), "payloads")
             .feedback_input("back", tracked_msg(), "feedback")
             .output("out", tracked_msg(), "payloads")
-            .factory([](const NodeContext& ctx) { return std::make_unique<Jitter>(ctx); }));
+            .factory(node_factory<Jitter>()));
   return r;
+}
+
+// The graph tests' chain pipeline: tsource (count ${n}) -> jitter (`ms`, concurrency 2) ->
+// collect_ordered, named `name`, with `n` items and, when given, the runtime object `runtime`.
+inline std::string tracked_chain(const std::string& name, int n, const std::string& ms,
+                                 const std::string& runtime = "") {
+  std::string head = "{\n  \"name\": \"" + name + "\",\n  \"params\": {\"n\": " + std::to_string(n) + "},\n";
+  if (!runtime.empty()) head += "  \"runtime\": " + runtime + ",\n";
+  return head + R"(  "nodes": {
+    "src": {"type": "tsource", "params": {"count": "${n}"}},
+    "work": {"type": "jitter", "params": {"ms": )" +
+         ms + R"(}, "concurrency": 2},
+    "sink": {"type": "collect_ordered"}
+  },
+  "edges": ["src.out -> work.in", "work.out -> sink.in"]
+})";
 }
 
 }  // namespace sefar::testing

@@ -14,6 +14,13 @@ std::string pipeline(const std::string& name) {
   return std::string(SEFAR_SOURCE_DIR) + "/pipelines/" + name;
 }
 
+// How many pipelines (.json files) pipelines/FOLDER holds.
+std::size_t pipeline_files(const std::string& folder) {
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(pipeline(folder))) files += e.path().extension() == ".json";
+  return files;
+}
+
 // The base pipeline's real-data settings replaced by the tiny model on the tiny dataset, one epoch,
 // semi-supervised from the first step.
 std::string tiny_overrides(const fs::path& run_dir) {
@@ -42,16 +49,11 @@ TEST_CASE("every synthetic-study pipeline validates and differs from its base wh
       {"supervised_ema", "nodes.loss.params.gamma_un: 2.0 -> 0.0"},
       {"supervised_long", "nodes.train.params.epochs: 30 -> 90"},
   };
-  std::size_t files = 0;
-  for (const auto& e : fs::directory_iterator(pipeline("synthetic")))
-    files += e.path().extension() == ".json";
-  CHECK(files == configs.size());
+  CHECK(pipeline_files("synthetic") == configs.size());
   for (const auto& [name, difference] : configs) {
     INFO(name);
-    auto v = run_sefar("validate " + pipeline("synthetic/" + name + ".json") + " --quiet --schema-only");
-    INFO(v.output);
-    CHECK(v.status == 0);
-    CHECK(v.output.find(difference) != std::string::npos);
+    check_exit(run_sefar("validate " + pipeline("synthetic/" + name + ".json") + " --quiet --schema-only"), 0,
+               {difference});
   }
 }
 
@@ -70,20 +72,14 @@ TEST_CASE("every ablation pipeline validates, names its difference from the base
       {"perturb_t_half", "perturbation: \"moderate\" -> \"t_half\""},
   };
   // Every file in pipelines/ablations is covered.
-  std::size_t files = 0;
-  for (const auto& e : fs::directory_iterator(pipeline("ablations")))
-    files += e.path().extension() == ".json";
-  CHECK(files == ablations.size());
+  CHECK(pipeline_files("ablations") == ablations.size());
 
   TempDir dir("ablations");
   for (const auto& [name, difference] : ablations) {
     INFO(name);
     const std::string file = pipeline("ablations/" + name + ".json");
-    auto v = run_sefar("validate " + file + " --quiet --schema-only");  // FineGym lists are not here
-    INFO(v.output);
-    CHECK(v.status == 0);
-    CHECK(v.output.find("differences from") != std::string::npos);
-    CHECK(v.output.find(difference) != std::string::npos);
+    // --schema-only: FineGym's lists are not here.
+    check_exit(run_sefar("validate " + file + " --quiet --schema-only"), 0, {"differences from", difference});
 
     auto r = run_sefar("run " + file + tiny_overrides(dir.path / name));
     INFO(r.output);
@@ -133,18 +129,15 @@ TEST_CASE("eval.json and export_features.json on weights from a training run") {
     CHECK(resolved["params"]["views"] == json::array({2, 2, 4}));
     CHECK(resolved["params"]["classes"] == (tiny_dataset() / "classes.txt").string());
     // A value that differs from the weights' is used, and said.
-    auto w = run_sefar("validate " + pipeline("eval.json") + common + " --set crop=48");
-    INFO(w.output);
-    CHECK(w.status == 0);
-    CHECK(w.output.find("warning: param \"crop\" is 48 but the weights " + weights.string() +
-                        " were trained with 32") != std::string::npos);
+    check_exit(
+        run_sefar("validate " + pipeline("eval.json") + common + " --set crop=48"), 0,
+        {"warning: param \"crop\" is 48 but the weights " + weights.string() + " were trained with 32"});
     // "auto" without readable weights: an error naming the parameter and the file.
-    auto m = run_sefar("validate " + pipeline("eval.json") + " --quiet --set weights=" +
-                       (dir.path / "none.safetensors").string());
-    INFO(m.output);
-    CHECK(m.status == 2);
-    CHECK(m.output.find("param \"crop\": \"auto\" takes the value from the weights") != std::string::npos);
-    CHECK(m.output.find("none.safetensors, but it does not exist") != std::string::npos);
+    check_exit(run_sefar("validate " + pipeline("eval.json") +
+                         " --quiet --set weights=" + (dir.path / "none.safetensors").string()),
+               2,
+               {"param \"crop\": \"auto\" takes the value from the weights",
+                "none.safetensors, but it does not exist"});
   }
 
   auto e = run_sefar("run " + pipeline("eval.json") + common +

@@ -61,40 +61,28 @@ TEST_CASE("1. a fresh run into a directory that holds a run is refused and leave
   const fs::path run = copy_of_finished(dir);
   const auto before = snapshot(run);
   SUBCASE("a typo'd list") {
-    auto r = run_sefar("run " + train_args(run, "--set train_list=" + (dir.path / "typo.csv").string()));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "holds an earlier run"));
+    check_exit(run_sefar("run " + train_args(run, "--set train_list=" + (dir.path / "typo.csv").string())), 2,
+               {"holds an earlier run"});
   }
   SUBCASE("a typo'd list with --overwrite: every check runs before anything is written") {
-    auto r = run_sefar("run " +
-                       train_args(run, "--overwrite --set train_list=" + (dir.path / "typo.csv").string()));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "typo.csv"));
+    check_exit(run_sefar("run " +
+                         train_args(run, "--overwrite --set train_list=" + (dir.path / "typo.csv").string())),
+               2, {"typo.csv"});
   }
   SUBCASE("a max_in_flight below what the batchers hold, with --overwrite") {
-    auto r = run_sefar("run " + train_args(run, "--overwrite --set runtime.max_in_flight=1"));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "max_in_flight"));
+    check_exit(run_sefar("run " + train_args(run, "--overwrite --set runtime.max_in_flight=1")), 2,
+               {"max_in_flight"});
   }
   SUBCASE("a second run while another holds the directory, even with --overwrite") {
     // This process holds the lock as a running sefar does (test 4 starts a real one).
     std::string error;
     auto lock = nodes::RunDirLock::acquire(run.string(), error);
     REQUIRE(lock.locked());
-    auto r = run_sefar("run " + train_args(run, "--overwrite"));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "is in use by process " + std::to_string(::getpid())));
+    check_exit(run_sefar("run " + train_args(run, "--overwrite")), 2,
+               {"is in use by process " + std::to_string(::getpid())});
   }
   SUBCASE("a good pipeline without --overwrite") {
-    auto r = run_sefar("run " + train_args(run));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "--resume"));
-    CHECK(contains(r.output, "--overwrite"));
+    check_exit(run_sefar("run " + train_args(run)), 2, {"--resume", "--overwrite"});
   }
   CHECK(snapshot(run) == before);
 }
@@ -119,19 +107,13 @@ TEST_CASE("2. sefar validate makes the start-up checks of sefar run") {
     CHECK(validate("").status == 0);
   }
   SUBCASE("a missing list file") {
-    auto r = validate("--set train_list=" + (dir.path / "missing.csv").string());
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "missing.csv"));
+    check_exit(validate("--set train_list=" + (dir.path / "missing.csv").string()), 2, {"missing.csv"});
   }
   SUBCASE("device gpu") {
-    auto r = validate("--set models.net.device=gpu");
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "device"));
+    check_exit(validate("--set models.net.device=gpu"), 2, {"device"});
   }
   SUBCASE("epochs below warmup_epochs") {
-    auto r = validate("--set epochs=1 --set warmup_epochs=2");
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "warmup_epochs"));
+    check_exit(validate("--set epochs=1 --set warmup_epochs=2"), 2, {"warmup_epochs"});
   }
   SUBCASE("a validation list that is missing, empty, a directory, or whose clips are all missing") {
     write_text(dir.path / "empty.csv", "");
@@ -139,10 +121,7 @@ TEST_CASE("2. sefar validate makes the start-up checks of sefar run") {
     for (const std::string& list : {(dir.path / "missing.csv").string(), (dir.path / "empty.csv").string(),
                                     dir.path.string(), (dir.path / "gone.csv").string()}) {
       INFO(list);
-      auto r = validate("--set val_list=" + list);
-      INFO(r.output);
-      CHECK(r.status == 2);
-      CHECK(contains(r.output, "val_list"));
+      check_exit(validate("--set val_list=" + list), 2, {"val_list"});
     }
     auto r = validate("--set val_list=" + (dir.path / "gone.csv").string());
     CHECK(contains(r.output, "none of its 2 clips exists"));
@@ -165,11 +144,9 @@ TEST_CASE("3. labels at or above num_classes stop the run at start, naming the l
     text += first.substr(0, first.rfind(' ')) + " 7\n";  // 3 classes: 7 is out of range
     const std::size_t line = std::size_t(std::count(text.begin(), text.end(), '\n'));
     write_text(list, text);
-    auto r = run_sefar("run " + train_args(dir.path / ("run_" + key), "--set " + key + "=" + list.string()));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output,
-                   list.string() + ":" + std::to_string(line) + ": label 7 is not below num_classes 3"));
+    check_exit(
+        run_sefar("run " + train_args(dir.path / ("run_" + key), "--set " + key + "=" + list.string())), 2,
+        {list.string() + ":" + std::to_string(line) + ": label 7 is not below num_classes 3"});
     CHECK(!fs::exists(dir.path / ("run_" + key) / "metrics.jsonl"));
     fs::remove(list);
   }
@@ -184,10 +161,7 @@ TEST_CASE("4. one run per directory: a second run into it is refused, naming the
   for (const std::string& how :
        {"run " + train_args(run, "--overwrite"), "run --resume " + run.string() + " --quiet"}) {
     INFO(how);
-    auto r = run_sefar(how);
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "is in use by process " + std::to_string(first)));
+    check_exit(run_sefar(how), 2, {"is in use by process " + std::to_string(first)});
   }
   CHECK(read_text(run / "pipeline.json") == before);
   ::kill(first, SIGKILL);
@@ -204,10 +178,7 @@ TEST_CASE("5. --resume verifies checkpoints: damaged ones are named and kept, ne
     for (const auto& c : all)
       fs::resize_file(c.path + ".safetensors", fs::file_size(c.path + ".safetensors") / 2);
     const auto before = snapshot(run);
-    auto r = run_sefar("run --resume " + run.string() + " --quiet");
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "every checkpoint"));
+    check_exit(run_sefar("run --resume " + run.string() + " --quiet"), 2, {"every checkpoint"});
     CHECK(snapshot(run) == before);
   }
   SUBCASE("the newest with a flipped byte: named, renamed aside, the next one used") {
@@ -222,10 +193,8 @@ TEST_CASE("5. --resume verifies checkpoints: damaged ones are named and kept, ne
       c = char(c ^ 0x5a);
       f.write(&c, 1);
     }
-    auto r = run_sefar("run --resume " + run.string() + " --quiet");
-    INFO(r.output);
-    CHECK(r.status == 0);
-    CHECK(contains(r.output, newest.path + ".safetensors is damaged (data checksum"));
+    check_exit(run_sefar("run --resume " + run.string() + " --quiet"), 0,
+               {newest.path + ".safetensors is damaged (data checksum"});
     CHECK(fs::exists(newest.path + ".safetensors.damaged"));
     check_same_records(finished_run(), run);
   }
@@ -242,10 +211,7 @@ TEST_CASE("5. --resume verifies checkpoints: damaged ones are named and kept, ne
       }
     meta.erase(io::kDataChecksumKey);
     io::save_safetensors(newest.path + ".safetensors", tensors, meta);
-    auto r = run_sefar("run --resume " + run.string() + " --quiet");
-    INFO(r.output);
-    CHECK(r.status == 0);
-    CHECK(contains(r.output, "non-finite"));
+    check_exit(run_sefar("run --resume " + run.string() + " --quiet"), 0, {"non-finite"});
     CHECK(fs::exists(newest.path + ".safetensors.damaged"));
   }
 }
@@ -264,11 +230,8 @@ TEST_CASE("6. --resume refuses split lists that changed since the checkpoint") {
   text.erase(text.rfind('\n', text.size() - 2) + 1);
   write_text(list, text);
   const auto before = snapshot(run);
-  auto refused = run_sefar("run --resume " + run.string() + " --quiet");
-  INFO(refused.output);
-  CHECK(refused.status == 2);
-  CHECK(contains(refused.output, list.string()));
-  CHECK(contains(refused.output, "--allow-changed-lists"));
+  check_exit(run_sefar("run --resume " + run.string() + " --quiet"), 2,
+             {list.string(), "--allow-changed-lists"});
   CHECK(snapshot(run) == before);
   auto allowed = run_sefar("run --resume " + run.string() + " --quiet --allow-changed-lists");
   INFO(allowed.output);
@@ -295,24 +258,17 @@ TEST_CASE("8. the smaller guards") {
   TempDir dir("safety_small");
   const fs::path run = dir.path / "run";
   SUBCASE("threads far above the core count are capped, saying so") {
-    auto r = run_sefar("validate " + train_args(run, "--set models.net.threads=1000"));
-    INFO(r.output);
-    CHECK(r.status == 0);
-    CHECK(contains(r.output, "threads 1000 is more than the"));
+    check_exit(run_sefar("validate " + train_args(run, "--set models.net.threads=1000")), 0,
+               {"threads 1000 is more than the"});
   }
   SUBCASE("a symlink loop is named as one") {
     fs::create_symlink(dir.path / "b.json", dir.path / "a.json");
     fs::create_symlink(dir.path / "a.json", dir.path / "b.json");
-    auto r = run_sefar("validate " + (dir.path / "a.json").string());
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "symlink loop"));
+    check_exit(run_sefar("validate " + (dir.path / "a.json").string()), 2, {"symlink loop"});
   }
   SUBCASE("a quoted value is cut after 200 characters and holds no raw bytes") {
     auto r = run_sefar("validate " + train_args(run, "--set runtime.seed=" + std::string(5000, 'x')));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "... (5002 characters)"));
+    check_exit(r, 2, {"... (5002 characters)"});
     CHECK(!contains(r.output, std::string(300, 'x')));
     CHECK(graph::quote_value(nlohmann::json("a\xff\x01"
                                             "b")) == "\"a\\ufffd\\u0001b\"");
@@ -328,11 +284,9 @@ TEST_CASE("8. the smaller guards") {
     for (std::ptrdiff_t i = 0; i < n; ++i) bad += "junk.mp4 0\n";
     const fs::path list = data / "half_bad.csv";
     write_text(list, text + bad);
-    auto r = run_sefar("run " + train_args(run, "--set train_list=" + list.string() +
-                                                    " --set runtime.max_skip_fraction=0.3"));
-    INFO(r.output);
-    CHECK(r.status == 2);
-    CHECK(contains(r.output, "runtime.max_skip_fraction=0.3"));
+    check_exit(run_sefar("run " + train_args(run, "--set train_list=" + list.string() +
+                                                      " --set runtime.max_skip_fraction=0.3")),
+               2, {"runtime.max_skip_fraction=0.3"});
     fs::remove(list);
     fs::remove(junk);
   }

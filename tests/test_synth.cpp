@@ -3,14 +3,12 @@
 #include <doctest/doctest.h>
 
 #include "io/synth.h"
-
-#include <unistd.h>
+#include "run_helpers.h"
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,20 +17,6 @@ namespace fs = std::filesystem;
 using namespace sefar::io;
 
 namespace {
-
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("sefar_test_synth_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000));
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
 
 // Every regular file under `root`, by path relative to it, with its bytes.
 std::map<std::string, std::string> read_tree(const fs::path& root) {
@@ -50,7 +34,7 @@ std::map<std::string, std::string> read_tree(const fs::path& root) {
 
 TEST_CASE("synth: every file is byte-identical with 1, 2 and 4 threads") {
   if (!encoder_available(VideoCodec::kAuto)) return;
-  TempDir tmp;
+  const sefar::testing::TempDir tmp("test_synth");
   SynthOptions o;
   o.num_classes = 4;
   o.train_per_class = 10;
@@ -68,7 +52,7 @@ TEST_CASE("synth: every file is byte-identical with 1, 2 and 4 threads") {
   for (int threads : {1, 2, 4}) {
     CAPTURE(threads);
     o.threads = threads;
-    o.out_dir = (tmp.dir / ("threads" + std::to_string(threads))).string();
+    o.out_dir = (tmp.path / ("threads" + std::to_string(threads))).string();
     SynthResult result = generate_synth_dataset(o);
     CHECK(result.train.size() + result.unlabeled.size() + result.val.size() == 48);
     auto files = read_tree(o.out_dir);

@@ -16,24 +16,18 @@
 #include "models/timesformer.h"
 #include "models/trainer.h"
 #include "models/weights.h"
+#include "toy_trainer.h"
 
 using namespace sefar::models;
 
 namespace {
 
 TrainerOptions toy_options() {
-  TrainerOptions o;
-  o.model = ModelConfig::tiny(2, {2, 2, 4});
-  o.model.drop_path_rate = 0;
-  o.optimizer = "adamw";
-  o.lr = 1e-3;
+  TrainerOptions o = sefar::testing::toy_trainer_options();
   o.weight_decay = 0.01;
   o.epochs = 4;
   o.warmup_epochs = 1;
-  o.milestones = {};
-  o.factors = {};
   o.ema_decay = 0.9;
-  o.teacher_passes = 3;
   o.seed = 1;
   return o;
 }

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "io/video.h"
+#include "run_helpers.h"
+#include "test_frames.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -32,23 +34,14 @@ namespace {
 
 constexpr int kW = 96, kH = 64;
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("sefar_test_video_" + std::to_string(getpid()) + "_" + std::to_string(rd() % 1000000));
-    fs::create_directories(dir);
-    set_ffmpeg_log(FfmpegLog::kQuiet);  // bad clips below make FFmpeg complain, by design
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
+// A file name in the test's temporary folder. FFmpeg is quiet from the first call on: bad clips below
+// make it complain, by design.
 std::string tmp(const std::string& name) {
-  static TempDir t;
-  return (t.dir / name).string();
+  static const sefar::testing::TempDir t = [] {
+    set_ffmpeg_log(FfmpegLog::kQuiet);
+    return sefar::testing::TempDir("test_video");
+  }();
+  return (t.path / name).string();
 }
 
 std::string shq(const std::string& s) {
@@ -80,30 +73,18 @@ bool have_ffmpeg() {
 // Distinct content per frame: a drifting gradient, a moving square, and the frame number in binary as
 // large black/white blocks along the bottom, so a wrong index cannot pass for the right one.
 Frames pattern(int n, int w = kW, int h = kH) {
-  Frames f;
-  f.count = n;
-  f.width = w;
-  f.height = h;
-  f.rgb.resize(f.frame_bytes() * n);
-  for (int t = 0; t < n; ++t) {
-    uint8_t* img = f.frame(t);
+  return sefar::testing::painted_frames(n, w, h, [w, h](int t, int x, int y, uint8_t* px) {
     const int sx = (t * 5) % (w - 16), sy = (t * 3) % (h - 24);
-    for (int y = 0; y < h; ++y) {
-      for (int x = 0; x < w; ++x) {
-        uint8_t* px = img + (static_cast<std::size_t>(y) * w + x) * 3;
-        px[0] = static_cast<uint8_t>((x * 2 + t * 9) & 255);
-        px[1] = static_cast<uint8_t>((y * 3 + t * 5) & 255);
-        px[2] = static_cast<uint8_t>(((x + y) * 2 + t * 13) & 255);
-        if (x >= sx && x < sx + 16 && y >= sy && y < sy + 16) px[0] = px[1] = px[2] = 240;
-        if (y >= h - 8) {
-          const int bit = x / 8;
-          const bool on = bit < 8 && ((t >> bit) & 1);
-          px[0] = px[1] = px[2] = on ? 255 : 0;
-        }
-      }
+    px[0] = static_cast<uint8_t>((x * 2 + t * 9) & 255);
+    px[1] = static_cast<uint8_t>((y * 3 + t * 5) & 255);
+    px[2] = static_cast<uint8_t>(((x + y) * 2 + t * 13) & 255);
+    if (x >= sx && x < sx + 16 && y >= sy && y < sy + 16) px[0] = px[1] = px[2] = 240;
+    if (y >= h - 8) {
+      const int bit = x / 8;
+      const bool on = bit < 8 && ((t >> bit) & 1);
+      px[0] = px[1] = px[2] = on ? 255 : 0;
     }
-  }
-  return f;
+  });
 }
 
 // The frame number pattern() wrote into image i of `f`, read back from the bottom blocks.
@@ -611,6 +592,13 @@ VideoError error_of(const std::string& path, const std::vector<int>& indices = {
   FAIL("no VideoError for " << path);
   return VideoError(VideoErrorKind::kIo, path, "unreachable");
 }
+// error_of(path), checked to be of kind `kind` and to name the file in its message.
+VideoError checked_error_of(const std::string& path, VideoErrorKind kind) {
+  const VideoError e = error_of(path);
+  CHECK(e.kind() == kind);
+  CHECK(std::string(e.what()).find(path) != std::string::npos);
+  return e;
+}
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
@@ -618,22 +606,22 @@ std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
+// Writes the first half of file `full` to `half`.
+void write_first_half(const std::string& full, const std::string& half) {
+  const std::string bytes = read_file(full);
+  write_file(half, bytes.substr(0, bytes.size() / 2));
+}
 }  // namespace
 
 TEST_CASE("bad clips give a VideoError naming the file and the reason") {
   SUBCASE("missing") {
     const std::string p = tmp("does_not_exist.mp4");
-    const VideoError e = error_of(p);
-    CHECK(e.kind() == VideoErrorKind::kMissing);
-    CHECK(std::string(e.what()).find(p) != std::string::npos);
-    CHECK(e.path() == p);
+    CHECK(checked_error_of(p, VideoErrorKind::kMissing).path() == p);
   }
   SUBCASE("zero bytes") {
     const std::string p = tmp("empty.mp4");
     write_file(p, "");
-    const VideoError e = error_of(p);
-    CHECK(e.kind() == VideoErrorKind::kEmpty);
-    CHECK(std::string(e.what()).find(p) != std::string::npos);
+    checked_error_of(p, VideoErrorKind::kEmpty);
   }
   SUBCASE("a directory") {
     const std::string p = tmp("a_directory.mp4");
@@ -643,29 +631,21 @@ TEST_CASE("bad clips give a VideoError naming the file and the reason") {
   SUBCASE("not a video: text renamed .mp4") {
     const std::string p = tmp("notes.mp4");
     write_file(p, "path/to/clip.mp4 3\nthis is a split list, not a video\n");
-    const VideoError e = error_of(p);
-    CHECK(e.kind() == VideoErrorKind::kNotVideo);
-    CHECK(std::string(e.what()).find(p) != std::string::npos);
+    checked_error_of(p, VideoErrorKind::kNotVideo);
   }
   SUBCASE("truncated: index at the front (faststart), cut in half") {
     const std::string full = tmp("to_cut_fast.mp4"), p = tmp("cut_fast.mp4");
     write_video(full, pattern(30), 25);
-    const std::string bytes = read_file(full);
-    write_file(p, bytes.substr(0, bytes.size() / 2));
-    const VideoError e = error_of(p);
-    CHECK(e.kind() == VideoErrorKind::kTruncated);
-    CHECK(std::string(e.what()).find(p) != std::string::npos);
+    write_first_half(full, p);
+    checked_error_of(p, VideoErrorKind::kTruncated);
   }
   SUBCASE("truncated: index at the end, cut in half") {
     const std::string full = tmp("to_cut_slow.mp4"), p = tmp("cut_slow.mp4");
     EncoderOptions o;
     o.faststart = false;
     write_video(full, pattern(30), 25, o);
-    const std::string bytes = read_file(full);
-    write_file(p, bytes.substr(0, bytes.size() / 2));
-    const VideoError e = error_of(p);
-    CHECK(e.kind() == VideoErrorKind::kTruncated);
-    CHECK(std::string(e.what()).find(p) != std::string::npos);
+    write_first_half(full, p);
+    checked_error_of(p, VideoErrorKind::kTruncated);
   }
   SUBCASE("audio only") {
     SKIP_WITHOUT_FFMPEG();
@@ -673,10 +653,7 @@ TEST_CASE("bad clips give a VideoError naming the file and the reason") {
                shq(tmp("tone.mp4")) + " " + shq(tmp("tone.wav")) + " >/dev/null 2>&1") == 0);
     for (const char* name : {"tone.mp4", "tone.wav"}) {
       const std::string p = tmp(name);
-      const VideoError e = error_of(p);
-      CHECK(e.kind() == VideoErrorKind::kNoVideoStream);
-      CHECK(std::string(e.what()).find(p) != std::string::npos);
-      CHECK(e.reason().find("audio") != std::string::npos);
+      CHECK(checked_error_of(p, VideoErrorKind::kNoVideoStream).reason().find("audio") != std::string::npos);
     }
   }
   SUBCASE("index out of range") {

@@ -15,6 +15,7 @@
 #include "graph/validate.h"
 #include "io/video.h"
 #include "nodes/builtin.h"
+#include "test_frames.h"
 
 using namespace sefar;
 namespace fs = std::filesystem;
@@ -28,20 +29,11 @@ struct Dir {
 };
 
 io::Frames moving_frames(int n, int w, int h) {
-  io::Frames f;
-  f.count = n;
-  f.width = w;
-  f.height = h;
-  f.rgb.resize(std::size_t(n) * w * h * 3);
-  for (int t = 0; t < n; ++t)
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x) {
-        auto* p = f.frame(t) + (std::size_t(y) * w + x) * 3;
-        p[0] = std::uint8_t((x * 4 + t * 8) & 255);
-        p[1] = std::uint8_t((y * 4) & 255);
-        p[2] = std::uint8_t(t * 10);
-      }
-  return f;
+  return sefar::testing::painted_frames(n, w, h, [](int t, int x, int y, std::uint8_t* p) {
+    p[0] = std::uint8_t((x * 4 + t * 8) & 255);
+    p[1] = std::uint8_t((y * 4) & 255);
+    p[2] = std::uint8_t(t * 10);
+  });
 }
 
 // A collecting sink bound to a vector the test owns.

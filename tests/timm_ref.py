@@ -15,29 +15,23 @@ Exit status 3 with a line starting "skip:" when torch, timm or safetensors is mi
 import os
 import sys
 
+sys.dont_write_bytecode = True  # importing ref_common leaves no __pycache__ in tests/
+import ref_common  # noqa: E402
+
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out = sys.argv[1]
-    try:
-        import torch
-        import timm
-        from safetensors.torch import save_file
-    except ImportError as e:
-        print(f"skip: {e.name} is not installed in .venv (bash scripts/setup_python.sh test reference)")
-        return 3
+    out = ref_common.start(__doc__, "torch", "timm", "safetensors.torch")
+    import torch
+    import timm
+    from safetensors.torch import save_file
     torch.manual_seed(0)
     model = timm.create_model("vit_small_patch16_224", pretrained=False)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    ref_common.perturb(model, 0.05)
     model.eval()
     images = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         cls = model.forward_features(images)[:, 0]
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, "vit.safetensors"))
+    ref_common.save_state(model, os.path.join(out, "vit.safetensors"))
     save_file({"images": images, "cls": cls.contiguous()}, os.path.join(out, "reference.safetensors"))
     print(f"timm {timm.__version__} vit_small_patch16_224, torch {torch.__version__}")
     return 0

@@ -26,8 +26,7 @@
 # path), QUIET_WAIT (longest wait for a quiet machine per run, s; default 1800).
 # `bench/cpu_step/run.sh --report-only` rewrites the report from the last results.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 size=${SIZE:-full}
 case "$size" in
@@ -106,7 +105,7 @@ for s in "${sets[@]}"; do set_args+=(--set "$s"); done
 shown=(env SIZE="$size" REPEATS="$repeats" STEPS="$steps")
 [[ -z "${CONFIGS:-}" ]] || shown+=(CONFIGS="$CONFIGS")
 command_line="$(printf '%q ' "${shown[@]}")bash bench/cpu_step/run.sh"
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' ':!bench/cpu_step' || echo '+changes')"
+commit=$(commit_label ':!bench/cpu_step')
 uptime
 /usr/bin/python3 bench/cpu_step/bench.py "${set_args[@]}" --configs "${CONFIGS:-}" --repeats "$repeats" \
   --steps "$steps" --size "$size" --out "$out" --doc "$doc" --command "$command_line" --commit "$commit" \

@@ -297,18 +297,18 @@ def summarise(m, args):
         "peer_sequential_cps": ps["clips_per_second"], "peer_sequential_cpu_per_clip": ps_cpu["cpu_per_clip"],
         "peer_sequential_decoded": ps["frames_decoded_per_clip"],
     }
+    # Ratios of throughput (clips per second over the other's) and of CPU time (the other's CPU
+    # seconds per clip over ours); "tuned" is ours with glibc's malloc defaults, "tool" the replay tool.
     s["ratio_ceiling_wall"] = s["ours_cps"] / s["ceiling2_needed_cps"]
-    s["ratio_ceiling_cpu"] = s["ceiling1_needed_cpu_per_clip"] / s["ours_cpu_per_clip"]
     s["ratio_ceiling_full_wall"] = s["ours_cps"] / s["ceiling2_cps"]
     s["ratio_ceiling_tuned_wall"] = s["tuned_cps"] / s["ceiling2_needed_cps"]
-    s["ratio_ceiling_tuned_cpu"] = s["ceiling1_needed_cpu_per_clip"] / s["tuned_cpu_per_clip"]
-    s["ratio_ceiling_tool_cpu"] = s["ceiling1_needed_cpu_per_clip"] / s["tool_cpu_per_clip"]
-    s["ratio_peer_official_tuned"] = s["tuned_cps"] / s["peer_official_cps"]
-    s["ratio_peer_sequential_tuned"] = s["tuned_cps"] / s["peer_sequential_cps"]
-    s["ratio_peer_official"] = s["ours_cps"] / s["peer_official_cps"]
-    s["ratio_peer_sequential"] = s["ours_cps"] / s["peer_sequential_cps"]
-    s["ratio_peer_official_cpu"] = s["peer_official_cpu_per_clip"] / s["ours_cpu_per_clip"]
-    s["ratio_peer_sequential_cpu"] = s["peer_sequential_cpu_per_clip"] / s["ours_cpu_per_clip"]
+    for who, key in (("ours", "ratio_ceiling_cpu"), ("tuned", "ratio_ceiling_tuned_cpu"),
+                     ("tool", "ratio_ceiling_tool_cpu")):
+        s[key] = s["ceiling1_needed_cpu_per_clip"] / s[f"{who}_cpu_per_clip"]
+    for peer in ("official", "sequential"):
+        s[f"ratio_peer_{peer}"] = s["ours_cps"] / s[f"peer_{peer}_cps"]
+        s[f"ratio_peer_{peer}_tuned"] = s["tuned_cps"] / s[f"peer_{peer}_cps"]
+        s[f"ratio_peer_{peer}_cpu"] = s[f"peer_{peer}_cpu_per_clip"] / s["ours_cpu_per_clip"]
     s["others_cores_max"] = max(r["others_cores"] for k in runs for r in runs[k])
     s["others_cores_best_ours"] = ours["others_cores"]
     return s

@@ -12,8 +12,7 @@
 # Environment: CLIPS (clips per size, default 40), REPEATS (default 3), QUICK=1, DOC (report path).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 out=data/generated/bench_decode
 
 if [[ "${QUICK:-0}" == 1 ]]; then

@@ -8,16 +8,11 @@
 # per rank, each step averaging two ranks' batches). Writes docs/DIST_QUICKSTART.md with both runs'
 # final validation accuracy and wall time.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 doc=${DOC:-docs/DIST_QUICKSTART.md}
 out=data/generated/dist_quickstart
-[ -x build/sefar ] || bash scripts/build.sh
-cmake --build build --target sefar >/dev/null
-command -v torchrun >/dev/null || { echo "torchrun not found (Debian: apt-get install python3-torch)" >&2; exit 2; }
-bash scripts/quickstart_data.sh >/dev/null 2>&1
-rm -rf "$out"
-mkdir -p "$out"
+need_torchrun
+prepare_quickstart_bench "$out"
 t0=$(date +%s)
 ./build/sefar run pipelines/quickstart.json --quiet --set runtime.run_dir="$out/one" > "$out/one.log" 2>&1
 t1=$(date +%s)
@@ -27,7 +22,7 @@ torchrun --no_python --nproc_per_node 2 --master_port $((29900 + RANDOM % 90)) -
 t2=$(date +%s)
 last() { grep -o 'val top-1 [0-9.]*%' "$1" | tail -1 | grep -o '[0-9.]*%'; }
 clips=$(grep -o '([0-9]* clips' "$out/one.log" | tail -1 | grep -o '[0-9]*')
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')"
+commit=$(commit_label)
 {
   echo "# The quickstart with one and with two processes"
   echo

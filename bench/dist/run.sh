@@ -15,8 +15,7 @@
 # Environment: STEPS (labeled steps per epoch, default 12), B (default 8), U (default 16),
 # REPEATS (default 3), DOC (default docs/BENCH_DIST.md).
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 steps=${STEPS:-12}
 b=${B:-8}
 u=${U:-16}
@@ -25,12 +24,8 @@ doc=${DOC:-docs/BENCH_DIST.md}
 out=data/generated/bench_dist
 data=data/generated/quickstart
 
-[ -x build/sefar ] || bash scripts/build.sh
-cmake --build build --target sefar >/dev/null
-command -v torchrun >/dev/null || { echo "bench/dist: torchrun not found (Debian: apt-get install python3-torch)" >&2; exit 2; }
-bash scripts/quickstart_data.sh >/dev/null 2>&1
-rm -rf "$out"
-mkdir -p "$out"
+need_torchrun
+prepare_quickstart_bench "$out"
 
 common=(--set train_list="$data/train.csv" --set unlabeled_list="$data/unlabel.csv" --set val_list="$data/val.csv"
   --set epochs=2 --set warmup_epochs=1 --set train.eval_limit=16 --set train.log_every=0 --quiet)
@@ -51,6 +46,6 @@ for rep in $(seq 1 "$repeats"); do
 done
 /usr/bin/python3 bench/dist/report.py --root "$out" --repeats "$repeats" --doc "$doc" \
   --command "$(printf '%q ' env STEPS="$steps" B="$b" U="$u" REPEATS="$repeats") bash bench/dist/run.sh" \
-  --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')" \
+  --commit "$(commit_label)" \
   --elapsed $(( $(date +%s) - start )) --batch "$b" --unlabeled "$u"
 echo "report: $doc"

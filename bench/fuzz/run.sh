@@ -12,8 +12,7 @@
 #
 # Environment: SECONDS_EACH (default 300), TARGETS (default: all four), DOC (default docs/FUZZ.md).
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 seconds=${SECONDS_EACH:-300}
 targets=${TARGETS:-fuzz_pipeline fuzz_split_list fuzz_safetensors fuzz_decode}
 doc=${DOC:-docs/FUZZ.md}
@@ -52,7 +51,7 @@ if [ ! -d "$out/seeds" ]; then
   printf '\x10\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{}}' > "$out/seeds/fuzz_safetensors/empty"
 fi
 
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')"
+commit=$(commit_label)
 start=$(date +%s)
 for t in $targets; do
   mkdir -p "$out/$t/corpus" "$out/$t/crashes"

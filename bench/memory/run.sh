@@ -12,8 +12,7 @@
 # their budget). Environment: DURATION (default 1800), INTERVAL (default 5), DOC, THREADS;
 # REPORT_ONLY=1 rewrites the report from the last run's samples without running.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 duration=${DURATION:-1800}
 interval=${INTERVAL:-5}
 doc=${DOC:-docs/MEMORY.md}
@@ -21,16 +20,12 @@ out=data/generated/bench_memory
 if [ "${REPORT_ONLY:-0}" = 1 ]; then
   exec python3 bench/memory/report.py --dir "$out" --doc "$doc" @"$out/report_args.txt"
 fi
-[ -x build/sefar ] || bash scripts/build.sh
-cmake --build build --target sefar >/dev/null
-bash scripts/quickstart_data.sh >/dev/null 2>&1
-rm -rf "$out"
-mkdir -p "$out"
+prepare_quickstart_bench "$out"
 # A private copy: a rebuild during the run must not change the binary under it.
 cp build/sefar "$out/sefar"
 threads_args=()
 [ -n "${THREADS:-}" ] && threads_args=(--threads "$THREADS")
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')"
+commit=$(commit_label)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 "$out/sefar" run pipelines/quickstart.json --quiet --set epochs=100000 --set runtime.run_dir="$out/run" \
   --profile "$out/profile.json" "${threads_args[@]}" > "$out/run.log" 2>&1 &

@@ -10,15 +10,10 @@
 # the last epoch (mean regulation weight, share of clips above 0.5). The README's quickstart figures,
 # scripts/quickstart.sh's closing line and test_quickstart read this file.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 doc=${DOC:-docs/QUICKSTART.md}
 out=data/generated/bench_quickstart
-[ -x build/sefar ] || bash scripts/build.sh
-cmake --build build --target sefar >/dev/null
-bash scripts/quickstart_data.sh >/dev/null 2>&1
-rm -rf "$out"
-mkdir -p "$out"
+prepare_quickstart_bench "$out"
 declare -A seconds
 for name in quickstart quickstart_supervised; do
   t0=$(date +%s.%N)

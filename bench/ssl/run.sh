@@ -32,8 +32,7 @@
 #              once finish about 1.8x sooner than one after the other with two BLAS threads]
 #   REPORT_ONLY=1  train nothing: write the report from the runs already finished
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 fractions=${FRACTIONS:-5 10}
 seeds=${SEEDS:-0 1 2}
 configs=${CONFIGS:-supervised sefar no_dual no_perturb no_adareg supervised_ema sefar+perturbation=all_reverse sefar+perturbation=local_shuffle}
@@ -46,8 +45,7 @@ out=data/generated/ssl
 runs=$out/runs${SET:+_$(printf '%s' "$SET" | md5sum | cut -c1-8)}
 command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" ${FULL_CONFIGS+FULL_CONFIGS="$FULL_CONFIGS"} PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${JOBS:+JOBS=$JOBS} ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY}) bash bench/ssl/run.sh"
 
-[ -x build/sefar ] || bash scripts/build.sh
-cmake --build build --target sefar >/dev/null
+build_sefar
 # Every run of the study uses the binary it started with, whatever is rebuilt meanwhile.
 mkdir -p "$out"
 sefar=$out/sefar.$$
@@ -137,6 +135,6 @@ elapsed=$(( $(date +%s) - start ))
 /usr/bin/python3 bench/ssl/report.py --root "$runs" --per-class "$per_class" --fractions "$fractions" \
   --full-fraction "$full_fraction" \
   --configs "$configs" --full-configs "$full_configs" --seeds "$seeds" --doc "$doc" --svg "${doc%.md}_curves.svg" \
-  --command "$command_line" --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')" \
+  --command "$command_line" --commit "$(commit_label)" \
   --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}"
 echo "report: $doc"
