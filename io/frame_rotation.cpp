@@ -8,6 +8,7 @@ extern "C" {
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 
 namespace sefar::io {
 
