@@ -1,5 +1,8 @@
 // util/enum_table.h, one table per enum: names, parsing and choice lists from the same entries; and
 // the project's tables, each of which must round-trip every value through its name.
+// LibTorch first (through models/sefar.h): glog's CHECK must be replaced by doctest's.
+#include "models/sefar.h"
+
 #include <doctest/doctest.h>
 
 #include <set>
@@ -7,11 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "graph/schema.h"
 #include "io/random.h"
 #include "io/temporal.h"
 #include "io/video.h"
 #include "models/config.h"
-#include "models/sefar.h"
 #include "util/enum_table.h"
 
 namespace {
@@ -56,7 +59,7 @@ TEST_CASE("enum table: names, parsing and choice lists come from one list") {
   CHECK(std::string(kColours.name(static_cast<Colour>(7))) == "unknown");
   CHECK(kColours.parse("blue") == Colour::blue);
   CHECK_FALSE(kColours.parse("").has_value());
-  CHECK(kColours.names() == std::vector<std::string>{"red", "green", "blue"});
+  CHECK((kColours.names() == std::vector<std::string>{"red", "green", "blue"}));
   CHECK(kColours.joined() == "red, green, blue");
   CHECK(kColours.joined(", ", " or ") == "red, green or blue");
   CHECK(kColours.describe() == "red: warm; green: calm; blue: cold");
@@ -69,6 +72,20 @@ TEST_CASE("enum table: a repeated name or value is refused") {
   enum class Two { a, b };
   CHECK_THROWS_AS(sefar::util::enum_table<Two>({{Two::a, "x"}, {Two::b, "x"}}, "two"), std::logic_error);
   CHECK_THROWS_AS(sefar::util::enum_table<Two>({{Two::a, "x"}, {Two::a, "y"}}, "two"), std::logic_error);
+}
+
+TEST_CASE("enum table: a schema's choice and the value a node reads") {
+  using namespace sefar;
+  graph::NodeSpec spec("paint");
+  spec.param_choice("colour", Colour::green, kColours, "what to paint with");
+  const graph::ParamSpec* param = spec.find_param("colour");
+  REQUIRE(param);
+  CHECK(param->choices == kColours.names());
+  CHECK(param->default_value == "green");
+  CHECK(graph::Params("node 'p' (paint)", {{"colour", "blue"}}).get_enum("colour", kColours) == Colour::blue);
+  CHECK_THROWS_WITH_AS(graph::Params("node 'p' (paint)", {{"colour", "teal"}}).get_enum("colour", kColours),
+                       "param \"colour\": unknown colour 'teal' (valid: red, green, blue)",
+                       std::invalid_argument);
 }
 
 TEST_CASE("enum table: every table of the project round-trips") {
@@ -89,7 +106,7 @@ TEST_CASE("enum table: the names other places rely on") {
   CHECK(std::string(io::to_string(io::VideoErrorKind::kNotVideo)) == "not_video");
   CHECK(std::string(io::to_string(io::VideoErrorKind::kIndexOutOfRange)) == "index_out_of_range");
   // SEFAR_FFMPEG_LOG's values (README).
-  CHECK(io::kFfmpegLogs.names() == std::vector<std::string>{"quiet", "error", "warning", "info"});
+  CHECK((io::kFfmpegLogs.names() == std::vector<std::string>{"quiet", "error", "warning", "info"}));
   // Model configs stored in weights files.
   CHECK(models::to_string(models::AttentionImpl::kFused) == "fused");
   CHECK(models::param_init_from_string("torch") == models::ParamInit::kTorch);
