@@ -55,8 +55,8 @@ std::vector<std::string> document_differences(nlohmann::json base, nlohmann::jso
   return lines;
 }
 
-bool may_change_on_resume(const std::string& key, const nlohmann::json& reference, const nlohmann::json& resolved,
-                          const graph::Registry& registry) {
+bool may_change_on_resume(const std::string& key, const nlohmann::json& reference,
+                          const nlohmann::json& resolved, const graph::Registry& registry) {
   if (key == "name" || key == "description") return true;
   auto starts_with = [&](const std::string& head) { return key.compare(0, head.size(), head) == 0; };
   if (starts_with("runtime.")) {

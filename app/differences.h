@@ -24,12 +24,13 @@ std::vector<std::string> document_differences(nlohmann::json base, nlohmann::jso
 // Whether the flattened key may differ when `resolved` continues the run of `reference`: the name and
 // description, a node's concurrency, and every runtime setting and node or model parameter whose
 // schema says so (graph::ParamSpec::may_change_on_resume).
-bool may_change_on_resume(const std::string& key, const nlohmann::json& reference, const nlohmann::json& resolved,
-                          const graph::Registry& registry);
+bool may_change_on_resume(const std::string& key, const nlohmann::json& reference,
+                          const nlohmann::json& resolved, const graph::Registry& registry);
 
 // Problems that keep `resolved` from continuing the run described by `reference` (both canonical
 // resolved documents); `file` is where `resolved` came from, `from` the run's own pipeline.
-std::vector<graph::Diagnostic> resume_differences(const nlohmann::json& reference, const nlohmann::json& resolved,
+std::vector<graph::Diagnostic> resume_differences(const nlohmann::json& reference,
+                                                  const nlohmann::json& resolved,
                                                   const graph::Registry& registry, const std::string& file,
                                                   const std::string& from);
 

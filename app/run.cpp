@@ -19,12 +19,12 @@
 #include "graph/diagnostics.h"
 #include "graph/runtime.h"
 #include "io/checkpoint.h"
-#include "report/report.h"
 #include "models/device.h"
 #include "models/distributed.h"
 #include "nodes/auto_params.h"
 #include "nodes/builtin.h"
 #include "nodes/run_directory.h"
+#include "report/report.h"
 #include "util/atomic_file.h"
 
 namespace sefar::app {
@@ -218,8 +218,8 @@ int run_pipeline(const RunRequest& a, std::optional<nodes::ConsoleLog>& console)
     }
     doc.runtime["run_dir"] = run_dir;
     validated = graph::validate(doc, registry);
-    auto problems =
-        resume_differences(reference.document, validated.document, registry, a.path.empty() ? from : a.path, from);
+    auto problems = resume_differences(reference.document, validated.document, registry,
+                                       a.path.empty() ? from : a.path, from);
     if (!problems.empty()) throw graph::PipelineError(std::move(problems));
     if (checkpoint) {
       // Read once: a resumed run has them from its comparison with the checkpoint's.
@@ -331,7 +331,6 @@ int run_pipeline(const RunRequest& a, std::optional<nodes::ConsoleLog>& console)
     throw;
   }
 }
-
 
 namespace {
 

@@ -40,8 +40,9 @@ graph::Registry make_registry();
 // stderr unless `quiet`) and ${...}, and validates. `lenient`: "auto" parameters that cannot be
 // resolved yet take placeholder values (a pipeline checked or drawn before its weights exist).
 graph::ValidatedPipeline resolve_pipeline(const std::string& path, const std::vector<std::string>& sets,
-                                          const graph::Registry& registry, graph::PipelineDoc* doc_out = nullptr,
-                                          bool lenient = false, bool quiet = false);
+                                          const graph::Registry& registry,
+                                          graph::PipelineDoc* doc_out = nullptr, bool lenient = false,
+                                          bool quiet = false);
 
 struct RunRequest {
   std::string path;                   // the pipeline file (may be empty with resume)

@@ -23,7 +23,6 @@
 
 namespace sefar::graph {
 
-
 struct Tagged {
   Item item;
   int port = 0;
@@ -444,6 +443,7 @@ struct Runtime::Impl {
 
   // Shared models, then the node objects: constructors check their options (bad values are bad input,
   // exit 2); then every source's budget. Nothing is written: outputs open in Node::start().
+  NodeContext run_context(const RunOptions& options, const ResolvedNode& decl) const;
   void prepare(const RunOptions& options);
 
   // Every node's start(), in topological order, once all start-up checks passed.

@@ -94,8 +94,25 @@ void Runtime::Impl::apply_compute_threads(const RunOptions& options) const {
       }
   };
   for (const auto& m : pipeline.models) consider(*m.spec, m.params, fmt::format("model '{}'", m.id));
-  for (const auto& node : pipeline.nodes) consider(*node.spec, node.params, fmt::format("node '{}'", node.id));
+  for (const auto& node : pipeline.nodes)
+    consider(*node.spec, node.params, fmt::format("node '{}'", node.id));
   if (wanted > 0) options.set_compute_threads(int(wanted), who);
+}
+
+// What every model and node of the run is handed: pipeline, id, type, seed, run directory, rank,
+// services and the stop token.
+NodeContext Runtime::Impl::run_context(const RunOptions& options, const ResolvedNode& decl) const {
+  NodeContext ctx;
+  ctx.pipeline = pipeline.name;
+  ctx.id = decl.id;
+  ctx.type = decl.spec->type();
+  ctx.seed = pipeline.runtime.seed;
+  ctx.run_dir = pipeline.runtime.run_dir;
+  ctx.services = options.services;
+  ctx.stop = stop;
+  ctx.rank = options.rank;
+  ctx.world_size = options.world_size;
+  return ctx;
 }
 
 // Shared models, then the node objects: constructors check their options (bad values are bad input,
@@ -109,16 +126,7 @@ void Runtime::Impl::prepare(const RunOptions& options) {
   stop = options.stop;
   apply_compute_threads(options);
   for (const auto& m : pipeline.models) {
-    NodeContext ctx;
-    ctx.pipeline = pipeline.name;
-    ctx.id = m.id;
-    ctx.type = m.spec->type();
-    ctx.seed = pipeline.runtime.seed;
-    ctx.run_dir = pipeline.runtime.run_dir;
-    ctx.services = options.services;
-    ctx.stop = stop;
-    ctx.rank = options.rank;
-    ctx.world_size = options.world_size;
+    NodeContext ctx = run_context(options, m);
     ctx.params = Params(fmt::format("model '{}' ({})", m.id, m.spec->type()), m.params);
     ctx.document = &pipeline.document;
     try {
@@ -134,17 +142,8 @@ void Runtime::Impl::prepare(const RunOptions& options) {
   }
   if (!problems.empty()) throw PipelineError(std::move(problems));
   for (int i = 0; i < n; ++i) {
-    NodeContext ctx;
-    ctx.pipeline = pipeline.name;
-    ctx.id = decl(i).id;
-    ctx.type = decl(i).spec->type();
+    NodeContext ctx = run_context(options, decl(i));
     ctx.concurrency = decl(i).concurrency;
-    ctx.seed = pipeline.runtime.seed;
-    ctx.run_dir = pipeline.runtime.run_dir;
-    ctx.services = options.services;
-    ctx.stop = stop;
-    ctx.rank = options.rank;
-    ctx.world_size = options.world_size;
     ctx.connected_inputs.assign(decl(i).spec->inputs().size(), false);
     ctx.input_sources.assign(decl(i).spec->inputs().size(), {});
     for (const auto& e : pipeline.edges)

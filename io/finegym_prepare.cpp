@@ -50,20 +50,20 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   }
 }
 
-// "<clip>.mp4.tmp<pid>-<n>" left by a preparation (the encoder's temporary files) that is no longer
-// running: removed. Returns how many.
+// "<clip>.mp4.tmp.<pid>.<n>" (util::AtomicFile's temporary files, which the encoder writes) left by
+// a preparation that is no longer running: removed. Returns how many.
 std::size_t remove_stale_temporaries(const fs::path& dir) {
   std::size_t removed = 0;
   std::error_code ec;
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    const std::size_t at = name.rfind(".mp4.tmp");
+    const std::size_t at = name.rfind(".mp4.tmp.");
     if (at == std::string::npos) continue;
-    const std::string rest = name.substr(at + 8);
-    const std::size_t dash = rest.find('-');
-    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789-") != std::string::npos)
+    const std::string rest = name.substr(at + 9);
+    const std::size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || rest.find_first_not_of("0123456789.") != std::string::npos)
       continue;
-    const long pid = std::stol(rest.substr(0, dash));
+    const long pid = std::stol(rest.substr(0, dot));
     if (pid == long(getpid()) || kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
     std::error_code rm;
     if (fs::remove(it->path(), rm)) ++removed;

@@ -11,16 +11,16 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
 
 #include <fmt/format.h>
+
+#include "util/atomic_file.h"
 
 namespace sefar::io {
 
@@ -78,7 +78,10 @@ bool encoder_available(VideoCodec codec) {
 }
 
 struct VideoEncoder::Impl {
-  std::string path, tmp_path;
+  std::string path;
+  // The file being written (a temporary file beside `path`, util/atomic_file.h): libavformat writes
+  // its temp_path(); finish() commits it, discard() drops it.
+  std::unique_ptr<util::AtomicFile> file;
   EncoderOptions opt;
   VideoCodec used = VideoCodec::kAuto;
   int width = 0, height = 0;
@@ -109,11 +112,7 @@ struct VideoEncoder::Impl {
     if (finished) return;
     out.reset();
     enc.reset();
-    if (!tmp_path.empty()) {
-      std::error_code ec;
-      std::filesystem::remove(tmp_path, ec);
-      tmp_path.clear();
-    }
+    file.reset();  // removes the temporary file
   }
   void check(int r, const char* what) {
     if (r < 0) fail(VideoErrorKind::kEncode, fmt::format("{}: {}", what, ff::error_string(r)));
@@ -167,11 +166,14 @@ void VideoEncoder::Impl::open(const std::string& p, int w, int h, double fps, co
       if (opt.pts[i] <= opt.pts[i - 1]) fail(VideoErrorKind::kEncode, "explicit pts must strictly increase");
 
   // Temporary file next to the target so the final rename stays on one filesystem (atomic).
-  static std::atomic<unsigned> counter{0};
-  tmp_path = fmt::format("{}.tmp{}-{}", path, static_cast<long>(getpid()), counter++);
+  try {
+    file = std::make_unique<util::AtomicFile>(path);
+  } catch (const util::WriteError& e) {
+    fail(VideoErrorKind::kIo, e.reason());
+  }
 
   AVFormatContext* raw = nullptr;
-  int r = avformat_alloc_output_context2(&raw, nullptr, container.c_str(), tmp_path.c_str());
+  int r = avformat_alloc_output_context2(&raw, nullptr, container.c_str(), file->temp_path().c_str());
   if (r < 0 || !raw)
     fail(VideoErrorKind::kUnsupported, fmt::format("no '{}' muxer: {}", container, ff::error_string(r)));
   out.reset(raw);
@@ -220,7 +222,7 @@ void VideoEncoder::Impl::open(const std::string& p, int w, int h, double fps, co
   if (!explicit_pts) st->avg_frame_rate = rate;
 
   if (!(out->oformat->flags & AVFMT_NOFILE)) {
-    r = avio_open(&out->pb, tmp_path.c_str(), AVIO_FLAG_WRITE);
+    r = avio_open(&out->pb, file->temp_path().c_str(), AVIO_FLAG_WRITE);
     if (r < 0) fail(VideoErrorKind::kIo, "cannot create the file: " + ff::error_string(r));
   }
   AVDictionary* mux_opts = nullptr;
@@ -286,11 +288,13 @@ void VideoEncoder::Impl::finish() {
     r = avio_closep(&out->pb);
     if (r < 0) fail(VideoErrorKind::kIo, "cannot close the file: " + ff::error_string(r));
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp_path, path, ec);
-  if (ec) fail(VideoErrorKind::kIo, "cannot rename the finished file into place: " + ec.message());
+  try {
+    file->commit();  // fsync, rename into place, fsync of the folder
+  } catch (const util::WriteError& e) {
+    fail(VideoErrorKind::kIo, e.reason());
+  }
   finished = true;
-  tmp_path.clear();
+  file.reset();
   out.reset();
   enc.reset();
 }

@@ -253,7 +253,7 @@ TEST_CASE("sefar prepare finegym: official names resolve to clips of the right f
   // preparation: the clip is cut again, the temporary file removed. The broken and the short
   // video are named with their reasons.
   fs::remove(split.clips[1].path);
-  const fs::path stale = out / (subs[3].name() + ".mp4.tmp" + std::to_string(dead_pid()) + "-0");
+  const fs::path stale = out / (subs[3].name() + ".mp4.tmp." + std::to_string(dead_pid()) + ".0");
   write_text(stale, "half a clip");
   r = run_sefar("prepare finegym " + common);
   INFO(r.output);

@@ -26,7 +26,7 @@ std::int64_t parse_integer(const std::string& name, const std::string& v) {
 }  // namespace
 
 std::int64_t Options::read_integer(const std::string& name, const std::string& v, std::int64_t min,
-                                  std::int64_t max, const std::string& range_message) {
+                                   std::int64_t max, const std::string& range_message) {
   const std::int64_t x = parse_integer(name, v);
   if (x >= min && x <= max) return x;
   if (range_message.empty()) throw app::UsageError(fmt::format("--{}: {} is out of range", name, v));
@@ -68,7 +68,8 @@ Options& Options::pair(std::string name, char sep, int& first, int& second) {
 }
 
 Options& Options::flag(std::string name, bool& target, bool value_when_given) {
-  options_.push_back({std::move(name), [&target, value_when_given](const std::string&) { target = value_when_given; }});
+  options_.push_back(
+      {std::move(name), [&target, value_when_given](const std::string&) { target = value_when_given; }});
   return *this;
 }
 

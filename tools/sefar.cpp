@@ -2,7 +2,6 @@
 // 1 runtime failure, 74 outputs could not be written, 130/143 stopped by SIGINT/SIGTERM.
 #include <malloc.h>
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -11,14 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>  // fmt::join (in fmt/format.h only before fmt 11)
 #include <nlohmann/json.hpp>
@@ -32,22 +28,16 @@
 #include "graph/runtime.h"
 #include "graph/stop.h"
 #include "graph/validate.h"
-#include "io/checkpoint.h"
 #include "report/report.h"
 #include "io/synth.h"
 #include "io/video.h"
 #include "models/config.h"
-#include "models/device.h"
-#include "models/distributed.h"
 #include "models/infer.h"
 #include "models/weights.h"
-#include "nodes/builtin.h"
-#include "nodes/run_directory.h"
 #include "nodes/auto_params.h"
 #include "nodes/run_record.h"
 #include "tools/options.h"
 #include "tools/prepare.h"
-#include "util/atomic_file.h"
 
 namespace {
 
@@ -187,19 +177,13 @@ curves, the eta distribution per epoch, the per-node profile and the confusion m
 RUN_DIR/metrics.jsonl, profile.json and pipeline.json. `sefar run` writes it at the end of a run.
 )";
 
-struct Args {
-  std::string path;  // the pipeline file, or synth's output directory
-  std::string type;
-  std::vector<std::string> sets;
-  std::string trace, profile;
-  std::string resume;                 // run: RUN_DIR to continue
-  std::string dist_backend = "auto";  // run: data-parallel backend
-  bool overwrite = false;             // run: start over in a run directory that holds a run
-  std::string command_line;           // as given, for run.json
-  bool schema_only = false;           // validate: skip the start-up checks (models and nodes built)
-  bool allow_changed_lists = false;   // run --resume: split lists may differ from the checkpoint's
-  bool quiet = false, dot = false, json = false, help = false;
-  std::vector<std::pair<std::string, std::string>> options;  // synth: --name value
+// The command line: what `sefar run` takes (app::RunRequest: the pipeline or synth's output directory
+// as `path`, --set, --resume, --trace, ...) and the other commands' flags.
+struct Args : app::RunRequest {
+  std::string type;                  // nodes: the node type
+  bool schema_only = false;          // validate: skip the start-up checks (models and nodes built)
+  bool dot = false, json = false, help = false;
+  std::vector<std::pair<std::string, std::string>> options;  // synth, infer: --name value
 };
 
 Args parse_args(const std::string& command, int argc, char** argv) {
@@ -508,23 +492,6 @@ int cmd_report(const Args& a) {
   return kExitOk;
 }
 
-
-
-sefar::app::RunRequest run_request(const Args& a) {
-  app::RunRequest r;
-  r.path = a.path;
-  r.sets = a.sets;
-  r.resume = a.resume;
-  r.overwrite = a.overwrite;
-  r.allow_changed_lists = a.allow_changed_lists;
-  r.trace = a.trace;
-  r.profile = a.profile;
-  r.quiet = a.quiet;
-  r.dist_backend = a.dist_backend;
-  r.command_line = a.command_line;
-  return r;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -578,7 +545,7 @@ int main(int argc, char** argv) {
     }
     if (command == "run") {
       sefar::graph::install_stop_handlers();
-      return sefar::app::run_pipeline(run_request(a), console);
+      return sefar::app::run_pipeline(a, console);
     }
     if (command == "validate") return cmd_validate(a);
     if (command == "graph") return cmd_graph(a);
