@@ -35,6 +35,7 @@
 #include "models/infer.h"
 #include "models/weights.h"
 #include "nodes/auto_params.h"
+#include "nodes/run_directory.h"
 #include "nodes/run_record.h"
 #include "tools/options.h"
 #include "tools/prepare.h"
