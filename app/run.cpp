@@ -129,6 +129,10 @@ int run_prepared(const RunRequest& a, graph::Runtime& runtime, const graph::RunO
 
 }  // namespace
 
+void set_compute_threads(int threads, const std::string& who) {
+  models::set_intra_op_threads(threads, who);
+}
+
 int exit_status(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
@@ -278,9 +282,7 @@ int run_pipeline(const RunRequest& a, std::optional<nodes::ConsoleLog>& console)
   options.rank = dist.rank;
   options.world_size = dist.world_size;
   options.list_fingerprints = nodes::list_fingerprints(validated);
-  options.set_compute_threads = [](int threads, const std::string& who) {
-    models::set_intra_op_threads(threads, who);
-  };
+  options.set_compute_threads = set_compute_threads;
   // Every start-up check (the same as sefar validate's) before anything is written.
   graph::Runtime runtime(validated, registry);
   runtime.prepare(options);

@@ -33,6 +33,10 @@ struct RefusedError : std::runtime_error {
 // RefusedError.
 int exit_status(const std::exception_ptr& error);
 
+// LibTorch's intra-op thread count, capped at the machine's cores (saying so, naming `who`): the
+// hook a run hands the runtime (graph::RunOptions::set_compute_threads), `sefar validate` too.
+void set_compute_threads(int threads, const std::string& who);
+
 // Every node type sefar has (nodes/builtin.h).
 graph::Registry make_registry();
 

@@ -358,7 +358,11 @@ int cmd_validate(const Args& a) {
   auto validated = app::resolve_pipeline(a.path, a.sets, registry, &doc, a.schema_only);
   // The start-up checks of sefar run: models and nodes built (lists read, clips looked up, labels,
   // devices), budgets; nothing is written.
-  if (!a.schema_only) graph::Runtime(validated, registry).prepare();
+  if (!a.schema_only) {
+    graph::RunOptions options;
+    options.set_compute_threads = app::set_compute_threads;  // the thread cap's warning is a check too
+    graph::Runtime(validated, registry).prepare(options);
+  }
   if (!a.quiet) std::cout << graph::safe_dump(graph::to_json(doc), 2) << "\n";
   std::cerr << fmt::format("{}: valid ({} nodes, {} edges)\n", a.path, validated.nodes.size(),
                            validated.edges.size());
