@@ -75,17 +75,22 @@ double smoothstep(double u) {
 
 }  // namespace
 
-std::vector<std::string> synth_class_names(int num_classes) {
-  if (num_classes < 2 || num_classes > int(class_defs().size()))
-    throw std::invalid_argument(fmt::format("synthetic dataset: num_classes must be in [2, {}], got {}",
-                                            class_defs().size(), num_classes));
+std::vector<std::string> synth_class_names(int num_classes, int first_class) {
+  const int routines = int(class_defs().size());
+  if (num_classes < 2 || num_classes > routines)
+    throw std::invalid_argument(fmt::format("synthetic dataset: num_classes must be in [2, {}], got {}", routines,
+                                            num_classes));
+  if (first_class < 0 || first_class > routines - num_classes)
+    throw std::invalid_argument(
+        fmt::format("synthetic dataset: first_class must be in [0, {}] with {} classes (there are {} routines), got {}",
+                    routines - num_classes, num_classes, routines, first_class));
   std::vector<std::string> names;
-  for (int i = 0; i < num_classes; ++i) names.push_back(class_defs()[i].name);
+  for (int i = 0; i < num_classes; ++i) names.push_back(class_defs()[first_class + i].name);
   return names;
 }
 
 Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) {
-  const auto& def = class_defs().at(label);
+  const auto& def = class_defs().at(o.first_class + label);
   std::mt19937_64 rng(mix(mix(o.seed) ^ (index * 0x632be59bd9b4e019ULL + 1)));
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   auto uniform = [&](double a, double b) { return a + (b - a) * u01(rng); };
@@ -164,7 +169,7 @@ Frames render_synth_clip(const SynthOptions& o, int label, std::uint64_t index) 
 
 SynthResult generate_synth_dataset(const SynthOptions& o, const std::function<void(int, int)>& progress) {
   namespace fs = std::filesystem;
-  auto names = synth_class_names(o.num_classes);
+  auto names = synth_class_names(o.num_classes, o.first_class);
   if (o.out_dir.empty()) throw std::invalid_argument("synthetic dataset: no output directory");
   if (o.width < 16 || o.height < 16 || o.width % 2 || o.height % 2)
     throw std::invalid_argument(fmt::format("synthetic dataset: width and height must be even and >= 16, got {}x{}",

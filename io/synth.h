@@ -18,6 +18,10 @@ namespace sefar::io {
 struct SynthOptions {
   std::string out_dir;
   int num_classes = 8;          // 2..12 (see synth_class_names())
+  // The routines used are class_defs[first_class, first_class + num_classes), labelled from 0: a
+  // dataset of other classes than the default's (e.g. first_class 8, num_classes 4) for pretraining
+  // on a different task.
+  int first_class = 0;
   int train_per_class = 60;     // labeled + unlabeled pool per class
   int val_per_class = 20;
   double labeled_fraction = 0.1;  // of the training pool, per class (at least one clip per class)
@@ -45,10 +49,12 @@ struct SynthResult {
   std::vector<SynthClip> train, unlabeled, val;
 };
 
-// Class names in label order, e.g. "turn_cw_1", "jump_then_turn_ccw_1".
-std::vector<std::string> synth_class_names(int num_classes);
+// Class names in label order, e.g. "turn_cw_1", "jump_then_turn_ccw_1"; label 0 is routine
+// `first_class`. Throws std::invalid_argument unless 2 <= num_classes and the range fits the 12.
+std::vector<std::string> synth_class_names(int num_classes, int first_class = 0);
 
-// Renders the frames of clip `index` (0-based, over the whole dataset) of class `label`.
+// Renders the frames of clip `index` (0-based, over the whole dataset) of class `label` (routine
+// options.first_class + label).
 Frames render_synth_clip(const SynthOptions& options, int label, std::uint64_t index);
 
 // Writes <out_dir>/videos/*.mp4, train.csv, unlabel.csv, val.csv (official format: "path label"

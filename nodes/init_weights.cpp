@@ -6,8 +6,10 @@
 #include <regex>
 #include <set>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "graph/diagnostics.h"
 #include "graph/json_source.h"
@@ -98,7 +100,7 @@ std::string grouped(const json& keys) {
 }  // namespace
 
 json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
-                          const std::string& path) {
+                          const std::string& path, bool backbone_only) {
   auto fail = [&](const std::string& why) {
     return util::ParamError(param, fmt::format("{}: {}", path, why));
   };
@@ -135,18 +137,48 @@ json load_initial_weights(models::MultiGranularViT& model, const std::string& pa
       std::map<std::string, at::Tensor> model_tensors;
       for (const auto& [key, value] : tensors)
         if (has_prefix(key, part)) model_tensors.emplace(key.substr(part.size()), value);
-      json report = report_json(param, path, models::load_state_dict(model, model_tensors, {}, path));
-      report["checkpoint_part"] = part.substr(0, part.size() - 1);
-      report["summary"] =
-          "the checkpoint's " + part.substr(0, part.size() - 1) + ": " + report["summary"].get<std::string>();
-      return report;
-    }
-    if (naming.timm && !naming.sefar)
+      tensors = std::move(model_tensors);
+    } else if (naming.timm && !naming.sefar) {
       throw std::runtime_error(
           "it holds ViT weights in timm's naming (blocks.N.*), not a whole SeFAR model: name it with "
           "\"pretrained\" instead");
+    }
     models::LoadOptions options;  // strict; pos_embed resized ('nearest', as the official forward)
-    return report_json(param, path, models::load_state_dict(model, tensors, options, path));
+    std::vector<std::string> head_in_file;  // left out by backbone_only
+    if (backbone_only) {
+      for (auto it = tensors.begin(); it != tensors.end();)
+        if (has_prefix(bare(it->first), "vit.model.")) {
+          ++it;
+        } else {
+          head_in_file.push_back(it->first);
+          it = tensors.erase(it);
+        }
+      options.strict = false;  // the head is missing by design; the backbone is checked below
+    }
+    models::LoadReport loaded = models::load_state_dict(model, tensors, options, path);
+    if (backbone_only) {
+      std::vector<std::string> backbone_missing;
+      for (const auto& key : loaded.missing)
+        if (has_prefix(key, "vit.model.")) backbone_missing.push_back(key);
+      if (!backbone_missing.empty() || !loaded.unexpected.empty())
+        throw std::runtime_error(fmt::format(
+            "init_from_parts \"backbone\": the file's backbone does not match the model's ({} backbone "
+            "tensors missing: {}; {} unexpected: {})",
+            backbone_missing.size(), fmt::join(backbone_missing, ", "), loaded.unexpected.size(),
+            fmt::join(loaded.unexpected, ", ")));
+      loaded.unexpected = head_in_file;
+    }
+    json report = report_json(param, path, loaded);
+    if (backbone_only) {
+      report["parts"] = "backbone";
+      report["summary"] = "the backbone only (the head as built): " + report["summary"].get<std::string>();
+    }
+    if (!part.empty()) {
+      report["checkpoint_part"] = part.substr(0, part.size() - 1);
+      report["summary"] =
+          "the checkpoint's " + part.substr(0, part.size() - 1) + ": " + report["summary"].get<std::string>();
+    }
+    return report;
   } catch (const std::invalid_argument&) {
     throw;
   } catch (const std::exception& e) {

@@ -18,10 +18,12 @@ namespace sefar::nodes {
 // may be left over). "init_from": full model weights (a sefar model.safetensors, or an official
 // checkpoint converted by tools/convert_official.py, or a training checkpoint: its teacher, else its
 // student) loaded strictly into backbone and head; a position embedding for another input size is
-// resized. Returns the report (initial_weights_json's
-// form); throws std::invalid_argument starting `param "NAME":` and naming the file.
+// resized. With backbone_only (sefar_model's init_from_parts "backbone") only the backbone
+// (vit.model.*) is taken, strictly, and the fusion head stays as built: a model trained on another
+// task (another number of classes) as the starting point, the way an ImageNet backbone is. Returns the
+// report (initial_weights_json's form); throws util::ParamError naming the parameter and the file.
 nlohmann::json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
-                                    const std::string& path);
+                                    const std::string& path, bool backbone_only = false);
 
 // The console form of a report: one line of counts (and what was resized), then the modules kept
 // as built and the file's tensors left out, blocks merged ("vit.model.blocks.*.temporal_fc (x12)").

@@ -54,6 +54,10 @@ graph::NodeSpec sefar_model_spec() {
           "teacher, else its student), or an official SeFAR checkpoint converted by "
           "tools/convert_official.py), backbone and head, loaded strictly; empty: none. A resumed run "
           "continues from its checkpoint instead")
+      .param_choice("init_from_parts", "all", {"all", "backbone"},
+                    "what init_from loads: all (backbone and head, strictly) or backbone (vit.model.* strictly; "
+                    "the fusion head as built): a model trained on another task, e.g. with another number of "
+                    "classes, as the starting point the way an ImageNet backbone is (docs/PRETRAINED.md)")
       .param_group(device_params)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
         const auto& p = ctx.params;
@@ -79,7 +83,13 @@ graph::NodeSpec sefar_model_spec() {
         auto trainer = std::make_shared<models::Trainer>(t);
         nlohmann::json report;  // null: built from scratch
         if (!pretrained.empty()) report = load_initial_weights(trainer->student(), "pretrained", pretrained);
-        if (!init_from.empty()) report = load_initial_weights(trainer->student(), "init_from", init_from);
+        const bool backbone_only = p.get_string("init_from_parts") == "backbone";
+        if (backbone_only && init_from.empty())
+          throw util::ParamError("init_from_parts",
+                                 "\"backbone\" says what to take from init_from, which is empty: name the file "
+                                 "with init_from, or leave init_from_parts at \"all\"");
+        if (!init_from.empty())
+          report = load_initial_weights(trainer->student(), "init_from", init_from, backbone_only);
         if (!report.is_null() && ctx.rank == 0)
           std::cerr << fmt::format("model '{}': {}\n", ctx.id, initial_weights_summary(report));
         trainer->set_initial_weights(std::move(report));

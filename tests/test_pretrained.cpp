@@ -81,9 +81,10 @@ fs::path model_pipeline(const fs::path& dir) {
   const fs::path path = dir / "model.json";
   std::ofstream(path) << R"({
   "name": "init",
-  "params": {"pretrained": "", "init_from": "", "num_classes": 3},
+  "params": {"pretrained": "", "init_from": "", "init_from_parts": "all", "num_classes": 3},
   "models": {"net": {"type": "sefar_model", "params": {"model": "tiny", "num_classes": "${num_classes}",
-                     "crop": 32, "pretrained": "${pretrained}", "init_from": "${init_from}"}}},
+                     "crop": 32, "pretrained": "${pretrained}", "init_from": "${init_from}",
+                     "init_from_parts": "${init_from_parts}"}}},
   "nodes": {"src": {"type": "range", "params": {"count": 1}}, "sink": {"type": "discard"}},
   "edges": ["src -> sink"]
 })";
@@ -144,6 +145,59 @@ TEST_CASE("pretrained and init_from: loading, strictness and errors that name th
   r = validate("--set pretrained=" + (dir.path / "partial.safetensors").string());
   CHECK(r.status == 2);
   CHECK(r.output.find("vit.model.blocks.1.mlp.fc1.weight") != std::string::npos);
+}
+
+TEST_CASE("init_from_parts backbone: a model of another task gives its backbone, the head stays as built") {
+  TempDir dir("init_backbone");
+  at::manual_seed(7);
+  auto other_task = models::make_model(models::ModelConfig::tiny(4, {2, 2, 4}));
+  const fs::path file = dir.path / "other_task.safetensors";
+  models::save_weights(*other_task, file.string());
+  auto model = models::make_model(models::ModelConfig::tiny(8, {2, 2, 4}));
+  const SD before = models::state_dict(*model);
+
+  const auto report = nodes::load_initial_weights(*model, "init_from", file.string(), /*backbone_only=*/true);
+  CHECK(report["parts"] == "backbone");
+  const SD source = models::state_dict(*other_task), after = models::state_dict(*model);
+  int backbone = 0, head = 0;
+  for (const auto& [key, value] : after) {
+    CAPTURE(key);
+    if (key.rfind(kPrefix, 0) == 0) {
+      CHECK(at::equal(value, source.at(key)));
+      CHECK(contains(report["loaded"], key));
+      ++backbone;
+    } else {
+      CHECK(at::equal(value, before.at(key)));  // the head as built, also where the shapes agree
+      CHECK(contains(report["missing"], key));
+      CHECK(contains(report["unexpected"], key));  // the file's head, left out
+      ++head;
+    }
+  }
+  CHECK(backbone > 20);
+  CHECK(head == 14);  // post_fusion0/1, global_fusion, ln1-3, fc: weight and bias each
+
+  // Through a pipeline: the console says what was taken; errors name the parameter.
+  const std::string pipeline = model_pipeline(dir.path).string();
+  auto r = run_sefar("validate " + pipeline + " --set num_classes=8 --set init_from_parts=backbone --set init_from=" +
+                     file.string());
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("init_from from " + file.string() + ": the backbone only (the head as built): loaded") !=
+        std::string::npos);
+  CHECK(r.output.find("kept from the model's own initialisation: post_fusion1") != std::string::npos);
+  r = run_sefar("validate " + pipeline + " --set init_from_parts=backbone");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("param \"init_from_parts\": \"backbone\" says what to take from init_from, which is empty") !=
+        std::string::npos);
+  // A backbone of another depth is refused in one sentence (the model size check).
+  auto small = models::make_model(models::ModelConfig::tiny(4, {2, 2, 4}));
+  SD partial = models::state_dict(*small);
+  partial.erase("vit.model.blocks.1.mlp.fc1.weight");
+  io::save_safetensors((dir.path / "partial.safetensors").string(), partial);
+  r = run_sefar("validate " + pipeline + " --set init_from_parts=backbone --set init_from=" +
+                (dir.path / "partial.safetensors").string());
+  CHECK(r.status == 2);
+  CHECK(r.output.find("1 backbone tensors missing: vit.model.blocks.1.mlp.fc1.weight") != std::string::npos);
 }
 
 TEST_CASE("a training run started from pretrained weights records them in RUN_DIR/initial_weights.json") {

@@ -5,6 +5,7 @@
 #include "io/synth.h"
 #include "run_helpers.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -76,4 +77,30 @@ TEST_CASE("synth: every file is byte-identical with 1, 2 and 4 threads") {
     CHECK(files.size() == reference.size());
     CHECK(different.empty());
   }
+}
+
+TEST_CASE("synth: first_class picks other routines, labelled from 0, for a different task") {
+  const auto all = synth_class_names(12);
+  const auto other = synth_class_names(4, 8);
+  REQUIRE(other.size() == 4);
+  for (int i = 0; i < 4; ++i) CHECK(other[i] == all[8 + i]);
+  // None of them is one of the default dataset's 8 classes.
+  const auto defaults = synth_class_names(8);
+  for (const auto& name : other) CHECK(std::find(defaults.begin(), defaults.end(), name) == defaults.end());
+
+  // Label 0 with first_class 8 is the routine of label 8 with first_class 0 (same clip otherwise).
+  SynthOptions o;
+  o.width = 32;
+  o.height = 32;
+  o.min_frames = o.max_frames = 12;
+  o.first_class = 8;
+  const Frames shifted = render_synth_clip(o, 0, 5);
+  o.first_class = 0;
+  CHECK(render_synth_clip(o, 8, 5).rgb == shifted.rgb);
+  CHECK(render_synth_clip(o, 0, 5).rgb != shifted.rgb);
+
+  CHECK_THROWS_WITH_AS(synth_class_names(4, 9),
+                       "synthetic dataset: first_class must be in [0, 8] with 4 classes (there are 12 routines), got 9",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(synth_class_names(4, -1), std::invalid_argument);
 }

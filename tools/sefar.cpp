@@ -147,6 +147,9 @@ length. Writes OUT_DIR/videos/*.mp4, train.csv (labeled), unlabel.csv, val.csv (
 
 options:
   --classes N           number of classes, 2..12 (default 8)
+  --first-class K       use routines K..K+N-1 of the 12, labelled 0..N-1 (default 0); e.g.
+                        --classes 4 --first-class 8: four routines the default 8 classes lack, a
+                        different task to pretrain on
   --train-per-class N   training clips per class, labeled + unlabeled (default 60)
   --val-per-class N     validation clips per class (default 20)
   --labeled F           labeled fraction of the training clips, e.g. 0.05 or 0.1 (default 0.1)
@@ -400,6 +403,7 @@ int cmd_synth(const Args& a) {
   o.threads = int(std::thread::hardware_concurrency());
   tools::Options()
       .integer("classes", o.num_classes, INT_MIN, INT_MAX)
+      .integer("first-class", o.first_class, INT_MIN, INT_MAX)
       .integer("train-per-class", o.train_per_class, INT_MIN, INT_MAX)
       .integer("val-per-class", o.val_per_class, INT_MIN, INT_MAX)
       .number("labeled", o.labeled_fraction)

@@ -7,6 +7,8 @@ for a in ("root", "per-class", "fractions", "configs", "seeds", "doc", "svg", "c
     ap.add_argument("--" + a, required=True)
 ap.add_argument("--full-fraction", default="", help="the fraction (100) at which only supervised ran, or empty")
 ap.add_argument("--full-configs", default="supervised", help="the configurations trained at the full fraction")
+ap.add_argument("--pretrain-run", default="", help="the run whose backbone every run started from, or empty")
+ap.add_argument("--eta-configs", default="sefar", help="the configurations whose teacher statistics are tabulated")
 args = ap.parse_args()
 study_fractions = args.fractions.split()
 full = args.full_fraction.strip()
@@ -37,7 +39,23 @@ def mean_std(xs):
     return m, s
 
 
+def read_teacher(path):
+    """Per epoch: eta_mean, eta_above_half, eta_hist (epoch records) and the mean pseudo-label accuracy
+    of its semi-supervised steps (step records)."""
+    epochs, pseudo = {}, {}
+    with open(path) as f:
+        for line in f:
+            j = json.loads(line)
+            if j.get("kind") == "epoch" and "eta_mean" in j:
+                epochs[j["epoch"]] = j
+            elif j.get("kind") == "step" and j.get("semi") and "pseudo_accuracy" in j:
+                pseudo.setdefault(j["epoch"], []).append(j["pseudo_accuracy"])
+    return {e: dict(eta_mean=r["eta_mean"], above=r.get("eta_above_half", 0.0), hist=r.get("eta_hist", []),
+                    pseudo=(sum(pseudo[e]) / len(pseudo[e]) if pseudo.get(e) else None)) for e, r in epochs.items()}
+
+
 results = {}  # (frac, config) -> list of per-seed curves
+teacher = {}  # (frac, config) -> list of per-seed read_teacher()
 run_seconds = []  # wall time of every run found that recorded it
 seconds_of = {}  # (frac, config) -> wall times of its finished runs
 for frac in fractions:
@@ -57,6 +75,7 @@ for frac in fractions:
                 c = read_evals(p)
                 if c:
                     curves.append(c)
+                    teacher.setdefault((frac, config), []).append(read_teacher(p))
                     if seconds is not None:
                         seconds_of[(frac, config)].append(seconds)
         results[(frac, config)] = curves
@@ -73,6 +92,18 @@ lines.append("Final validation top-1 (%, centre crop, one draw per clip) after t
              "clips per class (labeled + unlabeled), 48x40 px, 24-40 frames; the labeled fraction is the column. "
              "Pipelines: `pipelines/synthetic/<config>.json`.")
 lines.append("")
+if args.pretrain_run:
+    pre = read_evals(os.path.join(args.pretrain_run, "metrics.jsonl"))
+    sec = os.path.join(args.pretrain_run, "seconds.txt")
+    pre_seconds = open(sec).read().strip() if os.path.exists(sec) else "?"
+    lines.append("Initialisation (the paper's regime, with a stand-in for ImageNet): every run below starts from the "
+                 "backbone of one model trained first, supervised, on a different task: `sefar synth --classes 4 "
+                 "--first-class 8` (four routines none of the 8 classes below has: half turn one way then the other, "
+                 "both orders, and three-quarter turns both ways; other clips, seed 1; every clip labeled), "
+                 f"{len(pre)} epochs, {pre_seconds} s; its own validation top-1 "
+                 f"{pre[-1] if pre else float('nan'):.1f}%. The fusion head starts as built (`init_from_parts=backbone`), "
+                 "as after ImageNet.")
+    lines.append("")
 header = "| config | " + " | ".join(f"{f}% labels" for f in fractions) + " |"
 lines.append(header)
 lines.append("|" + "---|" * (len(fractions) + 1))
@@ -173,6 +204,50 @@ for frac in study_fractions:
             if sefar is not None and value is not None:
                 variants.append(f"- {frac}% labels: {config.split('=', 1)[-1]} {value:.1f} (n={n}) vs moderate "
                                 f"{sefar:.1f}: {value - sefar:+.1f}.")
+# Compute: the wall time of the runs compared (same machine, same number of parallel runs).
+compute = []
+for frac in study_fractions:
+    times = {c: seconds_of.get((frac, c), []) for c in rows}
+    sefar_t = times.get("sefar") or []
+    if not sefar_t:
+        continue
+    base = sum(sefar_t) / len(sefar_t)
+    parts = []
+    for c in rows:
+        if times.get(c):
+            m = sum(times[c]) / len(times[c])
+            parts.append(f"{c} {m:.0f} s ({m / base:.2f}x)")
+    compute.append(f"- {frac}% labels, mean wall time per run (relative to SeFAR's): " + ", ".join(parts) + ".")
+
+# The teacher's statistics per epoch (DESIGN: eta = the adaptive regulation's weight of a clip).
+eta_lines = []
+for config in args.eta_configs.split():
+    for frac in study_fractions:
+        runs_t = teacher.get((frac, config), [])
+        if not runs_t:
+            continue
+        epochs_all = sorted(set().union(*[set(r) for r in runs_t]))
+        if not epochs_all:
+            continue
+        eta_lines.append(f"{config}, {frac}% labels (mean over {len(runs_t)} seeds; eta histogram: share of the "
+                         "epoch's unlabeled clips in each tenth of [0, 1]):")
+        eta_lines.append("")
+        eta_lines.append("| epoch | eta mean | eta > 0.5 | pseudo-label accuracy | eta histogram (%) |")
+        eta_lines.append("|---|---|---|---|---|")
+        for e in epochs_all:
+            rs = [r[e] for r in runs_t if e in r]
+            mean_eta = sum(r["eta_mean"] for r in rs) / len(rs)
+            above = sum(r["above"] for r in rs) / len(rs)
+            ps = [r["pseudo"] for r in rs if r["pseudo"] is not None]
+            pseudo_cell = f"{100 * sum(ps) / len(ps):.1f}%" if ps else "—"
+            hist = [0.0] * 10
+            for r in rs:
+                total = sum(r["hist"]) or 1
+                for i, v in enumerate(r["hist"][:10]):
+                    hist[i] += 100.0 * v / total / len(rs)
+            eta_lines.append(f"| {e} | {mean_eta:.3f} | {100 * above:.1f}% | {pseudo_cell} | "
+                             + " ".join(f"{h:.0f}" for h in hist) + " |")
+        eta_lines.append("")
 if difficulty:
     lines.append("The dataset's difficulty (the supervised runs compared have the same schedule and number of labeled "
                  "steps; only the labeled list differs) and the calibration (a supervised schedule of its own, its "
@@ -186,6 +261,17 @@ if checks:
     lines.append("")
     lines.extend(checks)
     lines.append("")
+if compute:
+    lines.append("Compute (each run's wall time, `seconds.txt`; the runs ran side by side on the same machine, "
+                 "so the ratios compare and the seconds do not):")
+    lines.append("")
+    lines.extend(compute)
+    lines.append("")
+if eta_lines:
+    lines.append("The teacher per epoch (`metrics.jsonl` epoch records: the regulation's eta over the epoch's "
+                 "unlabeled clips; step records: the accuracy of the teacher's pseudo-labels on them):")
+    lines.append("")
+    lines.extend(eta_lines)
 if variants:
     lines.append("Temporal-perturbation variants against the default (moderate) perturbation:")
     lines.append("")

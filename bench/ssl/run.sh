@@ -31,6 +31,13 @@
 #   JOBS       runs trained at once, each with one BLAS thread   [nproc: on 2 cores two runs at
 #              once finish about 1.8x sooner than one after the other with two BLAS threads]
 #   REPORT_ONLY=1  train nothing: write the report from the runs already finished
+#   PRETRAIN=1     the paper's regime, with a stand-in for ImageNet: first train the model supervised
+#              on a different task (`sefar synth --classes 4 --first-class 8`: four routines none of
+#              the study's 8 classes has, other clips (seed 1), every clip labeled), then start every
+#              run of the study from its backbone (init_from, init_from_parts=backbone; the fusion head
+#              as built, as after ImageNet). Its runs have a folder of their own.      [0]
+#   PRETRAIN_PER_CLASS  clips per class of the pretraining task                       [200]
+#   PRETRAIN_EPOCHS     epochs of the pretraining (800 clips each)                    [20]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 fractions=${FRACTIONS:-5 10}
@@ -41,9 +48,14 @@ per_class=${PER_CLASS:-100}
 val=${VAL:-25}
 doc=${DOC:-docs/RESULTS.md}
 out=data/generated/ssl
-# Runs are reused only under the same extra settings: SET names its own runs folder.
-runs=$out/runs${SET:+_$(printf '%s' "$SET" | md5sum | cut -c1-8)}
-command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" ${FULL_CONFIGS+FULL_CONFIGS="$FULL_CONFIGS"} PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${JOBS:+JOBS=$JOBS} ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY}) bash bench/ssl/run.sh"
+pretrain=${PRETRAIN:-0}
+pretrain_per_class=${PRETRAIN_PER_CLASS:-200}
+pretrain_epochs=${PRETRAIN_EPOCHS:-20}
+# Runs are reused only under the same extra settings: SET (and the pretraining) names its own folder.
+runs_key=${SET:-}
+[ "$pretrain" = 1 ] && runs_key="$runs_key pretrain p$pretrain_per_class e$pretrain_epochs"
+runs=$out/runs${runs_key:+_$(printf '%s' "$runs_key" | md5sum | cut -c1-8)}
+command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" ${FULL_CONFIGS+FULL_CONFIGS="$FULL_CONFIGS"} PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${JOBS:+JOBS=$JOBS} ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY} ${PRETRAIN:+PRETRAIN=$PRETRAIN} ${PRETRAIN_PER_CLASS:+PRETRAIN_PER_CLASS=$PRETRAIN_PER_CLASS} ${PRETRAIN_EPOCHS:+PRETRAIN_EPOCHS=$PRETRAIN_EPOCHS} ${DOC:+DOC=$DOC} ${TITLE:+TITLE="$TITLE"}) bash bench/ssl/run.sh"
 
 build_sefar
 # Every run of the study uses the binary it started with, whatever is rebuilt meanwhile.
@@ -96,9 +108,33 @@ wait_for_slot() {
   done
 }
 
+# The stand-in for ImageNet: a supervised model of a different task, trained once (and reused).
+mkdir -p "$runs"
+init_args=()
+pretrain_run=""
+if [ "$pretrain" = 1 ]; then
+  pretrain_data=$out/pretrain_data_p${pretrain_per_class}
+  pretrain_run=$runs/pretrain
+  if [ ! -f "$pretrain_data/val.csv" ]; then
+    echo "ssl: generating $pretrain_data (the pretraining task: 4 other routines, every clip labeled)"
+    "$sefar" synth "$pretrain_data" --classes 4 --first-class 8 --train-per-class "$pretrain_per_class" \
+      --val-per-class "$val" --labeled 1 --size 48x40 --frames 24:40 --seed 1 >/dev/null 2>&1
+  fi
+  if [ ! -f "$pretrain_run/model.safetensors" ] && [ "${REPORT_ONLY:-0}" != 1 ]; then
+    rm -rf "$pretrain_run"
+    mkdir -p "$pretrain_run"
+    echo "ssl: pretraining on the other task ($pretrain_epochs epochs)"
+    train_one pretrain pretrain 0 "$pretrain_run" pipelines/synthetic/supervised.json \
+      --set num_classes=4 --set train_list="$pretrain_data/train.csv" --set unlabeled_list="$pretrain_data/train.csv" \
+      --set val_list="$pretrain_data/val.csv" --set epochs="$pretrain_epochs" \
+      --set labeled_per_epoch=$((4 * pretrain_per_class)) \
+      --set optimizer.milestones="[$((pretrain_epochs * 4 / 5))]" --set runtime.seed=0 --set runtime.run_dir="$pretrain_run"
+  fi
+  init_args=(--set init_from="$pretrain_run/model.safetensors" --set init_from_parts=backbone)
+fi
+
 # Seeds outermost: an interrupted study has every configuration and fraction with its first seeds.
 [ "${REPORT_ONLY:-0}" = 1 ] && seeds_to_train="" || seeds_to_train=$seeds
-mkdir -p "$runs"
 for seed in $seeds_to_train; do
   for config in $all_configs; do
     pipeline=${config%%+*}
@@ -114,7 +150,7 @@ for seed in $seeds_to_train; do
       # shellcheck disable=SC2086
       args=("pipelines/synthetic/$pipeline.json" --set train_list="$data/train.csv"
         --set unlabeled_list="$data/unlabel.csv" --set val_list="$data/val.csv" --set runtime.seed="$seed"
-        --set runtime.run_dir="$run" "${extra[@]}" ${SET:-})
+        --set runtime.run_dir="$run" "${init_args[@]}" "${extra[@]}" ${SET:-})
       if [ -f "$run/model.safetensors" ] && [ -f "$run/metrics.jsonl" ]; then
         # The run directory is the one setting allowed to differ (a study's runs may be moved).
         if cmp -s <("$sefar" validate "${args[@]}" 2>/dev/null | grep -v '"run_dir":') \
@@ -136,5 +172,5 @@ elapsed=$(( $(date +%s) - start ))
   --full-fraction "$full_fraction" \
   --configs "$configs" --full-configs "$full_configs" --seeds "$seeds" --doc "$doc" --svg "${doc%.md}_curves.svg" \
   --command "$command_line" --commit "$(commit_label)" \
-  --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}"
+  --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}" ${pretrain_run:+--pretrain-run "$pretrain_run"}
 echo "report: $doc"
