@@ -37,7 +37,7 @@
 #              run of the study from its backbone (init_from, init_from_parts=backbone; the fusion head
 #              as built, as after ImageNet). Its runs have a folder of their own.      [0]
 #   PRETRAIN_PER_CLASS  clips per class of the pretraining task                       [200]
-#   PRETRAIN_EPOCHS     epochs of the pretraining (800 clips each)                    [20]
+#   PRETRAIN_EPOCHS     epochs of the pretraining (800 clips each)                    [30]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 fractions=${FRACTIONS:-5 10}
@@ -50,7 +50,7 @@ doc=${DOC:-docs/RESULTS.md}
 out=data/generated/ssl
 pretrain=${PRETRAIN:-0}
 pretrain_per_class=${PRETRAIN_PER_CLASS:-200}
-pretrain_epochs=${PRETRAIN_EPOCHS:-20}
+pretrain_epochs=${PRETRAIN_EPOCHS:-30}
 # Runs are reused only under the same extra settings: SET (and the pretraining) names its own folder.
 runs_key=${SET:-}
 [ "$pretrain" = 1 ] && runs_key="$runs_key pretrain p$pretrain_per_class e$pretrain_epochs"
@@ -127,6 +127,7 @@ if [ "$pretrain" = 1 ]; then
     train_one pretrain pretrain 0 "$pretrain_run" pipelines/synthetic/supervised.json \
       --set num_classes=4 --set train_list="$pretrain_data/train.csv" --set unlabeled_list="$pretrain_data/train.csv" \
       --set val_list="$pretrain_data/val.csv" --set epochs="$pretrain_epochs" \
+      --set warmup_epochs=$((pretrain_epochs < 3 ? pretrain_epochs : 3)) \
       --set labeled_per_epoch=$((4 * pretrain_per_class)) \
       --set optimizer.milestones="[$((pretrain_epochs * 4 / 5))]" --set runtime.seed=0 --set runtime.run_dir="$pretrain_run"
   fi
