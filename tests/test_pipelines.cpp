@@ -48,6 +48,7 @@ TEST_CASE("every synthetic-study pipeline validates and differs from its base wh
       {"no_tokenmix", "node token_mix removed"},
       {"supervised_ema", "nodes.loss.params.gamma_un: 2.0 -> 0.0"},
       {"supervised_long", "nodes.train.params.epochs: 30 -> 90"},
+      {"supervised_matched", "nodes.train.params.epochs: 30 -> 120"},
   };
   CHECK(pipeline_files("synthetic") == configs.size());
   for (const auto& [name, difference] : configs) {
