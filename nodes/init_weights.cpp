@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <ATen/ops/upsample_nearest1d.h>
+
 #include "graph/diagnostics.h"
 #include "graph/json_source.h"
 #include "graph/runtime.h"
@@ -144,29 +146,48 @@ json load_initial_weights(models::MultiGranularViT& model, const std::string& pa
           "\"pretrained\" instead");
     }
     models::LoadOptions options;  // strict; pos_embed resized ('nearest', as the official forward)
-    std::vector<std::string> head_in_file;  // left out by backbone_only
+    std::vector<std::string> left_out, time_resized;  // by backbone_only
     if (backbone_only) {
-      for (auto it = tensors.begin(); it != tensors.end();)
-        if (has_prefix(bare(it->first), "vit.model.")) {
-          ++it;
-        } else {
-          head_in_file.push_back(it->first);
+      // The time embeddings follow the model's views: another frame count is resized the way the
+      // official forward resizes it (nearest), a view the model lacks is left out, and a view the
+      // file lacks stays as built (an ImageNet start has none at all).
+      const auto own = models::state_dict(model);
+      for (auto it = tensors.begin(); it != tensors.end();) {
+        const std::string key = bare(it->first);
+        const bool time_embed = has_prefix(key, "vit.model.time_embed.");
+        const auto mine = own.find(key);
+        if (!has_prefix(key, "vit.model.") || (time_embed && mine == own.end())) {
+          left_out.push_back(it->first);
           it = tensors.erase(it);
+          continue;
         }
+        at::Tensor& value = it->second;
+        if (time_embed && value.dim() == 3 && mine->second.dim() == 3 && value.size(1) != mine->second.size(1) &&
+            value.size(0) == 1 && value.size(2) == mine->second.size(2)) {
+          time_resized.push_back(fmt::format("{}: [1, {}, {}] -> [1, {}, {}]", key, value.size(1), value.size(2),
+                                             mine->second.size(1), mine->second.size(2)));
+          value = at::upsample_nearest1d(value.transpose(1, 2), std::vector<int64_t>{mine->second.size(1)})
+                      .transpose(1, 2)
+                      .contiguous();
+        }
+        ++it;
+      }
       options.strict = false;  // the head is missing by design; the backbone is checked below
     }
     models::LoadReport loaded = models::load_state_dict(model, tensors, options, path);
     if (backbone_only) {
       std::vector<std::string> backbone_missing;
       for (const auto& key : loaded.missing)
-        if (has_prefix(key, "vit.model.")) backbone_missing.push_back(key);
+        if (has_prefix(key, "vit.model.") && !has_prefix(key, "vit.model.time_embed."))
+          backbone_missing.push_back(key);
       if (!backbone_missing.empty() || !loaded.unexpected.empty())
         throw std::runtime_error(fmt::format(
             "init_from_parts \"backbone\": the file's backbone does not match the model's ({} backbone "
             "tensors missing: {}; {} unexpected: {})",
             backbone_missing.size(), fmt::join(backbone_missing, ", "), loaded.unexpected.size(),
             fmt::join(loaded.unexpected, ", ")));
-      loaded.unexpected = head_in_file;
+      loaded.unexpected = left_out;
+      loaded.resized.insert(loaded.resized.end(), time_resized.begin(), time_resized.end());
     }
     json report = report_json(param, path, loaded);
     if (backbone_only) {

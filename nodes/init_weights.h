@@ -20,7 +20,9 @@ namespace sefar::nodes {
 // student) loaded strictly into backbone and head; a position embedding for another input size is
 // resized. With backbone_only (sefar_model's init_from_parts "backbone") only the backbone
 // (vit.model.*) is taken, strictly, and the fusion head stays as built: a model trained on another
-// task (another number of classes) as the starting point, the way an ImageNet backbone is. Returns the
+// task (another number of classes) as the starting point, the way an ImageNet backbone is. Its time
+// embeddings follow the model's views: another frame count is resized (nearest, as the official
+// forward does), a view the model lacks is left out, one the file lacks stays as built. Returns the
 // report (initial_weights_json's form); throws util::ParamError naming the parameter and the file.
 nlohmann::json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
                                     const std::string& path, bool backbone_only = false);

@@ -176,6 +176,28 @@ TEST_CASE("init_from_parts backbone: a model of another task gives its backbone,
   CHECK(backbone > 20);
   CHECK(head == 14);  // post_fusion0/1, global_fusion, ln1-3, fc: weight and bias each
 
+  // Another view layout (one 8-frame view, the no_dual ablation): the file's first time embedding is
+  // resized by nearest neighbour (frames 0-3 take its frame 0), the views the model lacks are left
+  // out; the other way round, the views the file lacks stay as built.
+  auto one_view = models::make_model(models::ModelConfig::tiny(8, {8}));
+  const auto resized = nodes::load_initial_weights(*one_view, "init_from", file.string(), true);
+  const at::Tensor te = models::state_dict(*one_view).at("vit.model.time_embed.0");
+  const at::Tensor src_te = source.at("vit.model.time_embed.0");
+  REQUIRE(te.sizes() == at::IntArrayRef({1, 8, 64}));
+  for (int64_t t = 0; t < 8; ++t) CHECK(at::equal(te[0][t], src_te[0][t / 4]));
+  CHECK(contains(resized["resized"], "vit.model.time_embed.0: [1, 2, 64] -> [1, 8, 64]"));
+  CHECK(contains(resized["unexpected"], "vit.model.time_embed.2"));
+  CHECK(at::equal(models::state_dict(*one_view).at("vit.model.blocks.0.temporal_fc.weight"),
+                  source.at("vit.model.blocks.0.temporal_fc.weight")));
+  const fs::path one_view_file = dir.path / "one_view.safetensors";
+  models::save_weights(*one_view, one_view_file.string());
+  auto three_views = models::make_model(models::ModelConfig::tiny(8, {2, 2, 4}));
+  const SD three_before = models::state_dict(*three_views);
+  const auto fewer = nodes::load_initial_weights(*three_views, "init_from", one_view_file.string(), true);
+  CHECK(contains(fewer["missing"], "vit.model.time_embed.2"));
+  CHECK(at::equal(models::state_dict(*three_views).at("vit.model.time_embed.2"),
+                  three_before.at("vit.model.time_embed.2")));
+
   // Through a pipeline: the console says what was taken; errors name the parameter.
   const std::string pipeline = model_pipeline(dir.path).string();
   auto r = run_sefar("validate " + pipeline + " --set num_classes=8 --set init_from_parts=backbone --set init_from=" +

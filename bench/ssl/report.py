@@ -8,6 +8,7 @@ for a in ("root", "per-class", "fractions", "configs", "seeds", "doc", "svg", "c
 ap.add_argument("--full-fraction", default="", help="the fraction (100) at which only supervised ran, or empty")
 ap.add_argument("--full-configs", default="supervised", help="the configurations trained at the full fraction")
 ap.add_argument("--pretrain-run", default="", help="the run whose backbone every run started from, or empty")
+ap.add_argument("--pretrain-parts", default="spatial", help="spatial (through pretrained) or backbone (init_from)")
 ap.add_argument("--eta-configs", default="sefar", help="the configurations whose teacher statistics are tabulated")
 args = ap.parse_args()
 study_fractions = args.fractions.split()
@@ -101,8 +102,13 @@ if args.pretrain_run:
                  "--first-class 8` (four routines none of the 8 classes below has: half turn one way then the other, "
                  "both orders, and three-quarter turns both ways; other clips, seed 1; every clip labeled), "
                  f"{len(pre)} epochs, {pre_seconds} s; its own validation top-1 "
-                 f"{pre[-1] if pre else float('nan'):.1f}%. The fusion head starts as built (`init_from_parts=backbone`), "
-                 "as after ImageNet.")
+                 f"{pre[-1] if pre else float('nan'):.1f}%. " + (
+                     "The runs take its spatial backbone only, in timm's naming (`bench/ssl/spatial_backbone.py`), "
+                     "through `pretrained`, exactly as from ImageNet weights: spatial weights as they are, temporal "
+                     "attention copied from the spatial one, `temporal_fc` zero after block 0, time embeddings and "
+                     "fusion head from scratch." if args.pretrain_parts == "spatial" else
+                     "The runs take its whole backbone, temporal branch included (`init_from_parts=backbone`); the "
+                     "fusion head starts as built."))
     lines.append("")
 header = "| config | " + " | ".join(f"{f}% labels" for f in fractions) + " |"
 lines.append(header)

@@ -34,8 +34,13 @@
 #   PRETRAIN=1     the paper's regime, with a stand-in for ImageNet: first train the model supervised
 #              on a different task (`sefar synth --classes 4 --first-class 8`: four routines none of
 #              the study's 8 classes has, other clips (seed 1), every clip labeled), then start every
-#              run of the study from its backbone (init_from, init_from_parts=backbone; the fusion head
-#              as built, as after ImageNet). Its runs have a folder of their own.      [0]
+#              run of the study from it. Its runs have a folder of their own.          [0]
+#   PRETRAIN_PARTS  what the runs take from it:                                       [spatial]
+#              spatial: the spatial backbone in timm's naming (bench/ssl/spatial_backbone.py) through
+#                `pretrained`, exactly as from ImageNet weights: temporal attention copied from the
+#                spatial one, temporal_fc zero after block 0, time embeddings and head from scratch;
+#              backbone: the whole backbone, temporal branch included, through init_from with
+#                init_from_parts=backbone (the head from scratch).
 #   PRETRAIN_PER_CLASS  clips per class of the pretraining task                       [200]
 #   PRETRAIN_EPOCHS     epochs of the pretraining (800 clips each)                    [30]
 set -euo pipefail
@@ -51,11 +56,14 @@ out=data/generated/ssl
 pretrain=${PRETRAIN:-0}
 pretrain_per_class=${PRETRAIN_PER_CLASS:-200}
 pretrain_epochs=${PRETRAIN_EPOCHS:-30}
+pretrain_parts=${PRETRAIN_PARTS:-spatial}
+case "$pretrain_parts" in spatial|backbone) ;; *) echo "$0: PRETRAIN_PARTS must be spatial or backbone, got '$pretrain_parts'" >&2; exit 2;; esac
 # Runs are reused only under the same extra settings: SET (and the pretraining) names its own folder.
 runs_key=${SET:-}
 [ "$pretrain" = 1 ] && runs_key="$runs_key pretrain p$pretrain_per_class e$pretrain_epochs"
+[ "$pretrain" = 1 ] && [ "$pretrain_parts" != backbone ] && runs_key="$runs_key $pretrain_parts"
 runs=$out/runs${runs_key:+_$(printf '%s' "$runs_key" | md5sum | cut -c1-8)}
-command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" ${FULL_CONFIGS+FULL_CONFIGS="$FULL_CONFIGS"} PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${JOBS:+JOBS=$JOBS} ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY} ${PRETRAIN:+PRETRAIN=$PRETRAIN} ${PRETRAIN_PER_CLASS:+PRETRAIN_PER_CLASS=$PRETRAIN_PER_CLASS} ${PRETRAIN_EPOCHS:+PRETRAIN_EPOCHS=$PRETRAIN_EPOCHS} ${DOC:+DOC=$DOC} ${TITLE:+TITLE="$TITLE"}) bash bench/ssl/run.sh"
+command_line="$(printf '%q ' env FRACTIONS="$fractions" SEEDS="$seeds" CONFIGS="$configs" ${FULL_CONFIGS+FULL_CONFIGS="$FULL_CONFIGS"} PER_CLASS="$per_class" VAL="$val" SET="${SET:-}" ${JOBS:+JOBS=$JOBS} ${FULL_LABELS:+FULL_LABELS=$FULL_LABELS} ${REPORT_ONLY:+REPORT_ONLY=$REPORT_ONLY} ${PRETRAIN:+PRETRAIN=$PRETRAIN} ${PRETRAIN_PER_CLASS:+PRETRAIN_PER_CLASS=$PRETRAIN_PER_CLASS} ${PRETRAIN_EPOCHS:+PRETRAIN_EPOCHS=$PRETRAIN_EPOCHS} ${PRETRAIN_PARTS:+PRETRAIN_PARTS=$PRETRAIN_PARTS} ${DOC:+DOC=$DOC} ${TITLE:+TITLE="$TITLE"}) bash bench/ssl/run.sh"
 
 build_sefar
 # Every run of the study uses the binary it started with, whatever is rebuilt meanwhile.
@@ -114,7 +122,8 @@ init_args=()
 pretrain_run=""
 if [ "$pretrain" = 1 ]; then
   pretrain_data=$out/pretrain_data_p${pretrain_per_class}
-  pretrain_run=$runs/pretrain
+  # One pretrained model for both PRETRAIN_PARTS.
+  pretrain_run=$out/pretrain_p${pretrain_per_class}_e${pretrain_epochs}
   if [ ! -f "$pretrain_data/val.csv" ]; then
     echo "ssl: generating $pretrain_data (the pretraining task: 4 other routines, every clip labeled)"
     "$sefar" synth "$pretrain_data" --classes 4 --first-class 8 --train-per-class "$pretrain_per_class" \
@@ -131,7 +140,13 @@ if [ "$pretrain" = 1 ]; then
       --set labeled_per_epoch=$((4 * pretrain_per_class)) \
       --set optimizer.milestones="[$((pretrain_epochs * 4 / 5))]" --set runtime.seed=0 --set runtime.run_dir="$pretrain_run"
   fi
-  init_args=(--set init_from="$pretrain_run/model.safetensors" --set init_from_parts=backbone)
+  if [ "$pretrain_parts" = spatial ]; then
+    [ -f "$pretrain_run/spatial_backbone.safetensors" ] ||
+      /usr/bin/python3 bench/ssl/spatial_backbone.py "$pretrain_run/model.safetensors" "$pretrain_run/spatial_backbone.safetensors"
+    init_args=(--set pretrained="$pretrain_run/spatial_backbone.safetensors")
+  else
+    init_args=(--set init_from="$pretrain_run/model.safetensors" --set init_from_parts=backbone)
+  fi
 fi
 
 # Seeds outermost: an interrupted study has every configuration and fraction with its first seeds.
@@ -173,5 +188,5 @@ elapsed=$(( $(date +%s) - start ))
   --full-fraction "$full_fraction" \
   --configs "$configs" --full-configs "$full_configs" --seeds "$seeds" --doc "$doc" --svg "${doc%.md}_curves.svg" \
   --command "$command_line" --commit "$(commit_label)" \
-  --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}" ${pretrain_run:+--pretrain-run "$pretrain_run"}
+  --elapsed "$elapsed" --title "${TITLE:-SeFAR on synthetic fine-grained data}" ${pretrain_run:+--pretrain-run "$pretrain_run" --pretrain-parts "$pretrain_parts"}
 echo "report: $doc"
