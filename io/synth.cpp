@@ -78,12 +78,12 @@ double smoothstep(double u) {
 std::vector<std::string> synth_class_names(int num_classes, int first_class) {
   const int routines = int(class_defs().size());
   if (num_classes < 2 || num_classes > routines)
-    throw std::invalid_argument(fmt::format("synthetic dataset: num_classes must be in [2, {}], got {}", routines,
-                                            num_classes));
-  if (first_class < 0 || first_class > routines - num_classes)
     throw std::invalid_argument(
-        fmt::format("synthetic dataset: first_class must be in [0, {}] with {} classes (there are {} routines), got {}",
-                    routines - num_classes, num_classes, routines, first_class));
+        fmt::format("synthetic dataset: num_classes must be in [2, {}], got {}", routines, num_classes));
+  if (first_class < 0 || first_class > routines - num_classes)
+    throw std::invalid_argument(fmt::format(
+        "synthetic dataset: first_class must be in [0, {}] with {} classes (there are {} routines), got {}",
+        routines - num_classes, num_classes, routines, first_class));
   std::vector<std::string> names;
   for (int i = 0; i < num_classes; ++i) names.push_back(class_defs()[first_class + i].name);
   return names;

@@ -101,8 +101,8 @@ std::string grouped(const json& keys) {
 
 }  // namespace
 
-json load_initial_weights(models::MultiGranularViT& model, const std::string& param,
-                          const std::string& path, bool backbone_only) {
+json load_initial_weights(models::MultiGranularViT& model, const std::string& param, const std::string& path,
+                          bool backbone_only) {
   auto fail = [&](const std::string& why) {
     return util::ParamError(param, fmt::format("{}: {}", path, why));
   };
@@ -162,10 +162,11 @@ json load_initial_weights(models::MultiGranularViT& model, const std::string& pa
           continue;
         }
         at::Tensor& value = it->second;
-        if (time_embed && value.dim() == 3 && mine->second.dim() == 3 && value.size(1) != mine->second.size(1) &&
-            value.size(0) == 1 && value.size(2) == mine->second.size(2)) {
-          time_resized.push_back(fmt::format("{}: [1, {}, {}] -> [1, {}, {}]", key, value.size(1), value.size(2),
-                                             mine->second.size(1), mine->second.size(2)));
+        if (time_embed && value.dim() == 3 && mine->second.dim() == 3 &&
+            value.size(1) != mine->second.size(1) && value.size(0) == 1 &&
+            value.size(2) == mine->second.size(2)) {
+          time_resized.push_back(fmt::format("{}: [1, {}, {}] -> [1, {}, {}]", key, value.size(1),
+                                             value.size(2), mine->second.size(1), mine->second.size(2)));
           value = at::upsample_nearest1d(value.transpose(1, 2), std::vector<int64_t>{mine->second.size(1)})
                       .transpose(1, 2)
                       .contiguous();

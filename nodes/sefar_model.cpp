@@ -54,10 +54,11 @@ graph::NodeSpec sefar_model_spec() {
           "teacher, else its student), or an official SeFAR checkpoint converted by "
           "tools/convert_official.py), backbone and head, loaded strictly; empty: none. A resumed run "
           "continues from its checkpoint instead")
-      .param_choice("init_from_parts", "all", {"all", "backbone"},
-                    "what init_from loads: all (backbone and head, strictly) or backbone (vit.model.* strictly; "
-                    "the fusion head as built): a model trained on another task, e.g. with another number of "
-                    "classes, as the starting point the way an ImageNet backbone is (docs/PRETRAINED.md)")
+      .param_choice(
+          "init_from_parts", "all", {"all", "backbone"},
+          "what init_from loads: all (backbone and head, strictly) or backbone (vit.model.* strictly; "
+          "the fusion head as built): a model trained on another task, e.g. with another number of "
+          "classes, as the starting point the way an ImageNet backbone is (docs/PRETRAINED.md)")
       .param_group(device_params)
       .model_factory([](const graph::NodeContext& ctx) -> std::any {
         const auto& p = ctx.params;
@@ -85,9 +86,10 @@ graph::NodeSpec sefar_model_spec() {
         if (!pretrained.empty()) report = load_initial_weights(trainer->student(), "pretrained", pretrained);
         const bool backbone_only = p.get_string("init_from_parts") == "backbone";
         if (backbone_only && init_from.empty())
-          throw util::ParamError("init_from_parts",
-                                 "\"backbone\" says what to take from init_from, which is empty: name the file "
-                                 "with init_from, or leave init_from_parts at \"all\"");
+          throw util::ParamError(
+              "init_from_parts",
+              "\"backbone\" says what to take from init_from, which is empty: name the file "
+              "with init_from, or leave init_from_parts at \"all\"");
         if (!init_from.empty())
           report = load_initial_weights(trainer->student(), "init_from", init_from, backbone_only);
         if (!report.is_null() && ctx.rank == 0)

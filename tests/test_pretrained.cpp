@@ -200,16 +200,17 @@ TEST_CASE("init_from_parts backbone: a model of another task gives its backbone,
 
   // Through a pipeline: the console says what was taken; errors name the parameter.
   const std::string pipeline = model_pipeline(dir.path).string();
-  auto r = run_sefar("validate " + pipeline + " --set num_classes=8 --set init_from_parts=backbone --set init_from=" +
-                     file.string());
+  auto r = run_sefar("validate " + pipeline +
+                     " --set num_classes=8 --set init_from_parts=backbone --set init_from=" + file.string());
   INFO(r.output);
   CHECK(r.status == 0);
-  CHECK(r.output.find("init_from from " + file.string() + ": the backbone only (the head as built): loaded") !=
-        std::string::npos);
+  CHECK(r.output.find("init_from from " + file.string() +
+                      ": the backbone only (the head as built): loaded") != std::string::npos);
   CHECK(r.output.find("kept from the model's own initialisation: post_fusion1") != std::string::npos);
   r = run_sefar("validate " + pipeline + " --set init_from_parts=backbone");
   CHECK(r.status == 2);
-  CHECK(r.output.find("param \"init_from_parts\": \"backbone\" says what to take from init_from, which is empty") !=
+  CHECK(r.output.find(
+            "param \"init_from_parts\": \"backbone\" says what to take from init_from, which is empty") !=
         std::string::npos);
   // A backbone of another depth is refused in one sentence (the model size check).
   auto small = models::make_model(models::ModelConfig::tiny(4, {2, 2, 4}));

@@ -99,8 +99,9 @@ TEST_CASE("synth: first_class picks other routines, labelled from 0, for a diffe
   CHECK(render_synth_clip(o, 8, 5).rgb == shifted.rgb);
   CHECK(render_synth_clip(o, 0, 5).rgb != shifted.rgb);
 
-  CHECK_THROWS_WITH_AS(synth_class_names(4, 9),
-                       "synthetic dataset: first_class must be in [0, 8] with 4 classes (there are 12 routines), got 9",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      synth_class_names(4, 9),
+      "synthetic dataset: first_class must be in [0, 8] with 4 classes (there are 12 routines), got 9",
+      std::invalid_argument);
   CHECK_THROWS_AS(synth_class_names(4, -1), std::invalid_argument);
 }
