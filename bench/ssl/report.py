@@ -22,16 +22,6 @@ BUDGET_SECONDS = 15 * 60  # a run's budget in the study (2 cores)
 seeds = args.seeds.split()
 
 
-def read_evals(path):
-    evals = []
-    with open(path) as f:
-        for line in f:
-            j = json.loads(line)
-            if j.get("kind") == "eval":
-                evals.append(100.0 * j["top1"])
-    return evals
-
-
 def mean_std(xs):
     if not xs:
         return float("nan"), float("nan")
@@ -40,23 +30,28 @@ def mean_std(xs):
     return m, s
 
 
-def read_teacher(path):
-    """Per epoch: eta_mean, eta_above_half, eta_hist (epoch records) and the mean pseudo-label accuracy
-    of its semi-supervised steps (step records)."""
-    epochs, pseudo = {}, {}
+def read_run(path):
+    """One pass over a run's metrics.jsonl: the validation top-1 (%) per epoch, and the teacher per epoch
+    (eta_mean, eta_above_half, eta_hist from the epoch records; the mean pseudo-label accuracy of its
+    semi-supervised steps)."""
+    evals, epochs, pseudo = [], {}, {}
     with open(path) as f:
         for line in f:
             j = json.loads(line)
-            if j.get("kind") == "epoch" and "eta_mean" in j:
+            kind = j.get("kind")
+            if kind == "eval":
+                evals.append(100.0 * j["top1"])
+            elif kind == "epoch" and "eta_mean" in j:
                 epochs[j["epoch"]] = j
-            elif j.get("kind") == "step" and j.get("semi") and "pseudo_accuracy" in j:
+            elif kind == "step" and j.get("semi") and "pseudo_accuracy" in j:
                 pseudo.setdefault(j["epoch"], []).append(j["pseudo_accuracy"])
-    return {e: dict(eta_mean=r["eta_mean"], above=r.get("eta_above_half", 0.0), hist=r.get("eta_hist", []),
-                    pseudo=(sum(pseudo[e]) / len(pseudo[e]) if pseudo.get(e) else None)) for e, r in epochs.items()}
+    teacher = {e: dict(eta_mean=r["eta_mean"], above=r.get("eta_above_half", 0.0), hist=r.get("eta_hist", []),
+                       pseudo=(sum(pseudo[e]) / len(pseudo[e]) if pseudo.get(e) else None)) for e, r in epochs.items()}
+    return evals, teacher
 
 
 results = {}  # (frac, config) -> list of per-seed curves
-teacher = {}  # (frac, config) -> list of per-seed read_teacher()
+teacher = {}  # (frac, config) -> list of per-seed teachers (read_run)
 run_seconds = []  # wall time of every run found that recorded it
 seconds_of = {}  # (frac, config) -> wall times of its finished runs
 for frac in fractions:
@@ -73,10 +68,10 @@ for frac in fractions:
                 run_seconds.append(seconds)
             # A run counts once finished (its model written): an unfinished one has a partial curve.
             if os.path.exists(p) and os.path.exists(os.path.join(os.path.dirname(p), "model.safetensors")):
-                c = read_evals(p)
+                c, t = read_run(p)
                 if c:
                     curves.append(c)
-                    teacher.setdefault((frac, config), []).append(read_teacher(p))
+                    teacher.setdefault((frac, config), []).append(t)
                     if seconds is not None:
                         seconds_of[(frac, config)].append(seconds)
         results[(frac, config)] = curves
@@ -94,7 +89,7 @@ lines.append("Final validation top-1 (%, centre crop, one draw per clip) after t
              "Pipelines: `pipelines/synthetic/<config>.json`.")
 lines.append("")
 if args.pretrain_run:
-    pre = read_evals(os.path.join(args.pretrain_run, "metrics.jsonl"))
+    pre, _ = read_run(os.path.join(args.pretrain_run, "metrics.jsonl"))
     sec = os.path.join(args.pretrain_run, "seconds.txt")
     pre_seconds = open(sec).read().strip() if os.path.exists(sec) else "?"
     lines.append("Initialisation (the paper's regime, with a stand-in for ImageNet): every run below starts from the "
