@@ -272,9 +272,7 @@ class VisionTransformer : public torch::nn::Module {
 
   at::Tensor time(size_t view, int64_t t) {
     const at::Tensor& te = time_embed[view];  // [1, T0, D]
-    if (te.size(1) == t) return te.squeeze(0);
-    // Official: F.interpolate(time_embed, size=T, mode='nearest') when the clip length differs.
-    return at::upsample_nearest1d(te.transpose(1, 2), std::vector<int64_t>{t}).transpose(1, 2).squeeze(0);
+    return resize_time_embed(te, t).squeeze(0);
   }
 
   std::vector<at::Tensor> features(const std::vector<at::Tensor>& views, const TokenMix* mix) {
@@ -506,6 +504,11 @@ int64_t parameter_count(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();
   return n;
+}
+
+at::Tensor resize_time_embed(const at::Tensor& time_embed, int64_t frames) {
+  if (time_embed.size(1) == frames) return time_embed;
+  return at::upsample_nearest1d(time_embed.transpose(1, 2), std::vector<int64_t>{frames}).transpose(1, 2);
 }
 
 at::Tensor resize_pos_embed(const at::Tensor& pos_embed, int64_t grid_h, int64_t grid_w, bool bicubic) {

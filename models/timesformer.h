@@ -114,4 +114,8 @@ int64_t parameter_count(const torch::nn::Module& module);
 // source token count is not 1 + a square.
 at::Tensor resize_pos_embed(const at::Tensor& pos_embed, int64_t grid_h, int64_t grid_w, bool bicubic);
 
+// A time embedding [1, T0, D] for T frames: itself when T0 == T, else PyTorch's 'nearest' along time
+// (the official forward's F.interpolate when the clip length differs). [1, T, D].
+at::Tensor resize_time_embed(const at::Tensor& time_embed, int64_t frames);
+
 }  // namespace sefar::models

@@ -11,8 +11,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <ATen/ops/upsample_nearest1d.h>
-
 #include "graph/diagnostics.h"
 #include "graph/json_source.h"
 #include "graph/runtime.h"
@@ -167,9 +165,7 @@ json load_initial_weights(models::MultiGranularViT& model, const std::string& pa
             value.size(2) == mine->second.size(2)) {
           time_resized.push_back(fmt::format("{}: [1, {}, {}] -> [1, {}, {}]", key, value.size(1),
                                              value.size(2), mine->second.size(1), mine->second.size(2)));
-          value = at::upsample_nearest1d(value.transpose(1, 2), std::vector<int64_t>{mine->second.size(1)})
-                      .transpose(1, 2)
-                      .contiguous();
+          value = models::resize_time_embed(value, mine->second.size(1));
         }
         ++it;
       }
